@@ -1,0 +1,98 @@
+"""Presets: plain dataclasses for sizes and hyperparameters (command-line options override fields).
+
+``paper`` is the original study (SPEC 1.5/1.6: 50×50 patches, LSTM hidden 2,500, GPU);
+``demo`` trains all models to a useful level on a 2-core CPU in minutes; ``tiny`` is for tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+from .errors import GlacierError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings of one model (SPEC 1.6)."""
+
+    lr: float = 1e-4
+    weight_decay: float = 1e-3
+    batch_size: int = 100
+    epochs: int = 40
+    optimizer: str = "adam"  # "adam" = AdamW (as the original), or "rmsprop"
+    clip_value: float = 3.0
+    val_every: int = 100  # steps between validation batches
+    ckpt_every: int = 500  # steps between checkpoints
+    max_steps: int | None = None  # stop early (for demos/tests); None = all epochs
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture sizes. LSTM hidden size defaults to patch² (2,500 in the paper)."""
+
+    hidden: int | None = None
+    layers: int = 3
+    heads: int = 5
+    dropout: float = 0.1
+    convlstm: tuple[int, ...] = (128, 64, 32, 32, 64, 32)  # encoder 3 + decoder 3 hidden channels
+    unet_base: int = 64  # channels base·(1, 2, 4, 8, 16)
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    patch: int = 50
+    stride: int = 10
+    #: ROI size of the synthetic glaciers (rows, cols) per glacier; None = the SPEC ROI.
+    scene_size: dict[str, tuple[int, int]] | None = None
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: dict[str, TrainConfig] = field(default_factory=dict)
+
+    def train_config(self, model: str) -> TrainConfig:
+        return self.train.get(model, TrainConfig())
+
+
+_PAPER_TRAIN = {
+    "salstm": TrainConfig(lr=1e-4, weight_decay=1e-3, epochs=50),
+    "lstm": TrainConfig(lr=1e-4, weight_decay=1e-3, epochs=40),
+    "convlstm": TrainConfig(lr=1e-4, weight_decay=1e-3, epochs=40),
+    "unet": TrainConfig(lr=1e-3, weight_decay=1e-2, epochs=20),
+}
+
+PRESETS: dict[str, Preset] = {
+    "paper": Preset(name="paper", train=_PAPER_TRAIN),
+    # demo and tiny are tuned by the models/training work; see README for their figures.
+    "demo": Preset(
+        name="demo",
+        patch=20,
+        stride=10,
+        scene_size={"parvati": (160, 160), "aletsch": (120, 120)},
+        model=ModelConfig(convlstm=(32, 16, 16, 16, 16, 16), unet_base=16),
+        train={k: replace(v, epochs=3, batch_size=32) for k, v in _PAPER_TRAIN.items()},
+    ),
+    "tiny": Preset(
+        name="tiny",
+        patch=10,
+        stride=10,
+        scene_size={"parvati": (60, 60), "aletsch": (50, 50)},
+        model=ModelConfig(hidden=32, layers=1, heads=2, convlstm=(4, 4, 4, 4, 4, 4), unet_base=4),
+        train={k: replace(v, epochs=1, batch_size=16, val_every=5, ckpt_every=10) for k, v in _PAPER_TRAIN.items()},
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise GlacierError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}") from None
+
+
+def override(obj, **changes):
+    """``dataclasses.replace`` that ignores None values and rejects unknown fields with a clear error."""
+    names = {f.name for f in fields(obj)}
+    unknown = set(changes) - names
+    if unknown:
+        raise GlacierError(f"unknown setting(s) {sorted(unknown)} for {type(obj).__name__}")
+    return replace(obj, **{k: v for k, v in changes.items() if v is not None})
