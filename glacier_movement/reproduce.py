@@ -1,0 +1,404 @@
+"""`glacier-movement reproduce`: the main job, every stage of the three experiments in order.
+
+The job is a list of stages; each stage is a list of the same commands a user would type (so the
+README's commands and the job cannot drift apart), run in-process. A stage that finished with the
+same settings is skipped on a re-run (state in ``<results>/reproduce.json``); ``--from STAGE``
+runs that stage and every later one again. A killed job resumes: every command writes its outputs
+atomically, and a training run that was cut short continues from its last checkpoint.
+
+Experiments (SPEC 1.6/1.7, README):
+1. Parvati: the four models (and persistence), test scores for the paper and strict splits with
+   bootstrap intervals, full-scene predictions, optical flow scored against the true motion;
+2. transfer to Aletsch: the experiment-1 SA-LSTM before and after fine-tuning on Aletsch;
+3. mixed training: SA-LSTM from scratch on Parvati + Aletsch training sequences (both test sets
+   excluded), tested on the Parvati test sequences and the Aletsch full scenes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import config
+from .errors import GlacierError
+from .io import atomic_path
+from .presets import Preset, get_preset
+
+#: The four models of the paper, in the paper's table order.
+MODELS = ("salstm", "lstm", "convlstm", "unet")
+SOURCES = ("synthetic", "planetary-computer")
+
+
+@dataclass(frozen=True)
+class Job:
+    """Settings of one reproduction (plain data; every field is a command-line option)."""
+
+    preset: str = "demo"
+    source: str = "synthetic"
+    root: Path = Path("data")
+    results: Path = Path("results")
+    years: str = "2013-2021"
+    seed: int = 0
+    bootstrap: int = 1000
+    #: models trained again on the strict split (leak-free test scores); all four with "all"
+    strict_models: tuple[str, ...] = ("salstm",)
+    wandb: str = "offline"
+    device: str | None = None
+    glaciers: tuple[str, ...] = ("parvati", "aletsch")
+
+    @property
+    def settings(self) -> Preset:
+        return get_preset(self.preset)
+
+    def fingerprint(self) -> dict:
+        """What a finished stage depends on: change any of it and the stages run again."""
+        d = asdict(self)
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items() if k != "device"}
+
+
+# ------------------------------------------------------------------------------- run names
+def run_name(experiment: int, model: str, split: str = "paper") -> str:
+    """Names of the training runs under ``<root>/models/`` (also the labels of their outputs)."""
+    base = {1: f"exp1-{model}", 2: f"exp2-{model}-aletsch", 3: f"exp3-{model}-mixed"}[experiment]
+    return base if split == "paper" else f"{base}-{split}"
+
+
+def exp1_runs(job: Job) -> list[tuple[str, str, str]]:
+    """(model, split, run name) of every experiment-1 training run."""
+    runs = [(m, "paper", run_name(1, m)) for m in MODELS]
+    runs += [(m, "strict", run_name(1, m, "strict")) for m in MODELS if m in job.strict_models]
+    return runs
+
+
+# ----------------------------------------------------------------------------------- stages
+Command = list[str]
+
+
+def _common(job: Job) -> list[str]:
+    return ["--data-root", str(job.root)]
+
+
+def _train(job: Job, model: str, glaciers: list[str], run: str, split: str, *extra: str) -> Command:
+    cmd = ["train", "--model", model, "--preset", job.preset, "--split", split, "--run-name", run]
+    for g in glaciers:
+        cmd += ["--glacier", g]
+    cmd += ["--wandb", job.wandb, "--seed", str(job.seed), "--resume", *extra]
+    return cmd + (["--device", job.device] if job.device else [])
+
+
+def _device(job: Job) -> list[str]:
+    return ["--device", job.device] if job.device else []
+
+
+def stage_data(job: Job) -> list[Command]:
+    if job.source == "synthetic":
+        size = job.settings.scene_size or {}
+        return [
+            ["synthesize", "--glacier", g, "--years", job.years, "--seed", str(job.seed)]
+            + (["--size", *map(str, size[g])] if g in size else [])
+            for g in job.glaciers
+        ]
+    return [["acquire", "--glacier", g, "--years", job.years] for g in job.glaciers]
+
+
+def stage_preprocess(job: Job) -> list[Command]:
+    return [["preprocess", "--glacier", g] for g in job.glaciers]
+
+
+def stage_sequences(job: Job) -> list[Command]:
+    return [["sequences", "--glacier", g, "--preset", job.preset] for g in job.glaciers]
+
+
+def stage_train(job: Job) -> list[Command]:
+    return [_train(job, m, ["parvati"], run, split) for m, split, run in exp1_runs(job)]
+
+
+def stage_test(job: Job) -> list[Command]:
+    boot = ["--bootstrap", str(job.bootstrap), "--seed", str(job.seed)]
+    return [
+        ["test", "--run", run, "--glacier", "parvati", "--split", split, *boot, *_device(job)]
+        for _, split, run in exp1_runs(job)
+    ]
+
+
+def stage_infer(job: Job) -> list[Command]:
+    return [
+        ["infer", "--run", run_name(1, m), "--glacier", "parvati", *_device(job)] for m in MODELS
+    ]
+
+
+def stage_flow(job: Job) -> list[Command]:
+    return [
+        ["flow", "--run", run_name(1, m), "--glacier", "parvati", *_device(job)] for m in MODELS
+    ]
+
+
+def _pretrained(job: Job) -> str:
+    return str(job.root / "models" / run_name(1, "salstm") / "last.pt")
+
+
+def stage_experiment2(job: Job) -> list[Command]:
+    before, after = "exp2-salstm-before", "exp2-salstm-after"
+    return [
+        _train(
+            job,
+            "salstm",
+            ["aletsch"],
+            run_name(2, "salstm"),
+            "paper",
+            "--init-from",
+            _pretrained(job),
+        ),
+        [
+            "infer",
+            "--run",
+            run_name(1, "salstm"),
+            "--glacier",
+            "aletsch",
+            "--name",
+            before,
+            *_device(job),
+        ],
+        [
+            "infer",
+            "--run",
+            run_name(2, "salstm"),
+            "--glacier",
+            "aletsch",
+            "--name",
+            after,
+            *_device(job),
+        ],
+        [
+            "flow",
+            "--run",
+            run_name(2, "salstm"),
+            "--glacier",
+            "aletsch",
+            "--name",
+            after,
+            *_device(job),
+        ],
+        ["scene-scores", "--glacier", "aletsch", "--scenes", before, after, "--name", "exp2"],
+    ]
+
+
+def stage_experiment3(job: Job) -> list[Command]:
+    run = run_name(3, "salstm")
+    boot = ["--bootstrap", str(job.bootstrap), "--seed", str(job.seed)]
+    aletsch = "exp3-salstm-mixed-aletsch"
+    return [
+        _train(job, "salstm", ["parvati", "aletsch"], run, "paper"),
+        ["test", "--run", run, "--glacier", "parvati", "--split", "paper", *boot, *_device(job)],
+        ["infer", "--run", run, "--glacier", "aletsch", "--name", aletsch, *_device(job)],
+        [
+            "scene-scores", "--glacier", "aletsch", "--name", "exp3",
+            "--scenes", "exp2-salstm-before", "exp2-salstm-after", aletsch,
+        ],
+    ]  # fmt: skip
+
+
+def stage_report(job: Job) -> list[Command]:
+    return [
+        ["loss-curves"],
+        [
+            "report", "--results", str(job.results), "--preset", job.preset,
+            "--source", job.source, "--bootstrap", str(job.bootstrap),
+        ],
+    ]  # fmt: skip
+
+
+STAGES: dict[str, Callable[[Job], list[Command]]] = {
+    "data": stage_data,
+    "preprocess": stage_preprocess,
+    "sequences": stage_sequences,
+    "train": stage_train,
+    "test": stage_test,
+    "infer": stage_infer,
+    "flow": stage_flow,
+    "experiment2": stage_experiment2,
+    "experiment3": stage_experiment3,
+    "report": stage_report,
+}
+
+
+# ------------------------------------------------------------------------------------ state
+@dataclass
+class State:
+    """What finished, with which settings and in how long (``<results>/reproduce.json``)."""
+
+    path: Path
+    fingerprint: dict
+    stages: dict[str, dict] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path, fingerprint: dict) -> State:
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return cls(path, fingerprint)
+        except (OSError, ValueError) as e:
+            raise GlacierError(
+                f"{path} is unreadable ({e}); delete it to run every stage again"
+            ) from None
+        if data.get("fingerprint") != fingerprint:
+            return cls(path, fingerprint)  # other settings: nothing counts as done
+        return cls(path, fingerprint, data.get("stages", {}))
+
+    def done(self, stage: str) -> bool:
+        return self.stages.get(stage, {}).get("status") == "done"
+
+    def save(self) -> None:
+        with atomic_path(self.path) as tmp:
+            tmp.write_text(
+                json.dumps({"fingerprint": self.fingerprint, "stages": self.stages}, indent=2)
+            )
+
+
+def _execute(argv: Command, job: Job) -> None:
+    """Run one CLI command in-process; its errors propagate (the stage stops, state is kept)."""
+    from .cli import build_parser
+
+    full = [argv[0], *_common(job), *argv[1:]]
+    print(f"\n$ glacier-movement {shlex.join(full)}", flush=True)
+    args = build_parser().parse_args(full)
+    rc = args.func(args)
+    if rc:
+        raise GlacierError(f"`glacier-movement {shlex.join(full)}` exited with {rc}; see above")
+
+
+def reproduce(job: Job, start: str | None = None, stop: str | None = None) -> State:
+    """Run the stages in order, skipping those already done with the same settings."""
+    names = list(STAGES)
+    for s in (start, stop):
+        if s is not None and s not in STAGES:
+            raise GlacierError(f"unknown stage {s!r}: choose one of {', '.join(names)}")
+    state = State.load(job.results / "reproduce.json", job.fingerprint())
+    first = names.index(start) if start else None
+    last = names.index(stop) if stop else len(names) - 1
+    t_job = time.perf_counter()
+    for i, name in enumerate(names[: last + 1]):
+        if state.done(name) and (first is None or i < first):
+            print(f"== {name}: done earlier in {state.stages[name]['seconds']:.0f} s, skipped")
+            continue
+        print(f"\n== {name}", flush=True)
+        resuming = state.stages.get(name, {}).get("status") == "running"
+        state.stages[name] = {"status": "running"}
+        state.save()
+        t0 = time.perf_counter()
+        commands = STAGES[name](job)
+        if not resuming:  # a fresh stage starts its training runs over instead of resuming them
+            commands = [[("--overwrite" if a == "--resume" else a) for a in c] for c in commands]
+        for argv in commands:
+            _execute(argv, job)
+        state.stages[name] = {
+            "status": "done",
+            "seconds": round(time.perf_counter() - t0, 1),
+            "commands": [shlex.join(["glacier-movement", *c]) for c in commands],
+        }
+        state.save()
+        if first is not None and i >= first:
+            # a re-run stage invalidates the later ones
+            for later in names[i + 1 :]:
+                state.stages.pop(later, None)
+            state.save()
+    total = sum(s.get("seconds", 0) for s in state.stages.values())
+    print(
+        f"\nreproduce ({job.preset}, {job.source}) finished: this run {time.perf_counter() - t_job:.0f} s, "
+        f"all stages {total:.0f} s; report in {job.results / 'README.md'}"
+    )
+    return state
+
+
+# --------------------------------------------------------------------------------------- CLI
+def register(sub, common) -> None:
+    p = sub.add_parser(
+        "reproduce",
+        parents=[common],
+        help="the main job: all three experiments end to end, resumable",
+        description=(
+            "Run every stage of the three experiments in order: "
+            + " → ".join(STAGES)
+            + ". Synthetic glaciers by default (no network, no account); "
+            "--source planetary-computer downloads real Landsat-8 scenes instead. Finished stages "
+            "are skipped on a re-run; --from STAGE runs that stage and all later ones again. "
+            "Ends with <results>/README.md and <results>/results.csv."
+        ),
+    )
+    p.add_argument(
+        "--preset", default="demo", help="paper (GPU), demo (2-core CPU, minutes) or tiny (tests)"
+    )
+    p.add_argument(
+        "--source", choices=SOURCES, default="synthetic", help="where the scenes come from"
+    )
+    p.add_argument(
+        "--results", default="results", metavar="DIR", help="report folder (default ./results)"
+    )
+    p.add_argument("--years", default="2013-2021", help="years of scenes (default 2013-2021)")
+    p.add_argument("--seed", type=int, default=0, help="seed of data, training and bootstrap")
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="bootstrap resamples (default 1000)",
+    )
+    p.add_argument(
+        "--strict-models",
+        default="salstm",
+        metavar="LIST",
+        help="comma-separated models also trained on the strict (leak-free) split; 'all' or 'none' (default salstm)",
+    )
+    p.add_argument("--wandb", choices=("online", "offline", "disabled"), default="offline")
+    p.add_argument(
+        "--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)"
+    )
+    p.add_argument(
+        "--from",
+        dest="start",
+        default=None,
+        metavar="STAGE",
+        help="run this stage and all later ones again",
+    )
+    p.add_argument(
+        "--until", dest="stop", default=None, metavar="STAGE", help="stop after this stage"
+    )
+    p.set_defaults(func=run)
+
+
+def _strict_models(text: str) -> tuple[str, ...]:
+    if text == "all":
+        return MODELS
+    if text in ("none", ""):
+        return ()
+    models = tuple(m.strip() for m in text.split(","))
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise GlacierError(
+            f"unknown model(s) {unknown} in --strict-models: use {', '.join(MODELS)}, all or none"
+        )
+    return models
+
+
+def run(args: argparse.Namespace) -> int:
+    get_preset(args.preset)  # fail fast on a bad preset
+    config.parse_years(args.years)
+    job = Job(
+        preset=args.preset,
+        source=args.source,
+        root=config.data_root(args.data_root),
+        results=Path(args.results),
+        years=args.years,
+        seed=args.seed,
+        bootstrap=args.bootstrap,
+        strict_models=_strict_models(args.strict_models),
+        wandb=args.wandb,
+        device=args.device,
+    )
+    reproduce(job, args.start, args.stop)
+    return 0
