@@ -245,7 +245,7 @@ def _flow_md(root: Path, labels: list[str]) -> tuple[str, list[dict]]:
         epe = {s: float(v) for s, v in mean["epe_px"].items()}
         true = float(mean["true_px"].iloc[0])
         cells = " | ".join(
-            f"{epe.get(s, np.nan):.2f}" for s in ("target", "prediction", "persistence")
+            f"{epe.get(s, np.nan):.2f}" for s in ("targets", "predictions", "persistence")
         )
         lines.append(f"| {label} | {true:.2f} | {cells} |")
         rows.append({"label": label, "true_px": true, **epe})
