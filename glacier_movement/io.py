@@ -21,6 +21,15 @@ from .config import BANDS
 from .errors import DataError, GlacierError
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)  # read once at import (os.umask can only be read by setting it)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path``.
@@ -40,6 +49,8 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp = Path(tmp)
     try:
         yield tmp
+        # mkstemp makes the file private (0600); give it the mode a plain open() would
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
@@ -69,7 +80,10 @@ def load_npz(path: str | os.PathLike, required: dict[str, str] | None = None) ->
     if not path.is_file():
         raise DataError(f"{path} does not exist: run the stage that writes it first")
     try:
-        with np.load(path, allow_pickle=False) as f:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array under an .npz name
+            raise ValueError("a single .npy array, not an .npz archive")
+        with loaded as f:
             out = {k: f[k] for k in f.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
         raise DataError(
@@ -240,17 +254,20 @@ def read_frames(path: str | os.PathLike) -> Frames:
     """Read and validate a frame file."""
     path = Path(path)
     f = load_npz(path, _FRAME_KEYS)
-    fr = Frames(
-        frames=f["frames"],
-        window_start=f["window_start"],
-        window_months=int(f["window_months"]),
-        n_scenes=f["n_scenes"],
-        interpolated=f["interpolated"],
-        glacier=str(f["glacier"]),
-        epsg=int(f["epsg"]),
-        transform=tuple(float(v) for v in np.ravel(f["transform"])),
-        roi=tuple(int(v) for v in np.ravel(f["roi"])),
-    )
+    try:
+        fr = Frames(
+            frames=f["frames"],
+            window_start=f["window_start"],
+            window_months=int(f["window_months"]),
+            n_scenes=f["n_scenes"],
+            interpolated=f["interpolated"],
+            glacier=str(f["glacier"]),
+            epsg=int(f["epsg"]),
+            transform=tuple(float(v) for v in np.ravel(f["transform"])),
+            roi=tuple(int(v) for v in np.ravel(f["roi"])),
+        )
+    except (TypeError, ValueError) as e:
+        raise DataError(f"{path}: malformed scalar field ({e}); run `glacier-movement preprocess` again") from None
     _validate_frames(path, fr)
     return fr
 
