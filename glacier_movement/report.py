@@ -60,8 +60,11 @@ RESULT_COLUMNS = [
 def generalization_panels(scene: ev.Scene) -> np.ndarray:
     """Predictions as the original's Aletsch figure shows them: thresholded at NDSI 0.3, then a
     3×3 median filter per frame. (4, H, W) → (4, H, W)."""
-    p = np.where(scene.predictions >= config.NDSI_THRESHOLD, scene.predictions, 0.0)
-    return median_filter(p, size=(1, 3, 3), mode="nearest").astype(np.float32)
+    from .flow import threshold
+
+    return median_filter(threshold(scene.predictions), size=(1, 3, 3), mode="nearest").astype(
+        np.float32
+    )
 
 
 def scene_scores(

@@ -1,0 +1,930 @@
+"""Test-set scores, full-scene predictions and loss curves (SPEC 1.7).
+
+* **Scores** — per-pixel MSE and MAE (the paper's convention: the mean over every predicted pixel
+  of every test sequence), SSIM and PSNR per predicted frame (data range 1.0, NDSI units),
+  averaged; each for the model and, always beside it, for the persistence baseline (repeat the
+  last input frame) on the same sequences. Per-sequence errors feed a percentile bootstrap
+  (``scipy.stats.bootstrap``) of the mean.
+* **Full scenes** — :func:`predict_scene` cuts the 4 input frames into non-overlapping P×P
+  patches, predicts them in batches and stitches the 4 predicted frames back; ``infer`` saves them
+  as ``.npy``, grayscale PNG (PDF) and georeferenced GeoTIFF.
+* **Loss curves** — per-epoch train/validation loss of every run under ``<root>/models``.
+
+Commands: ``glacier-movement test``, ``infer`` and ``loss-curves``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import ndimage, stats
+from tqdm.auto import tqdm
+
+from . import config
+from .errors import DataError, GlacierError
+from .io import Frames, atomic_path, read_frames
+from .models import TRAINABLE
+from .sequences import SequenceDataset, extract_patches, make_loader, split_indices, stitch_patches
+from .training import load_checkpoint, load_model
+
+#: Name of the persistence baseline in every table.
+PERSISTENCE = "persistence"
+#: Split modes of ``sequences.split_indices`` (SPEC 1.4).
+SPLITS = ("paper", "strict")
+#: PSNR of a frame predicted without any error is infinite; it is capped here (MSE floor 1e-10
+#: for data range 1) so that means stay finite and the ordering of predictors is kept.
+PSNR_MAX_DB = 100.0
+#: Frames of one full-scene test window: 4 inputs, then 4 targets.
+N_IN = N_OUT = 4
+
+METRICS = ("MSE", "MAE", "SSIM", "PSNR")
+
+
+# ------------------------------------------------------------------------------------- metrics
+def sequence_errors(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sequence mean squared and mean absolute error.
+
+    ``pred``, ``target``: (B, T, H, W) NDSI. Returns two float64 arrays (B,): the mean over the
+    T·H·W pixels of each sequence. All sequences have the same size, so the mean of these is the
+    paper's per-pixel MSE/MAE over the whole set.
+    """
+    pred, target = _pair(pred, target)
+    diff = pred.astype(np.float64) - target
+    axes = tuple(range(1, diff.ndim))
+    return np.mean(diff * diff, axis=axes), np.mean(np.abs(diff), axis=axes)
+
+
+def mse(pred: np.ndarray, target: np.ndarray) -> float:
+    """Per-pixel mean squared error over all pixels (the paper's MSE)."""
+    pred, target = _pair(pred, target)
+    return float(np.mean(np.square(pred.astype(np.float64) - target)))
+
+
+def mae(pred: np.ndarray, target: np.ndarray) -> float:
+    """Per-pixel mean absolute error over all pixels (the paper's MAE)."""
+    pred, target = _pair(pred, target)
+    return float(np.mean(np.abs(pred.astype(np.float64) - target)))
+
+
+def ssim_frames(
+    pred: np.ndarray, target: np.ndarray, data_range: float = 1.0, win_size: int = 7
+) -> np.ndarray:
+    """SSIM of every frame, (..., H, W) → (...).
+
+    The same computation as ``skimage.metrics.structural_similarity(target, pred,
+    data_range=data_range)`` per frame (7×7 uniform window, sample covariance, K1 = 0.01,
+    K2 = 0.03, mean over the window centres at least 3 px from the border), vectorised over all
+    frames at once instead of one call per frame. Frames smaller than 7 px use the largest odd
+    window that fits.
+    """
+    pred, target = _pair(pred, target)
+    win_size = min(win_size, *(s if s % 2 else s - 1 for s in pred.shape[-2:]))
+    if win_size < 1:
+        raise ValueError(f"frames of shape {pred.shape[-2:]} are too small for SSIM")
+    x = target.astype(np.float64)
+    y = pred.astype(np.float64)
+    # one filter call over the five stacked moments (E[x], E[y], E[x²], E[y²], E[xy])
+    ux, uy, uxx, uyy, uxy = ndimage.uniform_filter(
+        np.stack([x, y, x * x, y * y, x * y]), size=win_size, axes=(-2, -1)
+    )
+    n = win_size * win_size
+    cov_norm = n / (n - 1) if n > 1 else 1.0
+    vx, vy, vxy = cov_norm * (uxx - ux * ux), cov_norm * (uyy - uy * uy), cov_norm * (uxy - ux * uy)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    pad = (win_size - 1) // 2
+    h, w = s.shape[-2:]
+    return s[..., pad : h - pad, pad : w - pad].mean(axis=(-2, -1))
+
+
+def psnr_frames(
+    pred: np.ndarray, target: np.ndarray, data_range: float = 1.0, max_db: float = PSNR_MAX_DB
+) -> np.ndarray:
+    """PSNR in dB of every frame, (..., H, W) → (...): 10·log10(range² / MSE), capped at ``max_db``.
+
+    Equals ``skimage.metrics.peak_signal_noise_ratio(target, pred, data_range=data_range)``
+    wherever that is finite; an exact prediction (e.g. an empty patch predicted empty) gets
+    ``max_db`` instead of infinity.
+    """
+    pred, target = _pair(pred, target)
+    err = np.mean(np.square(pred.astype(np.float64) - target), axis=(-2, -1))
+    floor = data_range**2 * 10 ** (-max_db / 10)
+    return 10 * np.log10(data_range**2 / np.maximum(err, floor))
+
+
+def sequence_scores(pred: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
+    """MSE, MAE, SSIM and PSNR of each sequence, (B, T, H, W) → {metric: (B,)}.
+
+    SSIM and PSNR are per frame, then averaged over the sequence's T frames.
+    """
+    m2, m1 = sequence_errors(pred, target)
+    return {
+        "MSE": m2,
+        "MAE": m1,
+        "SSIM": ssim_frames(pred, target).mean(axis=-1),
+        "PSNR": psnr_frames(pred, target).mean(axis=-1),
+    }
+
+
+def persistence_forecast(x: np.ndarray, n_out: int = N_OUT) -> np.ndarray:
+    """The persistence baseline: the last input frame repeated, (B, T_in, H, W) → (B, n_out, H, W)."""
+    return np.repeat(x[:, -1:], n_out, axis=1)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Bootstrap estimate of a mean: the bootstrap mean and the percentile interval."""
+
+    mean: float
+    low: float
+    high: float
+
+
+def bootstrap_interval(
+    values: np.ndarray, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> Interval:
+    """Percentile bootstrap of the mean of ``values`` (N,), resampled with replacement.
+
+    Returns the mean of the bootstrap distribution and its (1−c)/2 and (1+c)/2 percentiles
+    (2.5 / 97.5 % for c = 0.95), as the paper's bootstrap option did (SPEC 1.4).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1 or values.size < 2:
+        raise GlacierError(f"a bootstrap needs at least 2 test sequences, got {values.size}")
+    if n_resamples < 1:
+        raise GlacierError(f"--bootstrap must be a positive number of resamples, got {n_resamples}")
+    res = stats.bootstrap(
+        (values,),
+        np.mean,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        method="percentile",
+        # bound the resampled matrix (batch × N float64) to ~160 MB on large test sets
+        batch=max(1, 20_000_000 // values.size),
+        rng=np.random.default_rng(seed),
+    )
+    ci = res.confidence_interval
+    return Interval(float(res.bootstrap_distribution.mean()), float(ci.low), float(ci.high))
+
+
+def _pair(pred, target) -> tuple[np.ndarray, np.ndarray]:
+    pred, target = np.asarray(pred), np.asarray(target)
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction shape {pred.shape} differs from target shape {target.shape}")
+    return pred, target
+
+
+# ---------------------------------------------------------------------------------- test scores
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def evaluate(
+    model: torch.nn.Module,
+    dataset: torch.utils.data.Dataset,
+    indices: Sequence[int] | np.ndarray,
+    batch_size: int = 100,
+    device: str | torch.device | None = "cpu",
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Score ``model`` and the persistence baseline on the sequences ``dataset[indices]``.
+
+    ``dataset[index_array]`` gives a batch ``(x (B, 4, P, P), y (B, 4, P, P))`` float32 (a
+    :class:`~glacier_movement.sequences.SequenceDataset`, or a ``TensorDataset``). The model runs in
+    eval mode under ``torch.no_grad()`` in batches of ``batch_size`` (its own predictions are fed
+    back, no teacher forcing). Returns one row per sequence and predictor, in index order:
+    columns ``predictor`` ("model" or "persistence"), ``index`` (dataset index), ``MSE``, ``MAE``,
+    ``SSIM``, ``PSNR`` (see :func:`sequence_scores`).
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    if indices.size == 0:
+        raise GlacierError("no test sequences to evaluate: the frame file holds too few frames")
+    device = _resolve_device(device)
+    model = model.to(device).eval()
+    # one vectorised gather per batch (SequenceDataset.batch), in index order
+    loader = make_loader(dataset, indices, batch_size, shuffle=False)
+    parts: dict[str, list[dict[str, np.ndarray]]] = {"model": [], PERSISTENCE: []}
+    with torch.no_grad():
+        for x, y in tqdm(loader, desc="test", unit="batch", disable=not progress):
+            pred = model(x.to(device)).float().cpu().numpy()
+            x, y = x.numpy(), y.numpy()
+            parts["model"].append(sequence_scores(pred, y))
+            parts[PERSISTENCE].append(sequence_scores(persistence_forecast(x, y.shape[1]), y))
+    frames = []
+    for name, chunks in parts.items():
+        cols = {m: np.concatenate([c[m] for c in chunks]) for m in METRICS}
+        frames.append(pd.DataFrame({"predictor": name, "index": indices, **cols}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def summarize(
+    per_sequence: pd.DataFrame,
+    splits: dict[str, np.ndarray],
+    label: str,
+    n_bootstrap: int = 0,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Test scores per split from the per-sequence rows of :func:`evaluate`.
+
+    ``splits`` maps split name → test indices (a subset of the evaluated ones). Returns
+    ``results`` (columns ``model, split, n, MSE, MAE, SSIM, PSNR``; the model's row is named
+    ``label``, the baseline's ``persistence``) and, when ``n_bootstrap`` > 0, ``bootstrap``
+    (columns ``model, split, n, n_resamples, MSE_mean, MSE_low, MSE_high, MAE_mean, MAE_low,
+    MAE_high``: bootstrap mean and 2.5/97.5 % percentiles).
+    """
+    rows, boot = [], []
+    for split, idx in splits.items():
+        sel = per_sequence[per_sequence["index"].isin(np.asarray(idx))]
+        for predictor, sub in sel.groupby("predictor", sort=False):
+            name = label if predictor == "model" else PERSISTENCE
+            rows.append(
+                {
+                    "model": name,
+                    "split": split,
+                    "n": len(sub),
+                    **sub[list(METRICS)].mean().to_dict(),
+                }
+            )
+            if n_bootstrap > 0:
+                row = {"model": name, "split": split, "n": len(sub), "n_resamples": n_bootstrap}
+                for metric in ("MSE", "MAE"):
+                    iv = bootstrap_interval(sub[metric].to_numpy(), n_bootstrap, seed=seed)
+                    row |= {
+                        f"{metric}_mean": iv.mean,
+                        f"{metric}_low": iv.low,
+                        f"{metric}_high": iv.high,
+                    }
+                boot.append(row)
+    return pd.DataFrame(rows), (pd.DataFrame(boot) if n_bootstrap > 0 else None)
+
+
+def results_markdown(results: pd.DataFrame, bootstrap: pd.DataFrame | None = None) -> str:
+    """A Markdown table of :func:`summarize`'s output (one row per model and split)."""
+    header = ["model", "split", "n", "MSE", "MAE", "SSIM", "PSNR (dB)"]
+    boot = None
+    if bootstrap is not None and len(bootstrap):
+        header[4:4] = ["MSE 95 % CI"]
+        header[6:6] = ["MAE 95 % CI"]
+        boot = bootstrap.set_index(["model", "split"])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in results.itertuples(index=False):
+        cells = [
+            r.model,
+            r.split,
+            str(r.n),
+            f"{r.MSE:.4f}",
+            f"{r.MAE:.4f}",
+            f"{r.SSIM:.4f}",
+            f"{r.PSNR:.2f}",
+        ]
+        if boot is not None:
+            b = boot.loc[(r.model, r.split)]
+            cells[4:4] = [f"{b.MSE_low:.4f}–{b.MSE_high:.4f}"]
+            cells[6:6] = [f"{b.MAE_low:.4f}–{b.MAE_high:.4f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def result_paths(results_dir: Path, label: str) -> dict[str, Path]:
+    """Where ``test`` writes the scores of ``label`` (``<root>/<glacier>/results/``)."""
+    return {
+        "results": results_dir / f"{label}_results.csv",
+        "bootstrap": results_dir / f"{label}_bootstraped_results.csv",
+        "markdown": results_dir / f"{label}_results.md",
+    }
+
+
+def load_results(results_dir: Path, label: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Read the scores ``test`` wrote for ``label`` (for reports): (results, bootstrap or None)."""
+    p = result_paths(Path(results_dir), label)
+    if not p["results"].is_file():
+        raise DataError(f"{p['results']} does not exist: run `glacier-movement test` first")
+    boot = pd.read_csv(p["bootstrap"]) if p["bootstrap"].is_file() else None
+    return pd.read_csv(p["results"]), boot
+
+
+def write_csv(df: pd.DataFrame, path: Path) -> Path:
+    """Write a DataFrame as CSV atomically (no index column)."""
+    with atomic_path(path, suffix=".tmp.csv") as tmp:
+        df.to_csv(tmp, index=False)
+    return path
+
+
+def write_text(text: str, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+# ------------------------------------------------------------------------ full-scene prediction
+def predict_scene(
+    model: torch.nn.Module,
+    frames: np.ndarray,
+    patch: int,
+    batch_size: int = 100,
+    device: str | torch.device | None = "cpu",
+    progress: bool = False,
+) -> np.ndarray:
+    """Predict the 4 frames after ``frames[:4]`` over the whole scene.
+
+    ``frames``: (T ≥ 4, H, W) NDSI (the full-scene window; only the first 4 frames are read).
+    The 4 input frames are zero-padded at the bottom and right to multiples of ``patch`` (0 is
+    "no snow/ice", the frames' own background), cut into non-overlapping ``patch``×``patch``
+    patches (stride = patch, as the original), predicted in batches of ``batch_size`` under
+    ``torch.no_grad()`` in eval mode, stitched back and cropped to (H, W).
+
+    Returns float32 (4, H, W).
+    """
+    frames = np.asarray(frames, dtype=np.float32)
+    if frames.ndim != 3 or frames.shape[0] < N_IN:
+        raise GlacierError(
+            f"a full-scene prediction needs (>= {N_IN}, H, W) frames, got {frames.shape}"
+        )
+    _, h, w = frames.shape
+    ph, pw = -(-h // patch) * patch, -(-w // patch) * patch
+    inputs = np.zeros((N_IN, ph, pw), dtype=np.float32)
+    inputs[:, :h, :w] = frames[:N_IN]
+    grid = extract_patches(inputs, patch, patch)  # (4, nR, nC, P, P)
+    n_r, n_c = grid.shape[1:3]
+    # (nR·nC, 4, P, P): one sample per patch position, in row-major order
+    batch = np.ascontiguousarray(grid.transpose(1, 2, 0, 3, 4)).reshape(
+        n_r * n_c, N_IN, patch, patch
+    )
+    device = _resolve_device(device)
+    model = model.to(device).eval()
+    out = np.empty((n_r * n_c, N_OUT, patch, patch), dtype=np.float32)
+    with torch.no_grad():
+        for start in tqdm(
+            range(0, len(batch), batch_size), desc="scene", unit="batch", disable=not progress
+        ):
+            chunk = torch.from_numpy(batch[start : start + batch_size]).to(device)
+            pred = model(chunk)
+            if pred.shape != chunk.shape:
+                raise ValueError(
+                    f"the model returned {tuple(pred.shape)} for input {tuple(chunk.shape)}"
+                )
+            out[start : start + len(chunk)] = pred.float().cpu().numpy()
+    grid_out = out.reshape(n_r, n_c, N_OUT, patch, patch).transpose(2, 0, 1, 3, 4)
+    scene = stitch_patches(grid_out, shape=(ph, pw), stride=patch)
+    return np.ascontiguousarray(scene[:, :h, :w], dtype=np.float32)
+
+
+def persistence_scene(frames: np.ndarray) -> np.ndarray:
+    """The persistence baseline over the whole scene: frame 3 repeated, (T ≥ 4, H, W) → (4, H, W)."""
+    frames = np.asarray(frames, dtype=np.float32)
+    return np.repeat(frames[N_IN - 1 : N_IN], N_OUT, axis=0)
+
+
+def save_array(arr: np.ndarray, path: Path) -> Path:
+    """``np.save`` atomically."""
+    with atomic_path(path, suffix=".tmp.npy") as tmp:
+        np.save(tmp, arr)
+    return path
+
+
+def save_grayscale(img: np.ndarray, path: Path) -> Path:
+    """Write a 2-D image as 8-bit grayscale PNG or PDF (by suffix), min–max scaled as the original.
+
+    (x − min) / (max − min) · 255.999, floored (the original's ``minmaxConvertToRGB``); a
+    constant image is written black.
+    """
+    from PIL import Image
+
+    img = np.asarray(img, dtype=np.float64)
+    lo, hi = float(img.min()), float(img.max())
+    scaled = (img - lo) / (hi - lo) * 255.999 if hi > lo else np.zeros_like(img)
+    fmt = {".png": "PNG", ".pdf": "PDF"}[path.suffix.lower()]
+    with atomic_path(path, suffix=".tmp" + path.suffix) as tmp:
+        Image.fromarray(scaled.astype(np.uint8)).save(tmp, format=fmt)  # 2-D uint8: mode "L"
+    return path
+
+
+def write_geotiff(
+    path: Path,
+    bands: np.ndarray,
+    epsg: int,
+    transform: Sequence[float],
+    descriptions: Sequence[str] = (),
+) -> Path:
+    """Write (K, H, W) as a K-band float32 GeoTIFF in EPSG:``epsg`` on the affine ``transform``.
+
+    ``transform`` is the 6 numbers (a, b, c, d, e, f) of the frames' grid (``io.Frames``); no
+    nodata value (0 is a real value: no snow/ice). Opens in QGIS/GDAL as is.
+    """
+    import rasterio
+    from affine import Affine
+
+    bands = np.asarray(bands, dtype=np.float32)
+    if bands.ndim == 2:
+        bands = bands[None]
+    profile = {
+        "driver": "GTiff",
+        "width": bands.shape[2],
+        "height": bands.shape[1],
+        "count": bands.shape[0],
+        "dtype": "float32",
+        "crs": rasterio.crs.CRS.from_epsg(int(epsg)),
+        "transform": Affine(*[float(v) for v in transform[:6]]),
+        "nodata": None,
+        "compress": "deflate",
+    }
+    with atomic_path(path, suffix=".tmp.tif") as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(bands)
+            for i, text in enumerate(descriptions, start=1):
+                dst.set_band_description(i, text)
+    return path
+
+
+@dataclass
+class Scene:
+    """A full-scene test window and its predictions (what ``infer`` writes).
+
+    ``inputs``, ``targets``, ``predictions``, ``persistence``: float32 (4, H, W) NDSI;
+    ``frame_indices``: the 8 frame indices (4 inputs then 4 targets) in ``frames.npz``;
+    ``window_start``: their window start days (datetime64[D], (8,)).
+    """
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    predictions: np.ndarray
+    persistence: np.ndarray
+    frame_indices: np.ndarray
+    window_start: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+
+def scene_window(n_frames: int, last: int = 8) -> np.ndarray:
+    """Indices of the 8-frame window starting ``last`` frames before the end (default: the last 8).
+
+    Parvati (36 frames) → 28…35, Aletsch (27 frames) → 19…26, as the original.
+    """
+    n = N_IN + N_OUT
+    if last < n or last > n_frames:
+        raise GlacierError(
+            f"--last {last} does not fit: the frame file holds {n_frames} frames and a scene test "
+            f"needs {n} (use {n} <= --last <= {n_frames}, or preprocess more years)"
+        )
+    first = n_frames - last
+    return np.arange(first, first + n)
+
+
+def scene_scores(scene: Scene) -> pd.DataFrame:
+    """MSE, MAE, SSIM and PSNR of the stitched predictions and of persistence against the targets
+    (the original's ``AletschMSE.py``): rows ``model``/``persistence``."""
+    rows = []
+    for name, pred in (("model", scene.predictions), (PERSISTENCE, scene.persistence)):
+        s = sequence_scores(pred[None], scene.targets[None])
+        rows.append({"predictor": name, **{m: float(v[0]) for m, v in s.items()}})
+    return pd.DataFrame(rows)
+
+
+def scene_dir(paths: config.Paths, label: str) -> Path:
+    """Where ``infer`` writes the scene of ``label``: ``<root>/<glacier>/results/<label>/``."""
+    return paths.results_dir / label
+
+
+def scene_figure_path(paths: config.Paths, label: str) -> Path:
+    return paths.figures_dir / f"{label}_scene.png"
+
+
+def save_scene(scene: Scene, out_dir: Path, frames: Frames, pdf: bool = False) -> list[Path]:
+    """Write a scene: arrays (.npy), grayscale images, GeoTIFFs; ``scene.json`` last.
+
+    ``scene.json`` is written after everything else, so its presence marks a complete set.
+    """
+    (out_dir / "scene.json").unlink(missing_ok=True)  # an interrupted rewrite is not complete
+    written = []
+    for name in ("inputs", "targets", "predictions", "persistence"):
+        written.append(save_array(getattr(scene, name), out_dir / f"{name}.npy"))
+    for name in ("targets", "predictions"):
+        arr = getattr(scene, name)
+        for k in range(arr.shape[0]):
+            for ext in (".png", ".pdf") if pdf else (".png",):
+                written.append(save_grayscale(arr[k], out_dir / "images" / f"{name}_{k}{ext}"))
+        dates = [str(d) for d in scene.window_start[N_IN:]]
+        written.append(
+            write_geotiff(
+                out_dir / f"{name}.tif",
+                arr,
+                frames.epsg,
+                frames.transform,
+                [f"{name} {d}" for d in dates],
+            )
+        )
+    meta = dict(scene.meta)
+    meta |= {
+        "frame_indices": [int(i) for i in scene.frame_indices],
+        "window_start": [str(d) for d in scene.window_start],
+        "shape": list(scene.targets.shape),
+        "epsg": frames.epsg,
+        "scores": scene_scores(scene).to_dict(orient="records"),
+    }
+    written.append(write_text(json.dumps(meta, indent=2) + "\n", out_dir / "scene.json"))
+    return written
+
+
+def load_scene(out_dir: Path) -> Scene | None:
+    """Read a scene written by :func:`save_scene`, or None when it is absent or incomplete."""
+    meta_path = out_dir / "scene.json"
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        arrays = {
+            n: np.load(out_dir / f"{n}.npy", allow_pickle=False)
+            for n in ("inputs", "targets", "predictions", "persistence")
+        }
+    except (OSError, ValueError):
+        return None
+    return Scene(
+        **arrays,
+        frame_indices=np.asarray(meta["frame_indices"]),
+        window_start=np.asarray(meta["window_start"], dtype="datetime64[D]"),
+        meta=meta,
+    )
+
+
+# --------------------------------------------------------------------------------- loss curves
+def load_epoch_losses(models_dir: Path, runs: Sequence[str] | None = None) -> pd.DataFrame:
+    """Per-epoch losses of every run (or of ``runs``) under ``models_dir``.
+
+    Reads ``<models_dir>/<run>/epochs.csv`` (epoch, train_loss, val_loss). Returns columns
+    ``run, epoch, train_loss, val_loss``, runs in name order.
+    """
+    models_dir = Path(models_dir)
+    files = (
+        [models_dir / r / "epochs.csv" for r in runs]
+        if runs
+        else sorted(models_dir.glob("*/epochs.csv"))
+    )
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise DataError(
+            f"{missing[0]} does not exist: train that run first (`glacier-movement train`)"
+        )
+    if not files:
+        raise DataError(
+            f"no trained runs under {models_dir} (no */epochs.csv): train a model first"
+        )
+    parts = []
+    for f in files:
+        df = pd.read_csv(f)
+        if not {"epoch", "train_loss", "val_loss"} <= set(df.columns):
+            raise DataError(
+                f"{f} has columns {list(df.columns)}, expected epoch, train_loss, val_loss"
+            )
+        parts.append(df[["epoch", "train_loss", "val_loss"]].assign(run=f.parent.name))
+    return pd.concat(parts, ignore_index=True)[["run", "epoch", "train_loss", "val_loss"]]
+
+
+def loss_curves(
+    root: Path, runs: Sequence[str] | None = None, output: Path | None = None, pdf: bool = False
+) -> Path:
+    """Draw the per-epoch train and validation loss of every run in one figure.
+
+    Default output ``<root>/models/loss_curves.png`` (beside the runs). Returns the PNG path.
+    """
+    from .plotting import loss_curves_figure
+
+    models_dir = config.Paths(Path(root), "").models_dir
+    df = load_epoch_losses(models_dir, runs)
+    output = Path(output) if output else models_dir / "loss_curves.png"
+    return loss_curves_figure(df, output, pdf=pdf)[0]
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """Options that pick a trained model (shared by ``test``, ``infer`` and ``flow``)."""
+    g = p.add_argument_group("model")
+    g.add_argument(
+        "--run", metavar="NAME", help="a trained run under <data-root>/models/ (its last.pt)"
+    )
+    g.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="a checkpoint file written by `glacier-movement train` (wins over --run)",
+    )
+    g.add_argument(
+        "--best",
+        action="store_true",
+        help="with --run: use best.pt (lowest validation loss) instead of last.pt",
+    )
+    g.add_argument(
+        "--model", choices=TRAINABLE, default=None, help="refuse a checkpoint of another model"
+    )
+    g.add_argument(
+        "--glacier",
+        default=None,
+        help="glacier to evaluate on (default: the run's first training glacier)",
+    )
+    g.add_argument(
+        "--name", default=None, help="label of the outputs (default: the run's folder name)"
+    )
+    g.add_argument(
+        "--batch-size", type=int, default=100, help="patches per forward pass (default 100)"
+    )
+    g.add_argument(
+        "--device", default="auto", help="cpu, cuda or cuda:N (default: cuda when available)"
+    )
+
+
+@dataclass
+class Selected:
+    """The checkpoint a command works on and where its outputs go."""
+
+    path: Path
+    label: str
+    checkpoint: dict
+    glacier: config.GlacierConfig
+    paths: config.Paths
+    model: torch.nn.Module | None = None  # loaded by select(with_model=True)
+
+    @property
+    def fingerprint(self) -> dict:
+        """Identifies the checkpoint file's version (for reusing saved predictions)."""
+        st = self.path.stat()
+        return {
+            "path": str(self.path.resolve()),
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "step": self.checkpoint.get("step"),
+        }
+
+    @property
+    def patch(self) -> int:
+        return int(self.checkpoint["config"]["patch"])
+
+    @property
+    def stride(self) -> int:
+        return int(self.checkpoint["config"]["stride"])
+
+    @property
+    def train_split(self) -> str:
+        return str(self.checkpoint["config"].get("split", "paper"))
+
+    def load_model(self, device: str | torch.device | None) -> torch.nn.Module:
+        """The model, in eval mode on ``device`` (read from the file once)."""
+        if self.model is None:
+            self.model, _ = load_model(self.path, device=_resolve_device(device))
+        return self.model.to(_resolve_device(device))
+
+
+def select(args: argparse.Namespace, with_model: bool = True) -> Selected:
+    """Resolve ``--run``/``--checkpoint``, check ``--model``, pick the glacier and the label.
+
+    With ``with_model`` the model is loaded too (one read of the file); without, only the
+    checkpoint dict is (``flow`` loads the model only when it has to predict again).
+    """
+    if args.batch_size < 1:
+        raise GlacierError(f"--batch-size must be at least 1, got {args.batch_size}")
+    root = config.data_root(args.data_root)
+    models_dir = config.Paths(root, "").models_dir
+    if not (args.run or args.checkpoint):
+        raise GlacierError(
+            "no model given: pass --run NAME (a folder under <data-root>/models) or --checkpoint PATH"
+        )
+    if not args.checkpoint:
+        run_dir = models_dir / args.run
+        path = run_dir / ("best.pt" if args.best else "last.pt")
+        if not path.is_file():
+            runs = sorted(p.parent.name for p in models_dir.glob("*/last.pt"))
+            hint = (
+                f"trained runs: {', '.join(runs)}"
+                if runs
+                else "no run is trained yet: run `glacier-movement train` first"
+            )
+            raise DataError(f"{path} does not exist ({hint})")
+        label = args.name or (args.run + ("-best" if args.best else ""))
+    else:
+        if args.best:
+            raise GlacierError(
+                "--best goes with --run (it picks best.pt of a run); with --checkpoint name the file itself"
+            )
+        path = Path(args.checkpoint)
+        label = args.name or (path.parent.name if path.stem in ("last", "best") else path.stem)
+    model = None
+    if with_model:
+        model, ckpt = load_model(path, expect=args.model, device=_resolve_device(args.device))
+    else:
+        ckpt = load_checkpoint(path)
+        name = ckpt.get("model_name")
+        if args.model is not None and name != args.model:
+            raise GlacierError(
+                f"checkpoint {path} holds a {name!r} model, not {args.model!r}: pick the {args.model} run's checkpoint"
+            )
+    trained_on = ckpt.get("config", {}).get("glaciers") or []
+    glacier = config.get_glacier(args.glacier or (trained_on[0] if trained_on else ""))
+    return Selected(
+        path=path,
+        label=label,
+        checkpoint=ckpt,
+        glacier=glacier,
+        paths=config.Paths(root, glacier.name),
+        model=model,
+    )
+
+
+def _frames(sel: Selected) -> Frames:
+    if not sel.paths.frames.is_file():
+        raise DataError(
+            f"{sel.paths.frames} does not exist: run `glacier-movement preprocess --glacier {sel.glacier.name}` first"
+        )
+    return read_frames(sel.paths.frames)
+
+
+def register(sub, common) -> None:
+    """Add the ``test``, ``infer`` and ``loss-curves`` subcommands."""
+    p = sub.add_parser(
+        "test",
+        parents=[common],
+        help="test-set scores of a trained model beside persistence (MSE, MAE, SSIM, PSNR, bootstrap)",
+        description=(
+            "Score a trained model on the test sequences of a glacier (the original's "
+            "testsetPerformance.py): per-pixel MSE and MAE (the paper's convention), SSIM and PSNR "
+            "per frame, for the model and for the persistence baseline on the same sequences, with "
+            "a percentile bootstrap of MSE and MAE. Writes <data-root>/<glacier>/results/"
+            "<name>_results.csv, <name>_bootstraped_results.csv and <name>_results.md."
+        ),
+    )
+    add_model_arguments(p)
+    p.add_argument(
+        "--split",
+        choices=("auto", *SPLITS, "both"),
+        default="auto",
+        help="whose test sequences to score: auto = the split the run was trained with (default); "
+        "a run trained on the paper split has seen frames of the test targets, so its strict row is not leak-free",
+    )
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="bootstrap resamples (default 1000; 0 = none)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="bootstrap random seed (default 0)")
+    p.set_defaults(func=run_test)
+
+    p = sub.add_parser(
+        "infer",
+        parents=[common],
+        help="full-scene predictions: arrays, grayscale images, GeoTIFFs and a figure",
+        description=(
+            "Predict whole scenes (the original's inferencePlot.py): of the 8-frame window that "
+            "starts --last frames before the end (default: the last 8 frames; Parvati 28-35, "
+            "Aletsch 19-26), the first 4 are cut into non-overlapping patches, predicted in batches "
+            "and stitched back. Writes <data-root>/<glacier>/results/<name>/ {inputs, targets, "
+            "predictions, persistence}.npy, images/*.png, targets.tif and predictions.tif "
+            "(georeferenced, float32, one band per frame) and scene.json, and the figure "
+            "<data-root>/<glacier>/figures/<name>_scene.png."
+        ),
+    )
+    add_model_arguments(p)
+    p.add_argument(
+        "--last",
+        type=int,
+        default=8,
+        metavar="N",
+        help="the window starts N frames before the end (default 8)",
+    )
+    p.add_argument("--pdf", action="store_true", help="also write PDF images and figure")
+    p.set_defaults(func=run_infer)
+
+    p = sub.add_parser(
+        "loss-curves",
+        parents=[common],
+        help="per-epoch train and validation loss of every trained run in one figure",
+        description="Draw <data-root>/models/*/epochs.csv in one figure (default <data-root>/models/loss_curves.png).",
+    )
+    p.add_argument(
+        "--runs",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help="only these runs (default: every run)",
+    )
+    p.add_argument("--output", default=None, metavar="PNG", help="where to write the figure")
+    p.add_argument("--pdf", action="store_true", help="also write a PDF")
+    p.set_defaults(func=run_loss_curves)
+
+
+def run_test(args: argparse.Namespace) -> int:
+    if args.bootstrap < 0:
+        raise GlacierError(
+            f"--bootstrap must be 0 (none) or a number of resamples, got {args.bootstrap}"
+        )
+    sel = select(args)
+    fr = _frames(sel)
+    cfg = sel.glacier
+    t = fr.frames.shape[0]
+    # the same sequences the run was trained on (Aletsch: its first 19 frames), so that the
+    # split's test part is the held-out part
+    max_frame = min(cfg.train_frames, t) if cfg.train_frames else None
+    ds = SequenceDataset(fr.frames, patch=sel.patch, stride=sel.stride, max_frame=max_frame)
+    modes = {"auto": (sel.train_split,), "both": SPLITS}.get(args.split, (args.split,))
+    splits = {m: split_indices(ds, m).test for m in modes}
+    for m in modes:
+        if m != sel.train_split:
+            print(
+                f"note: {sel.label} was trained with the {sel.train_split} split; its {m}-split scores are not those of a {m}-split run",
+                file=sys.stderr,
+            )
+    model = sel.load_model(args.device)
+    union = np.unique(np.concatenate(list(splits.values())))
+    print(
+        f"testing {sel.label} on {cfg.name}: {len(union):,} test sequences of {ds.patch}×{ds.patch} px",
+        file=sys.stderr,
+    )
+    per = evaluate(model, ds, union, args.batch_size, args.device)
+    results, boot = summarize(per, splits, sel.label, args.bootstrap, args.seed)
+    results.insert(
+        2, "trained_split", [sel.train_split if m != PERSISTENCE else "" for m in results["model"]]
+    )
+    out = result_paths(sel.paths.results_dir, sel.label)
+    write_csv(results, out["results"])
+    written = [out["results"]]
+    if boot is not None:
+        write_csv(boot, out["bootstrap"])
+        written.append(out["bootstrap"])
+    else:
+        out["bootstrap"].unlink(missing_ok=True)  # no stale interval beside new scores
+    md = results_markdown(results, boot)
+    write_text(f"# {sel.label} on {cfg.name}: test scores\n\n{md}", out["markdown"])
+    written.append(out["markdown"])
+    print(md, end="")
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def infer(
+    sel: Selected,
+    device: str | torch.device | None,
+    batch_size: int,
+    last: int = 8,
+    pdf: bool = False,
+) -> Scene:
+    """Predict, save and draw the full-scene window of a selected checkpoint (``infer``)."""
+    fr = _frames(sel)
+    idx = scene_window(fr.frames.shape[0], last)
+    window = fr.frames[idx]
+    model = sel.load_model(device)
+    h, w = window.shape[1:]
+    print(
+        f"predicting {sel.label} on {sel.glacier.name} frames {idx[0]}–{idx[-1]} ({h}×{w} px)",
+        file=sys.stderr,
+    )
+    pred = predict_scene(model, window, sel.patch, batch_size, device, progress=True)
+    scene = Scene(
+        inputs=window[:N_IN],
+        targets=window[N_IN:],
+        predictions=pred,
+        persistence=persistence_scene(window),
+        frame_indices=idx,
+        window_start=fr.window_start[idx].astype("datetime64[D]"),
+        meta={
+            "label": sel.label,
+            "glacier": sel.glacier.name,
+            "model": sel.checkpoint.get("model_name"),
+            "patch": sel.patch,
+            "last": last,
+            "checkpoint": sel.fingerprint,
+        },
+    )
+    out_dir = scene_dir(sel.paths, sel.label)
+    save_scene(scene, out_dir, fr, pdf=pdf)
+    from .plotting import scene_panels_figure
+
+    dates = [str(d)[:7] for d in scene.window_start]
+    fig = scene_panels_figure(
+        {"inputs": scene.inputs, "targets": scene.targets, "predictions": scene.predictions},
+        scene_figure_path(sel.paths, sel.label),
+        column_titles=[f"{a} → {b}" for a, b in zip(dates[:N_IN], dates[N_IN:], strict=True)],
+        title=f"{sel.label} on {sel.glacier.name}: inputs (frames {idx[0]}–{idx[3]}), targets and predictions (frames {idx[4]}–{idx[7]})",
+        pdf=pdf,
+    )
+    print(f"wrote {out_dir}/ (npy, images, GeoTIFF, scene.json) and {fig[0]}")
+    return scene
+
+
+def run_infer(args: argparse.Namespace) -> int:
+    sel = select(args)
+    scene = infer(sel, args.device, args.batch_size, args.last, args.pdf)
+    print(scene_scores(scene).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+def run_loss_curves(args: argparse.Namespace) -> int:
+    path = loss_curves(config.data_root(args.data_root), args.runs, args.output, args.pdf)
+    print(f"wrote {path}")
+    return 0

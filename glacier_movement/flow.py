@@ -1,0 +1,323 @@
+"""Optical flow of glacier snow/ice frames and its endpoint error against known motion (SPEC 1.7, 3).
+
+Dense Farneback flow (``cv2.calcOpticalFlowFarneback``, the original's parameters) between
+consecutive frames of the full-scene targets and of the model's predictions (re-thresholded at
+NDSI 0.3 first, as the original). Frames are scaled from NDSI 0–1 to 0–255 (uint8) first: on
+0–1 floats Farneback returns almost no flow (SPEC 3) — the original passed 0–1 images.
+
+On synthetic data the true motion is known (``truth.npz``: velocity in px/day on the raw grid),
+so the flow gets a number the paper could not give: the **endpoint error** (EPE), the mean
+length of (estimated − true displacement) over the glacier, in pixels per window. Persistence
+(no change) has zero flow, so its EPE is the mean true displacement.
+
+Command: ``glacier-movement flow``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from . import config
+from .errors import DataError, GlacierError
+from .io import load_npz
+
+#: Farneback parameters of the original ``opticalFlow.py`` (pyr_scale, levels, winsize,
+#: iterations, poly_n, poly_sigma, flags).
+FARNEBACK = {
+    "pyr_scale": 0.5,
+    "levels": 6,
+    "winsize": 60,
+    "iterations": 10,
+    "poly_n": 5,
+    "poly_sigma": 1.1,
+    "flags": 0,
+}
+#: Predictions are re-thresholded at the NDSI snow/ice threshold before flow (the original).
+THRESHOLD = config.NDSI_THRESHOLD
+#: Quiver arrows every this many pixels (the original's gridsize).
+QUIVER_GRID = 10
+
+
+def threshold(frames: np.ndarray, value: float = THRESHOLD) -> np.ndarray:
+    """Keep values ≥ ``value``, set the rest to 0 (the frames' own masking), any shape."""
+    frames = np.asarray(frames, dtype=np.float32)
+    return np.where(frames >= value, frames, np.float32(0))
+
+
+def to_uint8(frame: np.ndarray) -> np.ndarray:
+    """NDSI 0–1 → uint8 0–255 (clipped, rounded): the same fixed scale for every frame, so
+    brightness changes between frames stay brightness changes."""
+    return np.rint(np.clip(np.asarray(frame, dtype=np.float32), 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def farneback(prev: np.ndarray, nxt: np.ndarray, **params) -> np.ndarray:
+    """Dense flow from ``prev`` to ``nxt`` (both (H, W) NDSI 0–1), in pixels.
+
+    Returns float32 (2, H, W): ``[0]`` x (columns, right), ``[1]`` y (rows, down) — the layout of
+    ``truth.npz``'s velocity — such that ``prev[r, c] ≈ nxt[r + flow[1], c + flow[0]]``.
+    ``params`` override :data:`FARNEBACK`.
+    """
+    p = FARNEBACK | params
+    flow = cv2.calcOpticalFlowFarneback(
+        to_uint8(prev),
+        to_uint8(nxt),
+        None,
+        p["pyr_scale"],
+        p["levels"],
+        p["winsize"],
+        p["iterations"],
+        p["poly_n"],
+        p["poly_sigma"],
+        p["flags"],
+    )
+    return np.ascontiguousarray(flow.transpose(2, 0, 1))
+
+
+def sequence_flow(frames: np.ndarray, **params) -> np.ndarray:
+    """Flow between each pair of consecutive frames, (T, H, W) → float32 (T−1, 2, H, W) pixels."""
+    frames = np.asarray(frames)
+    if frames.ndim != 3 or frames.shape[0] < 2:
+        raise GlacierError(f"optical flow needs (T >= 2, H, W) frames, got shape {frames.shape}")
+    return np.stack(
+        [farneback(a, b, **params) for a, b in zip(frames[:-1], frames[1:], strict=True)]
+    )
+
+
+def endpoint_error(
+    flow: np.ndarray, true: np.ndarray, mask: np.ndarray | None = None
+) -> np.ndarray:
+    """Mean endpoint error ‖flow − true‖ (pixels) over ``mask``.
+
+    ``flow``, ``true``: (..., 2, H, W) displacements in pixels; ``mask``: bool (H, W) (None = all
+    pixels). Returns (...) — one number per flow field.
+    """
+    flow, true = np.asarray(flow, dtype=np.float64), np.asarray(true, dtype=np.float64)
+    flow, true = np.broadcast_arrays(flow, true)
+    err = np.hypot(flow[..., 0, :, :] - true[..., 0, :, :], flow[..., 1, :, :] - true[..., 1, :, :])
+    if mask is None:
+        return err.mean(axis=(-2, -1))
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        raise DataError(
+            "the glacier mask holds no pixel inside the frames: check truth.npz and the ROI"
+        )
+    return err[..., mask].mean(axis=-1)
+
+
+@dataclass
+class Truth:
+    """Known motion on the frames' grid: ``velocity`` float32 (2, H, W) px/day ([0] x, [1] y),
+    ``mask`` bool (H, W) glacier ice."""
+
+    velocity: np.ndarray
+    mask: np.ndarray
+
+    def displacement(self, days: np.ndarray) -> np.ndarray:
+        """True displacement in pixels over windows of ``days`` (K,): (K, 2, H, W)."""
+        days = np.asarray(days, dtype=np.float64)
+        return (days[:, None, None, None] * self.velocity[None]).astype(np.float32)
+
+
+def load_truth(path: Path, roi: tuple[int, int, int, int], shape: tuple[int, int]) -> Truth:
+    """Read ``truth.npz`` and crop it to the frames: frame pixel (r, c) is raw (r + roi[0], c + roi[2])."""
+    f = load_npz(
+        path, {"velocity": "true velocity (2, H, W), px/day", "glacier_mask": "ice extent (H, W)"}
+    )
+    vel, mask = f["velocity"], f["glacier_mask"]
+    r0, c0 = roi[0], roi[2]
+    h, w = shape
+    if vel.ndim != 3 or vel.shape[0] != 2 or mask.shape != vel.shape[1:]:
+        raise DataError(
+            f"{path}: velocity {vel.shape} / glacier_mask {mask.shape} are not (2, H, W) / (H, W)"
+        )
+    if r0 + h > vel.shape[1] or c0 + w > vel.shape[2]:
+        raise DataError(
+            f"{path}: its grid {vel.shape[1:]} does not hold the frames' ROI rows {r0}–{r0 + h}, "
+            f"cols {c0}–{c0 + w}: synthesize and preprocess the glacier again"
+        )
+    return Truth(
+        velocity=np.ascontiguousarray(vel[:, r0 : r0 + h, c0 : c0 + w], dtype=np.float32),
+        mask=np.ascontiguousarray(mask[r0 : r0 + h, c0 : c0 + w], dtype=bool),
+    )
+
+
+def window_days(window_start: np.ndarray) -> np.ndarray:
+    """Days between consecutive window starts, (T,) datetime64 → (T−1,) float."""
+    ws = np.asarray(window_start).astype("datetime64[D]")
+    return np.diff(ws).astype(np.float64)
+
+
+def flow_errors(
+    flows: dict[str, np.ndarray],
+    truth: Truth,
+    days: np.ndarray,
+    pairs: list[str],
+) -> pd.DataFrame:
+    """Endpoint error table of several flow estimates against the truth.
+
+    ``flows``: source name → (K, 2, H, W) px; ``days`` (K,) window lengths; ``pairs`` (K,) labels.
+    Rows: one per source and pair, then one ``mean`` row per source; columns ``source, pair,
+    days, true_px`` (mean true displacement over the mask), ``flow_px`` (mean estimated length)
+    and ``epe_px``.
+    """
+    true = truth.displacement(days)
+    zero = np.zeros_like(true)
+    true_len = endpoint_error(zero, true, truth.mask)
+    rows = []
+    for source, flow in flows.items():
+        epe = endpoint_error(flow, true, truth.mask)
+        length = endpoint_error(flow, zero, truth.mask)
+        for k, pair in enumerate(pairs):
+            rows.append(
+                {
+                    "source": source,
+                    "pair": pair,
+                    "days": days[k],
+                    "true_px": true_len[k],
+                    "flow_px": length[k],
+                    "epe_px": epe[k],
+                }
+            )
+        rows.append(
+            {
+                "source": source,
+                "pair": "mean",
+                "days": days.mean(),
+                "true_px": true_len.mean(),
+                "flow_px": length.mean(),
+                "epe_px": epe.mean(),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def load_flow_errors(paths: config.Paths, label: str) -> pd.DataFrame:
+    """The endpoint-error table ``flow`` wrote for ``label`` (for reports), columns as
+    :func:`flow_errors`; :class:`DataError` when ``flow`` has not run on data with a truth."""
+    path = paths.results_dir / label / "flow_epe.csv"
+    if not path.is_file():
+        raise DataError(
+            f"{path} does not exist: run `glacier-movement flow --run {label}` on synthetic data first"
+        )
+    return pd.read_csv(path)
+
+
+# ------------------------------------------------------------------------------------------ CLI
+def register(sub, common) -> None:
+    """Add the ``flow`` subcommand."""
+    from .evaluation import add_model_arguments
+
+    p = sub.add_parser(
+        "flow",
+        parents=[common],
+        help="optical flow of targets and predictions; endpoint error against the true motion",
+        description=(
+            "Farneback optical flow (the original's opticalFlow.py parameters, on frames scaled to "
+            "0-255) between consecutive frames of the full-scene targets and of the predictions "
+            "(re-thresholded at NDSI 0.3), from `infer`'s saved scene (run first when missing or "
+            "made by another checkpoint). Draws the quiver figure <data-root>/<glacier>/figures/"
+            "<name>_flow.png. Where <glacier>/truth.npz exists (synthetic data) it scores each flow "
+            "by its endpoint error against the true displacement on the glacier, in pixels per "
+            "window, beside persistence (zero flow): <glacier>/results/<name>/flow_epe.csv/.json."
+        ),
+    )
+    add_model_arguments(p)
+    p.add_argument(
+        "--last",
+        type=int,
+        default=8,
+        metavar="N",
+        help="the scene window starts N frames before the end (default 8)",
+    )
+    p.add_argument(
+        "--grid",
+        type=int,
+        default=QUIVER_GRID,
+        help=f"arrow spacing in pixels (default {QUIVER_GRID})",
+    )
+    p.add_argument("--pdf", action="store_true", help="also write a PDF figure")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import evaluation as ev
+    from .io import read_frames, save_npz
+    from .plotting import flow_quiver_figure
+
+    if args.grid < 1:
+        raise GlacierError(f"--grid must be at least 1 pixel, got {args.grid}")
+    sel = ev.select(args, with_model=False)
+    out_dir = ev.scene_dir(sel.paths, sel.label)
+    scene = ev.load_scene(out_dir)
+    if (
+        scene is None
+        or scene.meta.get("checkpoint") != sel.fingerprint
+        or scene.meta.get("last") != args.last
+    ):
+        scene = ev.infer(sel, args.device, args.batch_size, args.last, args.pdf)
+    else:
+        print(f"using the saved scene predictions in {out_dir}", file=sys.stderr)
+    idx = scene.frame_indices[ev.N_IN :]
+    pairs = [f"{a}→{b}" for a, b in zip(idx[:-1], idx[1:], strict=True)]
+    days = window_days(scene.window_start[ev.N_IN :])
+    predictions = threshold(scene.predictions)
+    flows = {"target": sequence_flow(scene.targets), "prediction": sequence_flow(predictions)}
+    backgrounds = {"target": scene.targets[1:], "prediction": predictions[1:]}
+    arrays = {"pairs": np.array(pairs), "days": days, **{f"flow_{k}": v for k, v in flows.items()}}
+
+    table = None
+    if sel.paths.truth.is_file():
+        fr = read_frames(sel.paths.frames)
+        truth = load_truth(sel.paths.truth, fr.roi, scene.targets.shape[1:])
+        true = truth.displacement(days)
+        flows_scored = {
+            "targets": flows["target"],
+            "predictions": flows["prediction"],
+            "persistence": np.zeros_like(true),
+        }
+        table = flow_errors(flows_scored, truth, days, pairs)
+        flows["truth"] = true
+        backgrounds["truth"] = scene.targets[1:]
+        arrays |= {"flow_truth": true, "glacier_mask": truth.mask}
+    save_npz(out_dir / "flow.npz", compress=True, **arrays)
+    fig = flow_quiver_figure(
+        backgrounds,
+        flows,
+        sel.paths.figures_dir / f"{sel.label}_flow.png",
+        row_titles=[f"frames {p} ({d:.0f} days)" for p, d in zip(pairs, days, strict=True)],
+        grid=args.grid,
+        title=f"{sel.label} on {sel.glacier.name}: Farneback optical flow",
+        pdf=args.pdf,
+    )
+    if table is not None:
+        ev.write_csv(table, out_dir / "flow_epe.csv")
+        mean = table[table["pair"] == "mean"].set_index("source")
+        summary = {
+            "unit": "pixels per window",
+            "pairs": pairs,
+            "days": days.tolist(),
+            "mean_true_displacement_px": float(mean["true_px"].iloc[0]),
+            "epe_px": {s: float(v) for s, v in mean["epe_px"].items()},
+            "glacier_pixels": int(truth.mask.sum()),
+        }
+        ev.write_text(json.dumps(summary, indent=2) + "\n", out_dir / "flow_epe.json")
+        print(
+            "endpoint error of the flow against the true displacement on the glacier (px per window):"
+        )
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(f"wrote {out_dir / 'flow_epe.csv'} and {out_dir / 'flow_epe.json'}")
+    else:
+        print(f"no {sel.paths.truth}: the true motion is unknown (real data), so no endpoint error")
+        for k in ("target", "prediction"):
+            f = flows[k]
+            print(f"mean flow length, {k}: {np.hypot(f[:, 0], f[:, 1]).mean():.3f} px per window")
+    print(f"wrote {out_dir / 'flow.npz'} and {fig[0]}")
+    return 0

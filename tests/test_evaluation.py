@@ -1,0 +1,508 @@
+"""Test scores, bootstrap, full-scene prediction, GeoTIFF/PNG output and loss curves."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import torch
+from PIL import Image
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from torch import nn
+
+from glacier_movement import evaluation as ev
+from glacier_movement.sequences import SequenceDataset
+
+
+class LastFrame(nn.Module):
+    """Persistence written independently of the package: repeat the last input frame."""
+
+    def forward(self, x, y=None):
+        return x[:, -1:].repeat(1, 4, 1, 1)
+
+
+class Echo(nn.Module):
+    """Returns its input frames as the prediction (an 'identity' forecaster); records calls."""
+
+    def __init__(self):
+        super().__init__()
+        self.batch_sizes = []
+        self.grad_enabled = []
+
+    def forward(self, x, y=None):
+        self.batch_sizes.append(x.shape[0])
+        self.grad_enabled.append(torch.is_grad_enabled())
+        return x.clone()
+
+
+class Shift(nn.Module):
+    """A fixed, non-trivial prediction: last frame + 0.1 with dropout (to see eval mode)."""
+
+    def __init__(self):
+        super().__init__()
+        self.drop = nn.Dropout(0.9)
+
+    def forward(self, x, y=None):
+        return self.drop(x[:, -1:].repeat(1, 4, 1, 1) + 0.1)
+
+
+def frames(t=12, h=30, w=40, seed=0):
+    rng = np.random.default_rng(seed)
+    f = rng.random((t, h, w), dtype=np.float32)
+    return np.where(f >= 0.3, f, 0).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------ metrics
+def test_errors_against_hand_computed_values():
+    target = np.zeros((2, 1, 2, 2), np.float32)
+    pred = np.array([[[[1.0, 0.0], [0.0, 0.0]]], [[[0.5, 0.5], [-0.5, 0.5]]]], np.float32)
+    m2, m1 = ev.sequence_errors(pred, target)
+    np.testing.assert_allclose(m2, [0.25, 0.25])  # 1/4 and 4·0.25/4
+    np.testing.assert_allclose(m1, [0.25, 0.5])  # 1/4 and 4·0.5/4
+    assert ev.mse(pred, target) == pytest.approx(0.25)
+    assert ev.mae(pred, target) == pytest.approx(0.375)
+    # PSNR of MSE 0.25 with range 1: 10·log10(4)
+    np.testing.assert_allclose(ev.psnr_frames(pred, target)[:, 0], 10 * np.log10(4.0))
+    with pytest.raises(ValueError, match="differs"):
+        ev.mse(pred, target[:1])
+
+
+def test_ssim_and_psnr_equal_skimage_per_frame():
+    rng = np.random.default_rng(1)
+    target = rng.random((3, 2, 20, 17)).astype(np.float32)
+    pred = np.clip(target + rng.normal(0, 0.1, target.shape), 0, 1).astype(np.float32)
+    got = ev.ssim_frames(pred, target)
+    want = [
+        [structural_similarity(t, p, data_range=1.0) for t, p in zip(ts, ps, strict=True)]
+        for ts, ps in zip(target, pred, strict=True)
+    ]
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    want_psnr = [
+        [peak_signal_noise_ratio(t, p, data_range=1.0) for t, p in zip(ts, ps, strict=True)]
+        for ts, ps in zip(target, pred, strict=True)
+    ]
+    np.testing.assert_allclose(ev.psnr_frames(pred, target), want_psnr, rtol=1e-5)
+    # identical frames: SSIM 1, PSNR capped instead of infinite
+    assert ev.ssim_frames(target, target) == pytest.approx(np.ones((3, 2)))
+    assert (ev.psnr_frames(target, target) == ev.PSNR_MAX_DB).all()
+    # frames smaller than the 7-px window use the largest odd window that fits (5 here)
+    small_t, small_p = target[:, :, :6, :6], pred[:, :, :6, :6]
+    np.testing.assert_allclose(
+        ev.ssim_frames(small_p, small_t)[0, 0],
+        structural_similarity(small_t[0, 0], small_p[0, 0], data_range=1.0, win_size=5),
+        atol=1e-5,
+    )
+
+
+def test_bootstrap_contains_estimate_and_narrows_with_more_samples():
+    rng = np.random.default_rng(2)
+    small = rng.exponential(0.05, 200)
+    large = rng.exponential(0.05, 20_000)
+    a = ev.bootstrap_interval(small, 500, seed=3)
+    b = ev.bootstrap_interval(large, 500, seed=3)
+    for iv, v in ((a, small), (b, large)):
+        assert iv.low < v.mean() < iv.high
+        assert iv.low < iv.mean < iv.high
+        assert iv.mean == pytest.approx(v.mean(), rel=0.02)
+    assert (b.high - b.low) < 0.3 * (a.high - a.low)  # ~ 1/sqrt(100) narrower
+    assert ev.bootstrap_interval(small, 500, seed=3) == a  # reproducible with a seed
+    assert ev.bootstrap_interval(small, 500, seed=4) != a
+
+
+# ---------------------------------------------------------------------------------- evaluate
+def test_evaluate_scores_model_and_persistence_directly():
+    ds = SequenceDataset(frames(), patch=10, stride=5)
+    idx = np.arange(len(ds))[-37:]  # not a multiple of the batch size
+    model = Shift()
+    model.train()  # evaluate must switch to eval mode (dropout off)
+    df = ev.evaluate(model, ds, idx, batch_size=8, progress=False)
+    assert list(df["predictor"].unique()) == ["model", ev.PERSISTENCE]
+    x, y = (t.numpy() for t in ds.batch(idx))
+    last = np.repeat(x[:, -1:], 4, axis=1)
+    for name, pred in (("model", last + 0.1), (ev.PERSISTENCE, last)):
+        sub = df[df["predictor"] == name]
+        np.testing.assert_array_equal(sub["index"], idx)
+        np.testing.assert_allclose(sub["MSE"], ((pred - y) ** 2).mean(axis=(1, 2, 3)), rtol=1e-6)
+        np.testing.assert_allclose(sub["MAE"], np.abs(pred - y).mean(axis=(1, 2, 3)), rtol=1e-6)
+        assert sub["MSE"].mean() == pytest.approx(((pred - y) ** 2).mean(), rel=1e-6)
+        np.testing.assert_allclose(sub["SSIM"], ev.ssim_frames(pred, y).mean(axis=1), atol=1e-6)
+    # a persistence model scores exactly what the built-in baseline scores
+    df2 = ev.evaluate(LastFrame(), ds, idx, batch_size=100, progress=False)
+    a, b = (
+        df2[df2["predictor"] == k][list(ev.METRICS)].to_numpy() for k in ("model", ev.PERSISTENCE)
+    )
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_evaluate_batches_without_gradients():
+    ds = SequenceDataset(frames(), patch=10, stride=10)
+    m = Echo()
+    ev.evaluate(m, ds, np.arange(25), batch_size=10, progress=False)
+    assert m.batch_sizes == [10, 10, 5]
+    assert not any(m.grad_enabled)
+
+
+def test_summarize_and_markdown():
+    rng = np.random.default_rng(5)
+    n = 50
+    per = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "predictor": p,
+                    "index": np.arange(n),
+                    "MSE": rng.random(n) * s,
+                    "MAE": rng.random(n) * s,
+                    "SSIM": rng.random(n),
+                    "PSNR": 20 + rng.random(n),
+                }
+            )
+            for p, s in (("model", 0.1), (ev.PERSISTENCE, 0.2))
+        ],
+        ignore_index=True,
+    )
+    splits = {"paper": np.arange(10, 50), "strict": np.arange(30, 50)}
+    res, boot = ev.summarize(per, splits, "salstm", n_bootstrap=200)
+    assert list(res.columns) == ["model", "split", "n", "MSE", "MAE", "SSIM", "PSNR"]
+    assert res[["model", "split", "n"]].values.tolist() == [
+        ["salstm", "paper", 40],
+        ["persistence", "paper", 40],
+        ["salstm", "strict", 20],
+        ["persistence", "strict", 20],
+    ]
+    want = per[(per.predictor == "model") & per["index"].between(30, 49)]["MSE"].mean()
+    assert res.iloc[2]["MSE"] == pytest.approx(want)
+    assert {"MSE_mean", "MSE_low", "MSE_high", "MAE_mean", "MAE_low", "MAE_high"} <= set(
+        boot.columns
+    )
+    assert (boot["MSE_low"] < res["MSE"]).all() and (res["MSE"] < boot["MSE_high"]).all()
+    md = ev.results_markdown(res, boot)
+    lines = md.strip().splitlines()
+    assert len(lines) == 2 + 4 and lines[0].count("|") == 10
+    assert f"{res.iloc[0]['MSE']:.4f}" in lines[2]
+    assert ev.summarize(per, splits, "salstm")[1] is None
+
+
+# ----------------------------------------------------------------------------- full scenes
+@pytest.mark.parametrize("shape", [(40, 60), (37, 53)])
+def test_predict_scene_of_identity_model_returns_inputs(shape):
+    f = frames(8, *shape, seed=3)
+    m = Echo()
+    out = ev.predict_scene(m, f, patch=10, batch_size=7)
+    assert out.shape == (4, *shape) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, f[:4])  # padding cropped off, patches back in place
+    n_patches = -(-shape[0] // 10) * -(-shape[1] // 10)
+    assert sum(m.batch_sizes) == n_patches and max(m.batch_sizes) == 7  # batched, not per patch
+    assert not any(m.grad_enabled)
+    np.testing.assert_array_equal(ev.persistence_scene(f), np.repeat(f[3:4], 4, axis=0))
+    np.testing.assert_array_equal(
+        ev.predict_scene(LastFrame(), f, patch=10), ev.persistence_scene(f)
+    )
+
+
+def test_predict_scene_rejects_short_input():
+    with pytest.raises(ev.GlacierError, match="needs"):
+        ev.predict_scene(Echo(), frames(3), patch=10)
+
+
+def test_geotiff_has_crs_transform_and_values(tmp_path):
+    bands = frames(4, 20, 30)
+    transform = (30.0, 0.0, 600_000.0, 0.0, -30.0, 3_550_000.0)
+    path = ev.write_geotiff(tmp_path / "p.tif", bands, 32643, transform, ["a", "b", "c", "d"])
+    with rasterio.open(path) as src:
+        assert src.crs.to_epsg() == 32643
+        assert tuple(src.transform)[:6] == transform
+        assert src.count == 4 and src.dtypes == ("float32",) * 4 and src.nodata is None
+        assert src.descriptions == ("a", "b", "c", "d")
+        np.testing.assert_array_equal(src.read(), bands)
+        # pixel (r, c) centre is at the affine map of (c + 0.5, r + 0.5)
+        assert src.xy(2, 3) == (600_000.0 + 3.5 * 30, 3_550_000.0 - 2.5 * 30)
+    assert not list(tmp_path.glob(".*"))  # no temporary left behind
+
+
+def test_grayscale_png_is_min_max_scaled(tmp_path):
+    img = np.array([[0.3, 0.65], [1.0, 0.3]], np.float32)
+    png = ev.save_grayscale(img, tmp_path / "a.png")
+    got = np.asarray(Image.open(png))
+    assert Image.open(png).mode == "L"
+    np.testing.assert_array_equal(got, [[0, 127], [255, 0]])
+    assert (
+        np.asarray(Image.open(ev.save_grayscale(np.zeros((3, 3)), tmp_path / "z.png"))) == 0
+    ).all()
+    assert ev.save_grayscale(img, tmp_path / "a.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_scene_window_matches_the_original():
+    np.testing.assert_array_equal(ev.scene_window(36), np.arange(28, 36))  # Parvati
+    np.testing.assert_array_equal(ev.scene_window(27), np.arange(19, 27))  # Aletsch
+    np.testing.assert_array_equal(ev.scene_window(36, last=10), np.arange(26, 34))
+    for bad in (7, 37):
+        with pytest.raises(ev.GlacierError, match="--last"):
+            ev.scene_window(36, last=bad)
+
+
+# ------------------------------------------------------------------------------ loss curves
+def test_loss_curves_reads_every_run(tmp_path):
+    models = tmp_path / "models"
+    for run, scale in (("unet", 1.0), ("salstm", 0.5)):
+        (models / run).mkdir(parents=True)
+        pd.DataFrame(
+            {
+                "epoch": [0, 1, 2],
+                "train_loss": np.array([0.1, 0.05, 0.02]) * scale,
+                "val_loss": np.array([0.12, 0.08, 0.07]) * scale,
+            }
+        ).to_csv(models / run / "epochs.csv", index=False)
+    (models / "broken").mkdir()  # a run without epochs.csv yet is skipped
+    df = ev.load_epoch_losses(models)
+    assert df["run"].unique().tolist() == ["salstm", "unet"]
+    assert df[df.run == "salstm"]["val_loss"].tolist() == pytest.approx([0.06, 0.04, 0.035])
+    out = ev.loss_curves(tmp_path)
+    assert out == models / "loss_curves.png" and out.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ev.DataError, match="does not exist"):
+        ev.load_epoch_losses(models, ["nope"])
+    with pytest.raises(ev.DataError, match="no trained runs"):
+        ev.load_epoch_losses(tmp_path / "empty")
+
+
+# ------------------------------------------------------------------------------ command line
+# A small glacier whose motion is known: a textured snow/ice field that drifts to the right by
+# VX px/day, frames of 3-month windows, on a raw grid of which the frames are an ROI crop.
+VX, VY = 0.011, 0.0055  # px/day: about 1 and 0.5 px per 91-day window
+ROI = (5, 65, 7, 87)  # rows 5–65, cols 7–87 of a 70×95 raw grid
+EPSG, TRANSFORM = 32643, (30.0, 0.0, 600_000.0, 0.0, -30.0, 3_550_000.0)
+
+
+def write_glacier(root, n_frames=12):
+    from scipy import ndimage
+
+    from glacier_movement.io import Frames, save_npz, write_frames
+
+    rng = np.random.default_rng(7)
+    raw_h, raw_w = 70, 95
+    field = ndimage.gaussian_filter(rng.random((raw_h, raw_w + 40)), 2.5)
+    field = (field - field.min()) / (field.max() - field.min())
+    starts = np.array(
+        [f"{2019 + m // 12}-{m % 12 + 1:02d}-01" for m in range(0, 3 * n_frames, 3)],
+        dtype="datetime64[D]",
+    )
+    days = (starts - starts[0]).astype(float)
+    frames = []
+    for d in days:  # the field seen through a window that moves with the ice
+        moved = ndimage.shift(field, (VY * d, VX * d), order=1, mode="nearest")[
+            :raw_h, 20 : 20 + raw_w
+        ]
+        frames.append(moved[ROI[0] : ROI[1], ROI[2] : ROI[3]])
+    frames = np.stack(frames).astype(np.float32)
+    frames = np.where(frames >= 0.3, frames, 0).astype(np.float32)
+    gdir = root / "parvati"
+    gdir.mkdir(parents=True)
+    write_frames(
+        gdir / "frames.npz",
+        Frames(
+            frames,
+            starts,
+            3,
+            np.ones(n_frames, np.int64),
+            np.zeros(n_frames, bool),
+            "parvati",
+            EPSG,
+            TRANSFORM,
+            ROI,
+        ),
+    )
+    vel = np.zeros((2, raw_h, raw_w), np.float32)
+    vel[0], vel[1] = VX, VY
+    mask = np.zeros((raw_h, raw_w), bool)
+    mask[15:55, 20:75] = True  # the "glacier": away from the borders the flow cannot see past
+    save_npz(
+        gdir / "truth.npz",
+        velocity=vel,
+        glacier_mask=mask,
+        scene_times=starts.astype("datetime64[ns]"),
+    )
+    return frames
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A data root with frames, truth and a tiny SA-LSTM run (3 optimisation steps)."""
+    from glacier_movement.training import train_model
+
+    root = tmp_path_factory.mktemp("root")
+    frames = write_glacier(root)
+    train_model(
+        "salstm",
+        "parvati",
+        "tiny",
+        root=root,
+        max_steps=3,
+        wandb="disabled",
+        progress=False,
+        device="cpu",
+    )
+    return root, frames
+
+
+def cli(root, *argv):
+    from glacier_movement.cli import main
+
+    return main([*argv, "--data-root", str(root)])
+
+
+def test_cli_test_writes_scores(trained, capsys):
+    root, _ = trained
+    run = "salstm-parvati-tiny"
+    assert (
+        cli(root, "test", "--run", run, "--model", "salstm", "--bootstrap", "50", "--split", "both")
+        == 0
+    )
+    out = capsys.readouterr()
+    assert (
+        "| salstm-parvati-tiny | paper |" in out.out
+        and "strict-split scores are not those" in out.err
+    )
+    res_dir = root / "parvati" / "results"
+    res = pd.read_csv(res_dir / f"{run}_results.csv")
+    assert res[["model", "split"]].values.tolist() == [
+        [run, "paper"],
+        ["persistence", "paper"],
+        [run, "strict"],
+        ["persistence", "strict"],
+    ]
+    assert {"MSE", "MAE", "SSIM", "PSNR", "n", "trained_split"} <= set(res.columns)
+    # persistence on the test sequences, computed here directly
+    ds = SequenceDataset(trained[1], patch=10, stride=10)
+    from glacier_movement.sequences import split_indices
+
+    x, y = (t.numpy() for t in ds.batch(split_indices(ds, "paper").test))
+    pers = res[(res.model == "persistence") & (res.split == "paper")].iloc[0]
+    assert pers["MSE"] == pytest.approx(((x[:, -1:] - y) ** 2).mean(), rel=1e-5)
+    assert pers["n"] == len(x)
+    boot = pd.read_csv(res_dir / f"{run}_bootstraped_results.csv")
+    assert ((boot["MSE_low"] <= res["MSE"]) & (res["MSE"] <= boot["MSE_high"])).all()
+    assert (res_dir / f"{run}_results.md").read_text().startswith("# ")
+    # default: only the split the run was trained with
+    assert cli(root, "test", "--run", run, "--bootstrap", "0") == 0
+    assert pd.read_csv(res_dir / f"{run}_results.csv")["split"].unique().tolist() == ["paper"]
+    assert not (res_dir / f"{run}_bootstraped_results.csv").exists()
+
+
+def test_cli_infer_and_flow(trained, capsys):
+    root, frames = trained
+    run = "salstm-parvati-tiny"
+    assert cli(root, "infer", "--run", run, "--batch-size", "7") == 0
+    out_dir = root / "parvati" / "results" / run
+    targets = np.load(out_dir / "targets.npy")
+    np.testing.assert_array_equal(targets, frames[-4:])
+    np.testing.assert_array_equal(np.load(out_dir / "inputs.npy"), frames[-8:-4])
+    pred = np.load(out_dir / "predictions.npy")
+    assert pred.shape == (4, 60, 80) and np.isfinite(pred).all()
+    with rasterio.open(out_dir / "predictions.tif") as src:
+        assert (
+            src.crs.to_epsg() == EPSG and tuple(src.transform)[:6] == TRANSFORM and src.count == 4
+        )
+        np.testing.assert_array_equal(src.read(), pred)
+    assert (out_dir / "images" / "targets_3.png").is_file()
+    assert (root / "parvati" / "figures" / f"{run}_scene.png").is_file()
+    capsys.readouterr()
+
+    assert cli(root, "flow", "--run", run) == 0
+    assert "using the saved scene predictions" in capsys.readouterr().err
+    epe = pd.read_csv(out_dir / "flow_epe.csv").set_index(["source", "pair"])
+    true_px = epe.loc[("persistence", "mean"), "true_px"]
+    assert true_px == pytest.approx(np.hypot(VX, VY) * 91, rel=0.02)
+    # the flow of the targets finds the known motion; persistence (no motion) misses all of it
+    assert epe.loc[("targets", "mean"), "epe_px"] < 0.3 * true_px
+    assert epe.loc[("persistence", "mean"), "epe_px"] == pytest.approx(true_px)
+    summary = json.loads((out_dir / "flow_epe.json").read_text())
+    assert set(summary["epe_px"]) == {"targets", "predictions", "persistence"}
+    assert (root / "parvati" / "figures" / f"{run}_flow.png").is_file()
+    with np.load(out_dir / "flow.npz") as f:
+        assert f["flow_prediction"].shape == (3, 2, 60, 80)
+
+
+def test_cli_flow_predicts_again_for_another_checkpoint(trained, capsys):
+    import os
+
+    root, _ = trained
+    run = "salstm-parvati-tiny"
+    assert cli(root, "infer", "--run", run) == 0
+    ckpt = root / "models" / run / "last.pt"
+    st = ckpt.stat()
+    os.utime(ckpt, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # as if trained further
+    capsys.readouterr()
+    assert cli(root, "flow", "--run", run) == 0
+    err = capsys.readouterr().err
+    assert "using the saved scene" not in err and "predicting salstm-parvati-tiny" in err
+    assert cli(root, "flow", "--run", run) == 0
+    assert "using the saved scene predictions" in capsys.readouterr().err
+
+
+def test_cli_loss_curves(trained, capsys):
+    root, _ = trained
+    assert cli(root, "loss-curves") == 0
+    assert (root / "models" / "loss_curves.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["test", "--run", "nope"], "does not exist (trained runs: salstm-parvati-tiny)"),
+        (
+            ["infer", "--run", "salstm-parvati-tiny", "--model", "unet"],
+            "holds a 'salstm' model, not 'unet'",
+        ),
+        (["test", "--checkpoint", "CKPT_DIR/missing.pt"], "does not exist"),
+        (["flow", "--checkpoint", "CKPT_DIR/foreign.pt"], "not a glacier-movement checkpoint"),
+        (["infer", "--run", "salstm-parvati-tiny", "--last", "20"], "--last 20 does not fit"),
+        (["test", "--checkpoint", "CKPT_DIR/foreign.pt", "--best"], "--best goes with --run"),
+        (["test", "--run", "salstm-parvati-tiny", "--bootstrap", "-1"], "--bootstrap must be"),
+        (["infer"], "no model given: pass --run NAME"),
+    ],
+)
+def test_cli_bad_input_is_one_line(trained, tmp_path, capsys, argv, message):
+    root, _ = trained
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    argv = [a.replace("CKPT_DIR", str(tmp_path)) for a in argv]
+    assert cli(root, *argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("script", "extra", "output"),
+    [
+        (
+            "experiment1/testing/testsetPerformance.py",
+            ["--bootstrap", "20"],
+            "parvati/results/salstm-parvati-tiny_results.csv",
+        ),
+        (
+            "experiment1/plots/inferencePlot.py",
+            [],
+            "parvati/results/salstm-parvati-tiny/images/predictions_0.pdf",
+        ),
+        ("experiment1/plots/opticalFlow.py", [], "parvati/figures/salstm-parvati-tiny_flow.png"),
+        ("experiment1/plots/LossCurves.py", [], "models/loss_curves.pdf"),
+    ],
+)
+def test_experiment_scripts(trained, monkeypatch, capsys, script, extra, output):
+    import runpy
+    from pathlib import Path
+
+    root, _ = trained
+    path = Path(__file__).resolve().parents[1] / script
+    monkeypatch.setattr(
+        "sys.argv", [str(path), "--run", "salstm-parvati-tiny", "--data-root", str(root), *extra]
+    )
+    if "LossCurves" in script:
+        monkeypatch.setattr("sys.argv", [str(path), "--data-root", str(root)])
+    (root / output).unlink(missing_ok=True)
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(path), run_name="__main__")
+    assert done.value.code == 0
+    assert (root / output).is_file()
