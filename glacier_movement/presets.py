@@ -29,14 +29,20 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture sizes. LSTM hidden size defaults to patch² (2,500 in the paper)."""
+    """Architecture sizes (SPEC 1.5).
 
-    hidden: int | None = None
+    The LSTM models' hidden size is patch² (2,500 in the paper): their LSTM outputs are frames.
+    ``heads`` must divide patch². ``convlstm`` is a named configuration (``big``, ``small``) or six
+    hidden channel counts (encoder 3 + decoder 3). The U-Net has channels
+    ``unet_base·2^k, k = 0…unet_depth``; its bottleneck ``patch / 2^unet_depth`` must be ≥ 2 px.
+    """
+
     layers: int = 3
     heads: int = 5
     dropout: float = 0.1
-    convlstm: tuple[int, ...] = (128, 64, 32, 32, 64, 32)  # encoder 3 + decoder 3 hidden channels
-    unet_base: int = 64  # channels base·(1, 2, 4, 8, 16)
+    convlstm: str | tuple[int, ...] = "big"
+    unet_base: int = 64
+    unet_depth: int = 4
 
 
 @dataclass(frozen=True)
@@ -68,16 +74,24 @@ PRESETS: dict[str, Preset] = {
         patch=20,
         stride=10,
         scene_size={"parvati": (160, 160), "aletsch": (120, 120)},
-        model=ModelConfig(convlstm=(32, 16, 16, 16, 16, 16), unet_base=16),
-        train={k: replace(v, epochs=3, batch_size=32) for k, v in _PAPER_TRAIN.items()},
+        model=ModelConfig(convlstm=(16, 8, 8, 8, 8, 8), unet_base=16, unet_depth=3),
+        train={
+            k: replace(v, epochs=3, batch_size=32, val_every=25, ckpt_every=100)
+            for k, v in _PAPER_TRAIN.items()
+        },
     ),
     "tiny": Preset(
         name="tiny",
         patch=10,
         stride=10,
         scene_size={"parvati": (60, 60), "aletsch": (50, 50)},
-        model=ModelConfig(hidden=32, layers=1, heads=2, convlstm=(4, 4, 4, 4, 4, 4), unet_base=4),
-        train={k: replace(v, epochs=1, batch_size=16, val_every=5, ckpt_every=10) for k, v in _PAPER_TRAIN.items()},
+        model=ModelConfig(
+            layers=1, heads=2, convlstm=(4, 4, 4, 4, 4, 4), unet_base=4, unet_depth=2
+        ),
+        train={
+            k: replace(v, epochs=1, batch_size=16, val_every=5, ckpt_every=10)
+            for k, v in _PAPER_TRAIN.items()
+        },
     ),
 }
 

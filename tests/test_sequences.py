@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from glacier_movement import cli, io
+from glacier_movement import io
 from glacier_movement.cli import main
 from glacier_movement.errors import GlacierError
 from glacier_movement.sequences import (
@@ -22,6 +22,7 @@ from glacier_movement.sequences import (
     split_indices,
     stitch_patches,
 )
+from tests.helpers import frames_record
 
 RNG = np.random.default_rng(0)
 
@@ -373,28 +374,12 @@ def test_plain_dataloader_collate_also_works():
 
 
 # ----------------------------------------------------------------------------------- command
-@pytest.fixture(autouse=True)
-def _only_this_stage(monkeypatch, request):
-    """Build the CLI with this stage only, so these tests do not depend on other stages."""
-    if request.node.name.startswith("test_command") or "export" in request.node.name:
-        monkeypatch.setattr(cli, "STAGES", ["glacier_movement.sequences"])
 
 
 def _write_frames(root, glacier="parvati", t=14, h=40, w=40):
     f = _frames(t, h, w, seed=5)
     f[f < 0.3] = 0
-    fr = io.Frames(
-        frames=f,
-        window_start=(np.datetime64("2013-01", "M") + 3 * np.arange(t)).astype("datetime64[D]"),
-        window_months=3,
-        n_scenes=np.ones(t, np.int64),
-        interpolated=np.zeros(t, bool),
-        glacier=glacier,
-        epsg=32643,
-        transform=(30.0, 0.0, 0.0, 0.0, -30.0, 0.0),
-        roi=(0, h, 0, w),
-    )
-    io.write_frames(root / glacier / "frames.npz", fr)
+    io.write_frames(root / glacier / "frames.npz", frames_record(f, glacier))
     return f
 
 

@@ -1,0 +1,20 @@
+#!/usr/bin/env python3
+"""Experiment 1 — train the LSTM encoder–decoder on the Parvati sequences (the original `LSTMTrain.py`).
+
+Encoder and decoder `LSTM(2500, 2500, 3 layers, dropout 0.1)` over flattened 50×50 patches
+(300,120,000 parameters); MSE loss, AdamW lr 1e-4, weight decay 1e-3, batch 100, 40 epochs,
+gradient clipping by value 3. Writes `<data-root>/models/lstm-parvati-paper/` (last.pt, best.pt,
+losses.csv, epochs.csv) and an offline Weights & Biases run under `<data-root>/wandb/`. The paper
+size needs a GPU: add `--preset demo` for a CPU run of minutes. Extra options are passed on (try
+--help), e.g. `--resume`, `--wandb online`, `--amp`, or start it under
+`torchrun --nproc_per_node=N` for several GPUs.
+"""
+
+import sys
+
+from glacier_movement.cli import main
+
+SETTINGS = ["train", "--glacier", "parvati", "--model", "lstm", "--preset", "paper"]
+
+if __name__ == "__main__":
+    sys.exit(main(SETTINGS + sys.argv[1:]))

@@ -1,0 +1,99 @@
+"""The two LSTM forecasters of the paper (SPEC 1.5): encoder–decoder and self-attention (SA-LSTM).
+
+Both work on frames flattened to vectors of P² values (2,500 for 50×50 patches); the LSTM hidden
+size equals P², so an LSTM output *is* a frame (no read-out layer), as in the original.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import Forecaster
+
+
+def _lstm(size: int, layers: int, dropout: float) -> nn.LSTM:
+    # nn.LSTM applies dropout between layers only; with one layer it would warn and do nothing.
+    return nn.LSTM(
+        size, size, num_layers=layers, dropout=dropout if layers > 1 else 0.0, batch_first=True
+    )
+
+
+class LSTMEncDec(Forecaster):
+    """LSTM encoder–decoder ("LSTMEncDec" of the paper).
+
+    Encoder ``LSTM(P², P², layers)`` over the 4 flattened input frames; the decoder, an LSTM of the
+    same shape, starts from the encoder's final (h, c) — h as h and c as c (the original passed h
+    for both) — with the encoder's last output as its first input. Each decoder output is the next
+    frame; it is the next input (or the true frame under teacher forcing).
+
+    Paper size (P = 50, 3 layers): 2 × 150,060,000 = 300,120,000 parameters.
+    """
+
+    def __init__(
+        self, patch: int = 50, layers: int = 3, dropout: float = 0.1, n_in: int = 4, n_out: int = 4
+    ):
+        super().__init__(patch, n_in, n_out)
+        d = self.patch * self.patch
+        self.encoder = _lstm(d, layers, dropout)
+        self.decoder = _lstm(d, layers, dropout)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, 4, P, P) → (B, 4, P, P); y (B, 4, P, P) for teacher forcing in training mode."""
+        teacher = self._check(x, y)
+        b, p = x.shape[0], self.patch
+        enc_out, state = self.encoder(x.reshape(b, self.n_in, p * p))
+        inp = enc_out[:, -1:]  # (B, 1, P²)
+        preds = []
+        for i in range(self.n_out):
+            out, state = self.decoder(inp, state)  # (B, 1, P²)
+            preds.append(out)
+            inp = teacher[:, i : i + 1].reshape(b, 1, p * p) if teacher is not None else out
+        return torch.cat(preds, dim=1).reshape(b, self.n_out, p, p)
+
+
+class SALSTM(Forecaster):
+    """LSTM with multi-head self-attention ("LSTMAttentionSmall", the paper's best model).
+
+    Encoder ``LSTM(P², P², layers)`` over the 4 flattened frames gives 4 vectors of P². Each decoder
+    step: multi-head self-attention over the current 4 vectors, flatten (4·P²), ``Linear(4·P², P²)``
+    → the predicted frame. As in the original, the frame (prediction, or the true frame under
+    teacher forcing) is appended to the 4 *vectors*, the last 4 are kept and the encoder LSTM is run
+    again over them to give the next step's 4 vectors.
+
+    Paper size (P = 50, 3 layers, 5 heads): LSTM 150,060,000 + attention 25,010,000 + linear
+    25,002,500 = 200,072,500 parameters.
+    """
+
+    def __init__(
+        self,
+        patch: int = 50,
+        layers: int = 3,
+        heads: int = 5,
+        dropout: float = 0.1,
+        n_in: int = 4,
+        n_out: int = 4,
+    ):
+        super().__init__(patch, n_in, n_out)
+        d = self.patch * self.patch
+        if d % heads:
+            raise ValueError(f"SALSTM: patch² = {d} is not divisible by {heads} attention heads")
+        self.encoder = _lstm(d, layers, dropout)
+        self.attention = nn.MultiheadAttention(d, heads, dropout=dropout, batch_first=True)
+        self.head = nn.Linear(self.n_in * d, d)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, 4, P, P) → (B, 4, P, P); y (B, 4, P, P) for teacher forcing in training mode."""
+        teacher = self._check(x, y)
+        b, p = x.shape[0], self.patch
+        window, _ = self.encoder(x.reshape(b, self.n_in, p * p))  # (B, 4, P²)
+        preds = []
+        for i in range(self.n_out):
+            att, _ = self.attention(window, window, window, need_weights=False)
+            frame = self.head(att.reshape(b, -1))  # (B, P²)
+            preds.append(frame)
+            if i == self.n_out - 1:
+                break  # the last frame is not fed back: skip the encoder pass it would need
+            nxt = teacher[:, i].reshape(b, p * p) if teacher is not None else frame
+            window, _ = self.encoder(torch.cat([window[:, 1:], nxt[:, None]], dim=1))
+        return torch.stack(preds, dim=1).reshape(b, self.n_out, p, p)

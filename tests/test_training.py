@@ -1,0 +1,365 @@
+"""Training: logs, checkpoints, exact resume, fine-tuning, wandb modes, DDP, and bad input."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from glacier_movement import cli, config, io
+from glacier_movement.errors import DataError, GlacierError
+from glacier_movement.models import build_model
+from glacier_movement.presets import get_preset, override
+from glacier_movement.training import (
+    CHECKPOINT_FORMAT,
+    default_run_name,
+    fit,
+    load_checkpoint,
+    load_model,
+    train_model,
+)
+from tests.helpers import frames_record
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+# ------------------------------------------------------------------------------------ data
+def blob_frames(t: int, size: int, seed: int = 0) -> np.ndarray:
+    """(t, size, size) float32 masked NDSI: soft discs drifting ~1 px per frame."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    n = 5
+    cy, cx, r = rng.uniform(0, size, n), rng.uniform(0, size, n), rng.uniform(3, 7, n)
+    out = np.zeros((t, size, size), np.float32)
+    for k in range(t):
+        d2 = (
+            (yy[None] - ((cy + k) % size)[:, None, None]) ** 2
+            + (xx[None] - ((cx + 0.5 * k) % size)[:, None, None]) ** 2
+        ) / r[:, None, None] ** 2
+        f = np.exp(-d2).max(axis=0)
+        out[k] = np.where(f >= 0.3, f, 0)
+    return out
+
+
+def write_frames(root: Path, glacier: str, t: int = 12, size: int = 40, seed: int = 0) -> Path:
+    fr = blob_frames(t, size, seed)
+    path = config.Paths(root, glacier).frames
+    io.write_frames(path, frames_record(fr, glacier))
+    return path
+
+
+def tensor_data(n: int = 40, p: int = 10, seed: int = 5):
+    fr = torch.from_numpy(blob_frames(n + 8, 3 * p, seed))
+    # sequences of one patch position, starting at every frame
+    seq = torch.stack([fr[s : s + 8, :p, :p] for s in range(n)])
+    return TensorDataset(seq[:, :4].contiguous(), seq[:, 4:].contiguous())
+
+
+TINY_RECORD = {
+    "patch": 10,
+    "stride": 10,
+    "preset": "tiny",
+    "model_config": asdict(get_preset("tiny").model),
+}
+
+
+def tiny_fit(run_dir: Path, model: str = "salstm", resume: bool = False, **changes):
+    ds = tensor_data()
+    cfg = override(
+        get_preset("tiny").train_config(model),
+        **{"batch_size": 6, "epochs": 3, "val_every": 2, "ckpt_every": 4, "lr": 1e-2, **changes},
+    )
+    torch.manual_seed(0)
+    net = build_model(model, "tiny")
+    return fit(
+        model, net, (ds, np.arange(32)), (ds, np.arange(32, 40)), cfg, run_dir,
+        record=TINY_RECORD, resume=resume, wandb_mode="disabled", progress=False,
+    )  # fmt: skip
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    sa, sb = load_checkpoint(a)["model"], load_checkpoint(b)["model"]
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# ------------------------------------------------------------------------------ the loop
+def test_fit_writes_logs_and_checkpoints(tmp_path):
+    res = tiny_fit(tmp_path / "run", epochs=2)
+    spe = math.ceil(32 / 6)  # 6 steps per epoch
+    assert res.step == 2 * spe and res.epoch == 2 and res.completed
+    steps = read_csv(tmp_path / "run" / "losses.csv")
+    assert [int(r["step"]) for r in steps] == list(range(1, 2 * spe + 1))
+    assert [bool(r["val_loss"]) for r in steps] == [s % 2 == 0 for s in range(1, 2 * spe + 1)]
+    epochs = read_csv(tmp_path / "run" / "epochs.csv")
+    assert [r["epoch"] for r in epochs] == ["1", "2"]
+    assert float(epochs[-1]["val_loss"]) == pytest.approx(res.val_loss, rel=1e-6)
+    ck = load_checkpoint(res.last)
+    assert ck["format"] == CHECKPOINT_FORMAT and ck["model_name"] == "salstm"
+    assert ck["step"] == 2 * spe and ck["epoch"] == 2 and ck["batch_in_epoch"] == 0
+    assert {"torch", "numpy", "python"} <= set(ck["rng"]) and "state" in ck["optimizer"]
+    assert ck["config"]["train"]["batch_size"] == 6 and ck["config"]["n_train"] == 32
+    model, _ = load_model(res.best, expect="salstm")
+    assert not model.training
+    assert res.best_val_loss == pytest.approx(min(float(r["val_loss"]) for r in epochs), rel=1e-6)
+    assert np.isfinite(res.persistence_val_loss) and (tmp_path / "run" / "summary.json").is_file()
+
+
+def test_resume_after_a_stop_gives_the_same_weights(tmp_path):
+    full = tiny_fit(tmp_path / "a", max_steps=15)  # 2.5 epochs, uninterrupted
+    tiny_fit(tmp_path / "b", max_steps=9)  # "killed" in the middle of epoch 2 …
+    resumed = tiny_fit(tmp_path / "b", max_steps=15, resume=True)  # … and resumed
+    assert resumed.step == full.step == 15
+    assert same_weights(full.last, resumed.last)
+    oa, ob = load_checkpoint(full.last)["optimizer"], load_checkpoint(resumed.last)["optimizer"]
+    assert all(
+        torch.equal(oa["state"][k]["exp_avg"], ob["state"][k]["exp_avg"]) for k in oa["state"]
+    )
+    for name in ("losses.csv", "epochs.csv"):  # the partial-epoch rows of the stop are replaced
+        assert read_csv(tmp_path / "a" / name) == read_csv(tmp_path / "b" / name)
+
+
+def test_resume_of_a_finished_run_trains_nothing(tmp_path):
+    first = tiny_fit(tmp_path / "r", epochs=1)
+    again = tiny_fit(tmp_path / "r", epochs=1, resume=True)
+    assert again.step == first.step and same_weights(first.last, again.last)
+    assert again.val_loss == pytest.approx(first.val_loss)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def test_bad_checkpoints_are_one_line_errors(tmp_path):
+    res = tiny_fit(tmp_path / "run", epochs=1)
+    with pytest.raises(GlacierError, match="holds a 'salstm' model, not 'unet'"):
+        load_model(res.last, expect="unet")
+    data = res.last.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint at all")
+    torch.save({"format": CHECKPOINT_FORMAT, "model": {}, "x": Path("/")}, tmp_path / "pickled.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    for name in ("cut.pt", "junk.pt", "pickled.pt", "foreign.pt", "missing.pt"):
+        with pytest.raises(DataError) as err:
+            load_model(tmp_path / name)
+        assert "\n" not in str(err.value) and name in str(err.value)
+
+
+# --------------------------------------------------------------------------- command line
+def train_cli(root: Path, *args: str) -> int:
+    return cli.main(["train", "--data-root", str(root), "--preset", "tiny", "--no-progress", *args])
+
+
+def test_cli_train_refuse_resume_and_errors(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "data"
+    assert train_cli(root, "--glacier", "parvati", "--model", "lstm", "--wandb", "disabled") == 2
+    assert "preprocess --glacier parvati" in capsys.readouterr().err
+    write_frames(root, "parvati")
+    run = root / "models" / default_run_name("lstm", "parvati", "tiny")
+    assert (
+        train_cli(
+            root,
+            "--glacier",
+            "parvati",
+            "--model",
+            "lstm",
+            "--wandb",
+            "disabled",
+            "--max-steps",
+            "3",
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "validation MSE" in out and "persistence" in out
+    assert len(read_csv(run / "losses.csv")) == 3 and (run / "last.pt").is_file()
+    assert not (root / "wandb").exists() and not (tmp_path / "wandb").exists()  # disabled: nothing
+    # an existing run is not silently overwritten …
+    assert train_cli(root, "--glacier", "parvati", "--model", "lstm", "--wandb", "disabled") == 2
+    assert "--resume" in capsys.readouterr().err
+    # … a resumed run keeps its settings …
+    assert (
+        train_cli(
+            root,
+            "--glacier",
+            "parvati",
+            "--model",
+            "lstm",
+            "--wandb",
+            "disabled",
+            "--resume",
+            "--lr",
+            "0.5",
+        )
+        == 2
+    )
+    assert "lr=0.0001" in capsys.readouterr().err
+    # … and continues from its checkpoint
+    assert (
+        train_cli(
+            root,
+            "--glacier",
+            "parvati",
+            "--model",
+            "lstm",
+            "--wandb",
+            "disabled",
+            "--resume",
+            "--max-steps",
+            "5",
+            "--epochs",
+            "2",
+        )
+        == 0
+    )
+    assert [r["step"] for r in read_csv(run / "losses.csv")] == ["1", "2", "3", "4", "5"]
+    # unknown names are one-line errors
+    assert train_cli(root, "--glacier", "everest", "--model", "lstm") == 2
+    assert "unknown glacier 'everest'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train_cli(root, "--glacier", "parvati", "--model", "transformer")
+
+
+def test_cli_wandb_offline_writes_a_run_under_the_data_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    root = tmp_path / "data"
+    write_frames(root, "parvati")
+    assert (
+        train_cli(root, "--glacier", "parvati", "--model", "unet", "--max-steps", "2") == 0
+    )  # offline by default
+    runs = list((root / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("run-*.wandb"))
+    assert not (tmp_path / "wandb").exists()  # nothing in the working directory
+
+
+def test_two_glaciers_and_fine_tuning(tmp_path):
+    root = tmp_path / "data"
+    write_frames(root, "parvati", seed=1)
+    write_frames(root, "aletsch", t=10, size=30, seed=2)
+    mixed = train_model(
+        "convlstm",
+        ["parvati", "aletsch"],
+        "tiny",
+        root=root,
+        wandb="disabled",
+        progress=False,
+        max_steps=2,
+    )
+    assert mixed.run_dir.name == "convlstm-parvati+aletsch-tiny"
+    # parvati 12 frames of 40² → 5 starts × 16 patches; aletsch 10 of 30² → 3 × 9; each split 80/20 then 90/10
+    assert mixed.n_train == int(int(80 * 0.8) * 0.9) + int(int(27 * 0.8) * 0.9)
+
+    base = train_model(
+        "lstm", "parvati", "tiny", root=root, wandb="disabled", progress=False, max_steps=2
+    )
+    tuned = train_model(
+        "lstm",
+        "aletsch",
+        "tiny",
+        root=root,
+        wandb="disabled",
+        progress=False,
+        init_from=base.last,
+        max_steps=1,
+        lr=1e-12,
+    )
+    assert tuned.run_dir.name == "lstm-aletsch-tiny-finetuned"
+    a, b = load_checkpoint(base.last)["model"], load_checkpoint(tuned.last)["model"]
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)  # started from the weights
+    assert load_checkpoint(tuned.last)["config"]["init_from"] == str(base.last)
+    with pytest.raises(GlacierError, match="holds a 'convlstm' model, not 'lstm'"):
+        train_model(
+            "lstm",
+            "aletsch",
+            "tiny",
+            root=root,
+            wandb="disabled",
+            progress=False,
+            init_from=mixed.last,
+            run_name="x",
+        )
+
+
+def test_persistence_is_not_trainable(tmp_path):
+    with pytest.raises(GlacierError, match="no parameters to train"):
+        train_model("persistence", "parvati", "tiny", root=tmp_path)
+
+
+# ----------------------------------------------------------------------------------- DDP
+def test_torchrun_two_process_gloo_run(tmp_path):
+    root = tmp_path / "data"
+    write_frames(root, "parvati")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [
+        str(VENV_BIN / "torchrun"), "--standalone", "--nproc_per_node=2", "-m", "glacier_movement",
+        "train", "--data-root", str(root), "--glacier", "parvati", "--model", "salstm", "--preset", "tiny",
+        "--epochs", "2", "--batch-size", "8", "--wandb", "disabled", "--no-progress", "--device", "cpu",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = root / "models" / "salstm-parvati-tiny"
+    assert sorted(p.name for p in run.glob("*.pt")) == ["best.pt", "last.pt"]
+    ck = load_checkpoint(run / "last.pt")
+    n_train = ck["config"]["n_train"]  # 57: each process takes ⌈57 / 2⌉ = 29 → 4 batches of 8
+    spe = math.ceil(math.ceil(n_train / 2) / 8)
+    assert ck["config"]["world_size"] == 2 and ck["step"] == 2 * spe
+    steps = [int(r["step"]) for r in read_csv(run / "losses.csv")]
+    assert steps == list(range(1, 2 * spe + 1))  # written once (rank 0), not per process
+    assert proc.stdout.count("validation MSE") == 1
+
+
+# ---------------------------------------------------------------------------------- slow
+@pytest.mark.slow
+def test_killed_process_resumes_to_the_same_weights(tmp_path):
+    """Really kill (SIGKILL) a training process after a checkpoint, resume it, compare."""
+    root = tmp_path / "data"
+    write_frames(root, "parvati", t=16)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    base = [
+        str(VENV_BIN / "glacier-movement"), "train", "--data-root", str(root), "--glacier", "parvati",
+        "--model", "salstm", "--preset", "tiny", "--epochs", "6", "--batch-size", "4", "--ckpt-every", "5",
+        "--wandb", "disabled", "--no-progress", "--device", "cpu",
+    ]  # fmt: skip
+    subprocess.run(
+        [*base, "--run-name", "full"], check=True, env=env, capture_output=True, timeout=600
+    )
+    proc = subprocess.Popen(
+        [*base, "--run-name", "cut"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    last = root / "models" / "cut" / "last.pt"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if last.is_file() and load_checkpoint(last)["step"] >= 10:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "training finished before it could be killed: make it longer"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    subprocess.run(
+        [*base, "--run-name", "cut", "--resume"],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=600,
+    )
+    assert same_weights(root / "models" / "full" / "last.pt", last)
+    assert read_csv(root / "models" / "full" / "epochs.csv") == read_csv(
+        root / "models" / "cut" / "epochs.csv"
+    )
