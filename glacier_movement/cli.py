@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 
 from . import __version__
@@ -70,9 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
     for name in STAGES:
-        # TODO(integration): stages still being written are skipped until their module exists.
-        if importlib.util.find_spec(name) is None:
-            continue
         importlib.import_module(name).register(sub, common)
     return parser
 
@@ -91,12 +87,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"glacier-movement {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print(f"glacier-movement {args.command}: interrupted; outputs written so far are complete, run again to resume", file=sys.stderr)
+        print(
+            f"glacier-movement {args.command}: interrupted; outputs written so far are complete, run again to resume",
+            file=sys.stderr,
+        )
         return 130
     except MemoryError:
         if debug:
             raise
-        print(f"glacier-movement {args.command}: error: out of memory; use a smaller --size, --batch-size or preset", file=sys.stderr)
+        print(
+            f"glacier-movement {args.command}: error: out of memory; use a smaller --size, --batch-size or preset",
+            file=sys.stderr,
+        )
         return EXIT_USER_ERROR
     except Exception as e:  # noqa: BLE001 - the policy: one line unless --debug
         if debug:

@@ -279,17 +279,17 @@ def write_report(
 
     results.mkdir(parents=True, exist_ok=True)
     pre = get_preset(preset)
-    exp1 = [(m, s, run_name(1, m, s)) for m in MODELS for s in ("paper", "strict")]
+    exp1 = [(m, s, run_name(1, m, preset, s)) for m in MODELS for s in ("paper", "strict")]
     t1 = test_table(root, "parvati", exp1)
     if t1.empty:
         raise GlacierError(
             f"no test results under {root}/parvati/results: run `glacier-movement reproduce` "
             "(or train and test the models) first"
         )
-    t3 = test_table(root, "parvati", [("salstm", "paper", run_name(3, "salstm"))])
-    s2 = _read_optional(root / "aletsch" / "results" / "exp2_scene_scores.csv")
-    s3 = _read_optional(root / "aletsch" / "results" / "exp3_scene_scores.csv")
-    flow_md, _ = _flow_md(root, [run_name(1, m) for m in MODELS])
+    t3 = test_table(root, "parvati", [("salstm", "paper", run_name(3, "salstm", preset))])
+    s2 = _read_optional(root / "aletsch" / "results" / f"exp2-{preset}_scene_scores.csv")
+    s3 = _read_optional(root / "aletsch" / "results" / f"exp3-{preset}_scene_scores.csv")
+    flow_md, _ = _flow_md(root, [run_name(1, m, preset) for m in MODELS])
 
     csv_rows = results_rows(1, "parvati", t1) + results_rows(3, "parvati", t3)
     for exp, df in ((2, s2), (3, s3)):
@@ -393,16 +393,16 @@ def write_report(
         (root / "parvati" / "figures" / "frames.png", "Parvati: preprocessed NDSI frames"),
         (root / "models" / "loss_curves.png", "Loss curves per epoch (train and validation)"),
         *[
-            (root / "parvati" / "figures" / f"{run_name(1, m)}_scene.png", f"{MODEL_NAMES[m]}: full-scene prediction")
+            (root / "parvati" / "figures" / f"{run_name(1, m, preset)}_scene.png", f"{MODEL_NAMES[m]}: full-scene prediction")
             for m in MODELS
         ],
         *[
-            (root / "parvati" / "figures" / f"{run_name(1, m)}_flow.png", f"{MODEL_NAMES[m]}: optical flow")
+            (root / "parvati" / "figures" / f"{run_name(1, m, preset)}_flow.png", f"{MODEL_NAMES[m]}: optical flow")
             for m in MODELS
         ],
         (root / "aletsch" / "figures" / "frames.png", "Aletsch: preprocessed NDSI frames"),
-        (root / "aletsch" / "figures" / "exp2_generalization.png", "Experiment 2: Aletsch targets, before and after fine-tuning"),
-        (root / "aletsch" / "figures" / "exp3_generalization.png", "Experiment 3: Aletsch with the mixed-data model"),
+        (root / "aletsch" / "figures" / f"exp2-{preset}_generalization.png", "Experiment 2: Aletsch targets, before and after fine-tuning"),
+        (root / "aletsch" / "figures" / f"exp3-{preset}_generalization.png", "Experiment 3: Aletsch with the mixed-data model"),
     ]  # fmt: skip
     for src, caption in figs:
         md.append(_figure_md(src, results, caption))

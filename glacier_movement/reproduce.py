@@ -57,21 +57,34 @@ class Job:
 
     def fingerprint(self) -> dict:
         """What a finished stage depends on: change any of it and the stages run again."""
-        d = asdict(self)
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items() if k != "device"}
+        d = {k: v for k, v in asdict(self).items() if k != "device"}
+        return json.loads(json.dumps(d, default=str))  # as stored: tuples → lists, paths → str
 
 
 # ------------------------------------------------------------------------------- run names
-def run_name(experiment: int, model: str, split: str = "paper") -> str:
-    """Names of the training runs under ``<root>/models/`` (also the labels of their outputs)."""
-    base = {1: f"exp1-{model}", 2: f"exp2-{model}-aletsch", 3: f"exp3-{model}-mixed"}[experiment]
-    return base if split == "paper" else f"{base}-{split}"
+def run_name(experiment: int, model: str, preset: str, split: str = "paper") -> str:
+    """Training runs under ``<root>/models/`` (also the labels of their outputs), named as
+    ``glacier-movement train`` names them: ``salstm-parvati-demo``, ``…-strict``,
+    ``salstm-aletsch-demo-finetuned`` (experiment 2), ``salstm-parvati+aletsch-demo`` (3)."""
+    from .training import default_run_name
+
+    glaciers = {1: ["parvati"], 2: ["aletsch"], 3: ["parvati", "aletsch"]}[experiment]
+    return default_run_name(model, glaciers, preset, split, finetuned=experiment == 2)
+
+
+def scene_label(experiment: int, what: str, preset: str) -> str:
+    """Labels of the Aletsch full-scene predictions of experiments 2 and 3."""
+    return f"exp{experiment}-{what}-{preset}"
 
 
 def exp1_runs(job: Job) -> list[tuple[str, str, str]]:
     """(model, split, run name) of every experiment-1 training run."""
-    runs = [(m, "paper", run_name(1, m)) for m in MODELS]
-    runs += [(m, "strict", run_name(1, m, "strict")) for m in MODELS if m in job.strict_models]
+    runs = [(m, "paper", run_name(1, m, job.preset)) for m in MODELS]
+    runs += [
+        (m, "strict", run_name(1, m, job.preset, "strict"))
+        for m in MODELS
+        if m in job.strict_models
+    ]
     return runs
 
 
@@ -128,28 +141,30 @@ def stage_test(job: Job) -> list[Command]:
 
 def stage_infer(job: Job) -> list[Command]:
     return [
-        ["infer", "--run", run_name(1, m), "--glacier", "parvati", *_device(job)] for m in MODELS
+        ["infer", "--run", run_name(1, m, job.preset), "--glacier", "parvati", *_device(job)]
+        for m in MODELS
     ]
 
 
 def stage_flow(job: Job) -> list[Command]:
     return [
-        ["flow", "--run", run_name(1, m), "--glacier", "parvati", *_device(job)] for m in MODELS
+        ["flow", "--run", run_name(1, m, job.preset), "--glacier", "parvati", *_device(job)]
+        for m in MODELS
     ]
 
 
 def _pretrained(job: Job) -> str:
-    return str(job.root / "models" / run_name(1, "salstm") / "last.pt")
+    return str(job.root / "models" / run_name(1, "salstm", job.preset) / "last.pt")
 
 
 def stage_experiment2(job: Job) -> list[Command]:
-    before, after = "exp2-salstm-before", "exp2-salstm-after"
+    before, after = (scene_label(2, w, job.preset) for w in ("before", "after"))
     return [
         _train(
             job,
             "salstm",
             ["aletsch"],
-            run_name(2, "salstm"),
+            run_name(2, "salstm", job.preset),
             "paper",
             "--init-from",
             _pretrained(job),
@@ -157,7 +172,7 @@ def stage_experiment2(job: Job) -> list[Command]:
         [
             "infer",
             "--run",
-            run_name(1, "salstm"),
+            run_name(1, "salstm", job.preset),
             "--glacier",
             "aletsch",
             "--name",
@@ -167,7 +182,7 @@ def stage_experiment2(job: Job) -> list[Command]:
         [
             "infer",
             "--run",
-            run_name(2, "salstm"),
+            run_name(2, "salstm", job.preset),
             "--glacier",
             "aletsch",
             "--name",
@@ -177,28 +192,38 @@ def stage_experiment2(job: Job) -> list[Command]:
         [
             "flow",
             "--run",
-            run_name(2, "salstm"),
+            run_name(2, "salstm", job.preset),
             "--glacier",
             "aletsch",
             "--name",
             after,
             *_device(job),
         ],
-        ["scene-scores", "--glacier", "aletsch", "--scenes", before, after, "--name", "exp2"],
+        [
+            "scene-scores",
+            "--glacier",
+            "aletsch",
+            "--scenes",
+            before,
+            after,
+            "--name",
+            f"exp2-{job.preset}",
+        ],
     ]
 
 
 def stage_experiment3(job: Job) -> list[Command]:
-    run = run_name(3, "salstm")
+    run = run_name(3, "salstm", job.preset)
     boot = ["--bootstrap", str(job.bootstrap), "--seed", str(job.seed)]
-    aletsch = "exp3-salstm-mixed-aletsch"
+    aletsch = scene_label(3, "mixed", job.preset)
+    earlier = [scene_label(2, w, job.preset) for w in ("before", "after")]
     return [
         _train(job, "salstm", ["parvati", "aletsch"], run, "paper"),
         ["test", "--run", run, "--glacier", "parvati", "--split", "paper", *boot, *_device(job)],
         ["infer", "--run", run, "--glacier", "aletsch", "--name", aletsch, *_device(job)],
         [
-            "scene-scores", "--glacier", "aletsch", "--name", "exp3",
-            "--scenes", "exp2-salstm-before", "exp2-salstm-after", aletsch,
+            "scene-scores", "--glacier", "aletsch", "--name", f"exp3-{job.preset}",
+            "--scenes", *earlier, aletsch,
         ],
     ]  # fmt: skip
 
@@ -313,6 +338,55 @@ def reproduce(job: Job, start: str | None = None, stop: str | None = None) -> St
         f"all stages {total:.0f} s; report in {job.results / 'README.md'}"
     )
     return state
+
+
+# ------------------------------------------------------------------------- experiment scripts
+def run_script(
+    doc: str | None,
+    commands: Callable[[Job], list[Command]],
+    default_preset: str,
+    argv: list[str] | None = None,
+) -> int:
+    """Entry point of the scripts of ``experiment2/`` and ``experiment3/``: run the commands of one
+    step of the job (the same commands ``reproduce`` runs) with ``--preset``, ``--data-root``,
+    ``--device`` and ``--wandb`` from the command line. Stops at the first failing command."""
+    import sys
+
+    from .cli import OneLineParser, main
+
+    p = OneLineParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--preset", default=default_preset, help=f"paper, demo or tiny (default {default_preset})"
+    )
+    p.add_argument(
+        "--data-root", default=None, metavar="DIR", help="default $GLACIER_DATA_ROOT or ./data"
+    )
+    p.add_argument(
+        "--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)"
+    )
+    p.add_argument("--wandb", choices=("online", "offline", "disabled"), default="offline")
+    p.add_argument("--seed", type=int, default=0, help="seed of training and bootstrap")
+    p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    job = Job(
+        preset=args.preset,
+        root=config.data_root(args.data_root),
+        seed=args.seed,
+        wandb=args.wandb,
+        device=args.device,
+    )
+    for cmd in commands(job):
+        full = [cmd[0], *_common(job), *cmd[1:], *(["--debug"] if args.debug else [])]
+        print(f"$ glacier-movement {shlex.join(full)}", flush=True)
+        rc = main(full)
+        if rc:
+            return rc
+    return 0
+
+
+def select(stage: Callable[[Job], list[Command]], *names: str) -> Callable[[Job], list[Command]]:
+    """The commands of ``stage`` whose subcommand is one of ``names``, in order."""
+    return lambda job: [c for c in stage(job) if c[0] in names]
 
 
 # --------------------------------------------------------------------------------------- CLI

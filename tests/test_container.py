@@ -51,7 +51,9 @@ def test_header_bootstraps_from_a_cuda_image(definition):
     assert m and "cuda" in m.group(1) and "runtime" in m.group(1)
 
 
-@pytest.mark.parametrize("name", ["labels", "help", "files", "post", "environment", "runscript", "test"])
+@pytest.mark.parametrize(
+    "name", ["labels", "help", "files", "post", "environment", "runscript", "test"]
+)
 def test_required_sections_present_and_not_empty(definition, name):
     assert name in definition, f"%{name} missing"
     assert definition[name].strip(), f"%{name} is empty"

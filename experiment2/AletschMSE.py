@@ -1,0 +1,15 @@
+#!/usr/bin/env python3
+"""Experiment 2 (Great Aletsch) — MSE and MAE of the stitched full-scene predictions.
+
+The original `AletschMSE.py`: scores the predictions of `plots/aletschGeneralizationTest.py`
+(before and after fine-tuning) against the 4 target frames, beside the persistence baseline, and
+prints the table. Writes `<data-root>/aletsch/results/exp2-<preset>_scene_scores.csv` (and the
+generalization figure, see `plots/aletschGeneralizationPlot.py`). Default preset: demo.
+"""
+
+import sys
+
+from glacier_movement.reproduce import run_script, select, stage_experiment2
+
+if __name__ == "__main__":
+    sys.exit(run_script(__doc__, select(stage_experiment2, "scene-scores"), default_preset="demo"))

@@ -1,0 +1,17 @@
+#!/usr/bin/env python3
+"""Experiment 2 (Great Aletsch) — fine-tune the experiment-1 SA-LSTM on Aletsch.
+
+The original `lstmAttentionTrain.py` of experiment 2: the SA-LSTM trained on Parvati
+(`<data-root>/models/salstm-parvati-<preset>/last.pt`) is trained further on the Aletsch training
+sequences (the first 19 of the 27 four-month frames; the last 8 are the full-scene test) with the
+SPEC hyperparameters (AdamW lr 1e-4, weight decay 1e-3, batch 100, clipping 3.0). Writes
+`<data-root>/models/salstm-aletsch-<preset>-finetuned/`. The paper preset needs a GPU; pass
+`--preset demo` for a CPU run of minutes. A killed run continues where it stopped when started again.
+"""
+
+import sys
+
+from glacier_movement.reproduce import run_script, select, stage_experiment2
+
+if __name__ == "__main__":
+    sys.exit(run_script(__doc__, select(stage_experiment2, "train"), default_preset="paper"))

@@ -1,0 +1,15 @@
+#!/usr/bin/env python3
+"""Experiment 3 (mixed training) — test-set scores on the Parvati test sequences.
+
+The original `testsetPerformanceLSTMAttention.py`: the mixed SA-LSTM on the last 20 % of the Parvati
+sequences, beside persistence: MSE, MAE, SSIM, PSNR and a bootstrap interval. Writes
+`<data-root>/parvati/results/salstm-parvati+aletsch-<preset>_results.csv` (and the bootstrap CSV
+and a Markdown table). Default preset: demo (the run `make reproduce` trains).
+"""
+
+import sys
+
+from glacier_movement.reproduce import run_script, select, stage_experiment3
+
+if __name__ == "__main__":
+    sys.exit(run_script(__doc__, select(stage_experiment3, "test"), default_preset="demo"))
