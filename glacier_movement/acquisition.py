@@ -213,12 +213,16 @@ def _short(e: BaseException, limit: int = 300) -> str:
     """One line of an exception's message, for user-facing errors.
 
     urllib3's "Max retries exceeded … (Caused by NewConnectionError(…[Errno 111] Connection
-    refused))" is cut down to its cause ("[Errno 111] Connection refused").
+    refused))" is cut down to its cause ("[Errno 111] Connection refused"). A STAC API's error
+    answer (pystac_client's APIError: the body only) gets its HTTP status in front.
     """
     text = " ".join(str(e).split()) or type(e).__name__
     m = re.search(r"Caused by \w+\(.*?(\[Errno -?\d+\][^\"')]*|Read timed out|timed out)", text)
     if m:
         text = m.group(1).strip()
+    status = getattr(e, "status_code", None)
+    if isinstance(status, int):
+        text = f"HTTP {status}: {text}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

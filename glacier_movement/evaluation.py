@@ -20,6 +20,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -387,8 +388,12 @@ def persistence_scene(frames: np.ndarray) -> np.ndarray:
 
 def save_array(arr: np.ndarray, path: Path) -> Path:
     """``np.save`` atomically."""
+    # Through Python's file writes: numpy's own writer reports a full disk as an OSError without
+    # an errno ("… requested and … written"), which atomic_path cannot tell from other errors.
+    buf = BytesIO()
+    np.save(buf, arr)
     with atomic_path(path, suffix=".tmp.npy") as tmp:
-        np.save(tmp, arr)
+        tmp.write_bytes(buf.getbuffer())
     return path
 
 

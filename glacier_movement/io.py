@@ -8,6 +8,7 @@ preprocessing and read by everything after it. Readers validate and name the fil
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 import zipfile
@@ -30,20 +31,42 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+def _remove_orphans(path: Path, suffix: str) -> None:
+    """Remove temporary files of ``path`` whose writer process is gone (killed mid-write); the
+    writer's pid is part of the name, so a live writer's file is left alone."""
+    if not path.parent.is_dir():
+        return
+    for old in path.parent.glob(f".{glob.escape(path.name)}.*{glob.escape(suffix)}"):
+        pid = old.name[len(path.name) + 2 :].split(".", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            old.unlink(missing_ok=True)
+        except (PermissionError, OverflowError):  # alive (another user's), or no pid at all
+            pass
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it onto ``path``.
 
-    A crash, a kill or an exception leaves ``path`` as it was (absent or the old version) and no
-    temporary file behind, so readers never see a half-written file.
+    A crash, a kill or an exception leaves ``path`` as it was (absent or the old version), so
+    readers never see a half-written file. An exception leaves no temporary file behind; one left
+    by a killed process (``kill -9``) is removed by the next write of the same file.
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise GlacierError(f"cannot create folder {path.parent}: {e.strerror}; check the data root") from e
+        raise GlacierError(
+            f"cannot create folder {path.parent}: {e.strerror}; check the data root"
+        ) from e
+    suffix = suffix or "".join(path.suffixes) + ".tmp"
+    _remove_orphans(path, suffix)
     fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=suffix or "".join(path.suffixes) + ".tmp"
+        dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=suffix
     )
     os.close(fd)
     tmp = Path(tmp)
@@ -55,7 +78,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     except OSError as e:
         tmp.unlink(missing_ok=True)
         if e.errno in (28, 27):  # ENOSPC, EFBIG
-            raise GlacierError(f"cannot write {path}: {e.strerror}; free disk space and run again") from e
+            raise GlacierError(
+                f"cannot write {path}: {e.strerror}; free disk space and run again"
+            ) from e
         raise
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -70,7 +95,9 @@ def save_npz(path: str | os.PathLike, compress: bool = False, **arrays) -> Path:
     return path
 
 
-def load_npz(path: str | os.PathLike, required: dict[str, str] | None = None) -> dict[str, np.ndarray]:
+def load_npz(
+    path: str | os.PathLike, required: dict[str, str] | None = None
+) -> dict[str, np.ndarray]:
     """Read every array of an .npz file into memory, without pickle.
 
     ``required`` maps key → what it is (for the message). Raises :class:`DataError` naming the file
@@ -80,19 +107,29 @@ def load_npz(path: str | os.PathLike, required: dict[str, str] | None = None) ->
     if not path.is_file():
         raise DataError(f"{path} does not exist: run the stage that writes it first")
     try:
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+        # np.load takes anything else for a pickle, and its message suggests loading it unsafely
+        if magic and not magic.startswith((b"PK", b"\x93NUMPY")):
+            raise ValueError(f"not a zip archive, it starts with {magic!r}")
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array under an .npz name
             raise ValueError("a single .npy array, not an .npz archive")
         with loaded as f:
             out = {k: f[k] for k in f.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as e:
+        why = f"{type(e).__name__}: {e}"
+        if "pickle" in str(e):  # an object array or a pickle: never unpickled
+            why = "it holds pickled Python objects, which are never loaded"
         raise DataError(
-            f"{path} is not a readable .npz file ({type(e).__name__}: {e}); it is truncated or "
+            f"{path} is not a readable .npz file ({why}); it is truncated or "
             "foreign: delete it and write it again"
         ) from None
     for key, what in (required or {}).items():
         if key not in out:
-            raise DataError(f"{path} has no {key!r} ({what}): it is not a file of this project; delete it and write it again")
+            raise DataError(
+                f"{path} has no {key!r} ({what}): it is not a file of this project; delete it and write it again"
+            )
     return out
 
 
@@ -173,7 +210,9 @@ def read_scenes(path: str | os.PathLike) -> Scenes:
             bands=tuple(str(b) for b in np.ravel(f["bands"])),
         )
     except (TypeError, ValueError) as e:
-        raise DataError(f"{path}: malformed scalar field ({e}); delete the file and write it again") from None
+        raise DataError(
+            f"{path}: malformed scalar field ({e}); delete the file and write it again"
+        ) from None
     _validate_scenes(path, scenes)
     return scenes
 
@@ -190,7 +229,9 @@ def _validate_scenes(path: Path, s: Scenes) -> None:
     if tuple(s.bands) != BANDS:
         raise bad(f"bands are {list(s.bands)}, expected {list(BANDS)}")
     if not np.issubdtype(s.times.dtype, np.datetime64) or s.times.shape != (n,):
-        raise bad(f"'times' has dtype {s.times.dtype} and shape {s.times.shape}, expected datetime64 ({n},)")
+        raise bad(
+            f"'times' has dtype {s.times.dtype} and shape {s.times.shape}, expected datetime64 ({n},)"
+        )
     if not np.issubdtype(s.cloud_cover.dtype, np.number) or s.cloud_cover.shape != (n,):
         raise bad(f"'cloud_cover' has shape {s.cloud_cover.shape}, expected ({n},) percent")
     if len(s.transform) != 6:
@@ -267,7 +308,9 @@ def read_frames(path: str | os.PathLike) -> Frames:
             roi=tuple(int(v) for v in np.ravel(f["roi"])),
         )
     except (TypeError, ValueError) as e:
-        raise DataError(f"{path}: malformed scalar field ({e}); run `glacier-movement preprocess` again") from None
+        raise DataError(
+            f"{path}: malformed scalar field ({e}); run `glacier-movement preprocess` again"
+        ) from None
     _validate_frames(path, fr)
     return fr
 

@@ -309,6 +309,7 @@ def load_checkpoint(
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first.split(". ")[0]  # torch's reader adds sentences for its developers
         raise DataError(
             f"checkpoint {path} cannot be read ({first[:160]}); it is truncated or not a checkpoint: "
             "delete it and train again"
