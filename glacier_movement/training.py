@@ -68,7 +68,9 @@ __all__ = [
 CHECKPOINT_FORMAT = "glacier-movement-checkpoint/1"
 WANDB_MODES = ("online", "offline", "disabled")
 #: Settings a resumed run must keep (changing them would not continue the same run).
-_LOCKED = ("lr", "weight_decay", "batch_size", "optimizer", "clip_value", "seed")
+_LOCKED = (
+    "lr", "weight_decay", "batch_size", "optimizer", "clip_value", "seed", "teacher_forcing",
+)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------ results
@@ -773,7 +775,8 @@ def _fit(
                 x, y = (t.to(device, non_blocking=True) for t in _fetch(train_ds, idx))
                 opt.zero_grad(set_to_none=True)
                 with _autocast(device, amp):
-                    pred = net(x, y)  # teacher forcing: the model is in training mode
+                    # teacher forcing (the model is in training mode) unless the preset turns it off
+                    pred = net(x, y if cfg.teacher_forcing else None)
                 loss = F.mse_loss(pred.float(), y)
                 loss.backward()
                 nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
@@ -1083,6 +1086,12 @@ def register(sub, common) -> None:
     )
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument(
+        "--teacher-forcing",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="feed the true frames to the decoder in training (default: the preset's; paper: on)",
+    )
+    p.add_argument(
         "--patch", type=int, default=None, help="patch size in pixels (default: the preset's)"
     )
     p.add_argument(
@@ -1157,6 +1166,7 @@ def run(args: argparse.Namespace) -> int:
         val_every=args.val_every,
         ckpt_every=args.ckpt_every,
         seed=args.seed,
+        teacher_forcing=args.teacher_forcing,
     )
     if int(os.environ.get("RANK", "0")) == 0:
         gain = res.persistence_val_loss / res.val_loss if res.val_loss > 0 else math.inf

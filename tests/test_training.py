@@ -137,6 +137,16 @@ def test_resume_after_a_stop_gives_the_same_weights(tmp_path):
         assert read_csv(tmp_path / "a" / name) == read_csv(tmp_path / "b" / name)
 
 
+@pytest.mark.parametrize("model", ["salstm", "unet"])
+def test_teacher_forcing_off_trains_on_the_models_own_predictions(tmp_path, model):
+    on = tiny_fit(tmp_path / "on", model=model, max_steps=3)
+    off = tiny_fit(tmp_path / "off", model=model, max_steps=3, teacher_forcing=False)
+    again = tiny_fit(tmp_path / "again", model=model, max_steps=3, teacher_forcing=False)
+    assert not same_weights(on.last, off.last)  # the decoder saw other inputs …
+    assert same_weights(off.last, again.last)  # … deterministically
+    assert load_checkpoint(off.last)["config"]["train"]["teacher_forcing"] is False
+
+
 def test_resume_of_a_finished_run_trains_nothing(tmp_path):
     first = tiny_fit(tmp_path / "r", epochs=1)
     again = tiny_fit(tmp_path / "r", epochs=1, resume=True)
