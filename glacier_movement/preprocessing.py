@@ -1122,6 +1122,10 @@ def register(sub, common) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = get_glacier(args.glacier)
     root = data_root(args.data_root)
+    if not 0 <= args.max_cloud <= 100:
+        raise GlacierError(f"--max-cloud {args.max_cloud:g} is not a percentage: use 0–100")
+    if not 0 < args.max_missing <= 1:
+        raise GlacierError(f"--max-missing {args.max_missing:g} is not a fraction: use (0, 1]")
     result = run_preprocessing(
         cfg,
         root,

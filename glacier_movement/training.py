@@ -998,7 +998,7 @@ def train_model(
         src = load_checkpoint(init_from)
         if src.get("model_name") != model:
             raise GlacierError(
-                f"--init-from {init_from} holds a {src.get('model_name')!r} model, not {model!r}: pick a {model} checkpoint"
+                f"--init-from {init_from} holds a {src.get('model_name')!r} model, not {model!r}: pick a checkpoint of a {model} run"
             )
         if not (resume and last.is_file()):
             _load_weights(net, src["model"], init_from)

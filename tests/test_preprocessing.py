@@ -400,6 +400,12 @@ def test_cli_preprocess_and_bad_input(tmp_path, capsys):
     root = str(tmp_path)
     assert main(["preprocess", "--glacier", "parvati", "--data-root", root]) == 2
     assert "no scene files" in capsys.readouterr().err
+    for opt, value, words in (
+        ("--max-cloud", "120", "percentage"),
+        ("--max-missing", "2", "fraction"),
+    ):
+        assert main(["preprocess", "--glacier", "parvati", "--data-root", root, opt, value]) == 2
+        assert words in capsys.readouterr().err
 
     write_tiny_glacier(tmp_path, years=(2015,), shape=(32, 32))
     assert main(["preprocess", "--glacier", "parvati", "--data-root", root]) == 2

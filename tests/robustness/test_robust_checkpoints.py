@@ -63,7 +63,7 @@ def test_truncated_checkpoint(cli, copy, trained_root, command, args):
         (
             "train",
             ["--model", "lstm", "--run-name", "tuned", "--init-from", RUN, *TRAIN],
-            ["holds a 'salstm' model, not 'lstm'", "pick a lstm checkpoint"],
+            ["holds a 'salstm' model, not 'lstm'", "pick a checkpoint of a lstm run"],
         ),
     ],
     ids=["test", "infer", "train-resume", "train-init-from"],
