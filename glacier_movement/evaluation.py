@@ -34,7 +34,7 @@ from .errors import DataError, GlacierError
 from .io import Frames, atomic_path, read_frames
 from .models import TRAINABLE
 from .sequences import SequenceDataset, extract_patches, make_loader, split_indices, stitch_patches
-from .training import load_checkpoint, load_model
+from .training import load_checkpoint, load_model, resolve_device
 
 #: Name of the persistence baseline in every table.
 PERSISTENCE = "persistence"
@@ -184,12 +184,6 @@ def _pair(pred, target) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------- test scores
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def evaluate(
     model: torch.nn.Module,
     dataset: torch.utils.data.Dataset,
@@ -210,7 +204,7 @@ def evaluate(
     indices = np.asarray(indices, dtype=np.int64)
     if indices.size == 0:
         raise GlacierError("no test sequences to evaluate: the frame file holds too few frames")
-    device = _resolve_device(device)
+    device = resolve_device(device)
     model = model.to(device).eval()
     # one vectorised gather per batch (SequenceDataset.batch), in index order
     loader = make_loader(dataset, indices, batch_size, shuffle=False)
@@ -361,7 +355,7 @@ def predict_scene(
     batch = np.ascontiguousarray(grid.transpose(1, 2, 0, 3, 4)).reshape(
         n_r * n_c, N_IN, patch, patch
     )
-    device = _resolve_device(device)
+    device = resolve_device(device)
     model = model.to(device).eval()
     out = np.empty((n_r * n_c, N_OUT, patch, patch), dtype=np.float32)
     with torch.no_grad():
@@ -681,8 +675,8 @@ class Selected:
     def load_model(self, device: str | torch.device | None) -> torch.nn.Module:
         """The model, in eval mode on ``device`` (read from the file once)."""
         if self.model is None:
-            self.model, _ = load_model(self.path, device=_resolve_device(device))
-        return self.model.to(_resolve_device(device))
+            self.model, _ = load_model(self.path, device=resolve_device(device))
+        return self.model.to(resolve_device(device))
 
 
 def select(args: argparse.Namespace, with_model: bool = True) -> Selected:
@@ -720,7 +714,7 @@ def select(args: argparse.Namespace, with_model: bool = True) -> Selected:
         label = args.name or (path.parent.name if path.stem in ("last", "best") else path.stem)
     model = None
     if with_model:
-        model, ckpt = load_model(path, expect=args.model, device=_resolve_device(args.device))
+        model, ckpt = load_model(path, expect=args.model, device=resolve_device(args.device))
     else:
         ckpt = load_checkpoint(path)
         name = ckpt.get("model_name")

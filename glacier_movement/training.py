@@ -445,7 +445,8 @@ def _dist_setup(device: torch.device) -> _Dist:
     )
 
 
-def _resolve_device(device: str | torch.device | None, local_rank: int = 0) -> torch.device:
+def resolve_device(device: str | torch.device | None, local_rank: int = 0) -> torch.device:
+    """``cpu``/``cuda``/``cuda:N``/None (= CUDA when available); a missing GPU is a clear error."""
     if device is None or str(device) == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
@@ -558,7 +559,7 @@ def fit(
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dist_info = _dist_setup(torch.device(device))  # the backend follows the device type
     try:
-        device = _resolve_device(device, dist_info.local_rank)
+        device = resolve_device(device, dist_info.local_rank)
         return _fit(
             model_name,
             model,

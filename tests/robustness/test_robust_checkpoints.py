@@ -100,3 +100,21 @@ def test_checkpoint_of_another_patch_size(cli, copy, trained_root):
         root=root,
         watch=[root],
     )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+@pytest.mark.parametrize("command", ["test", "infer", "train"])
+def test_cuda_asked_for_without_a_gpu(cli, trained_root, command):
+    """`--device cuda` on a CPU-only machine: the fix is named, nothing is written."""
+    args = {
+        "test": ["--run", RUN, "--bootstrap", "0"],
+        "infer": ["--run", RUN],
+        "train": ["--model", "salstm", "--run-name", "gpu", *TRAIN[:-2]],
+    }[command]
+    cli.expect_error(
+        command,
+        [*args, "--device", "cuda"],
+        ["--device cuda was asked for but no CUDA GPU is available", "use --device cpu"],
+        root=trained_root,
+        watch=[trained_root],
+    )
