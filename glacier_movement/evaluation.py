@@ -478,13 +478,38 @@ def scene_window(n_frames: int, last: int = 8) -> np.ndarray:
     return np.arange(first, first + n)
 
 
-def scene_scores(scene: Scene) -> pd.DataFrame:
+def tile_errors(pred: np.ndarray, target: np.ndarray, tile: int) -> dict[str, np.ndarray]:
+    """Per-pixel MSE and MAE of each ``tile``×``tile`` tile of a scene, over its 4 frames.
+
+    ``pred``, ``target`` (T, H, W); the scene is cropped to whole tiles. Returns (n_tiles,) arrays.
+    """
+    t, h, w = target.shape
+    ny, nx = h // tile, w // tile
+    if ny * nx == 0:
+        raise GlacierError(f"a {h}×{w} scene holds no {tile}×{tile} tile to resample")
+    d = (pred - target)[:, : ny * tile, : nx * tile].astype(np.float64)
+    d = d.reshape(t, ny, tile, nx, tile)
+    return {
+        "MSE": (d**2).mean(axis=(0, 2, 4)).ravel(),
+        "MAE": np.abs(d).mean(axis=(0, 2, 4)).ravel(),
+    }
+
+
+def scene_scores(scene: Scene, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
     """MSE, MAE, SSIM and PSNR of the stitched predictions and of persistence against the targets
-    (the original's ``AletschMSE.py``): rows ``model``/``persistence``."""
+    (the original's ``AletschMSE.py``): rows ``model``/``persistence``. ``MSE_low`` … ``MAE_high``:
+    the 95 % percentile bootstrap interval over the scene's patch-size tiles (the same tiles
+    for every predictor), so full-scene scores carry an uncertainty like the test-set scores."""
+    tile = int(scene.meta.get("patch") or 10)
     rows = []
     for name, pred in (("model", scene.predictions), (PERSISTENCE, scene.persistence)):
         s = sequence_scores(pred[None], scene.targets[None])
-        rows.append({"predictor": name, **{m: float(v[0]) for m, v in s.items()}})
+        row = {"predictor": name, **{m: float(v[0]) for m, v in s.items()}}
+        for metric, values in tile_errors(pred, scene.targets, tile).items():
+            if values.size >= 2 and n_resamples > 0:
+                ci = bootstrap_interval(values, n_resamples, seed=seed)
+                row |= {f"{metric}_low": ci.low, f"{metric}_high": ci.high}
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

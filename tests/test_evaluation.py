@@ -113,6 +113,29 @@ def test_bootstrap_contains_estimate_and_narrows_with_more_samples():
 
 
 # ---------------------------------------------------------------------------------- evaluate
+def test_scene_scores_carry_tile_bootstrap_intervals():
+    rng = np.random.default_rng(3)
+    targets = rng.random((4, 40, 60)).astype(np.float32)
+    preds = targets + rng.normal(0, 0.1, targets.shape).astype(np.float32)
+    # tile errors: the mean over equal tiles is the scene's error
+    tiles = ev.tile_errors(preds, targets, 20)
+    assert tiles["MSE"].shape == (6,)
+    assert tiles["MSE"].mean() == pytest.approx(float(((preds - targets) ** 2).mean()), rel=1e-6)
+    assert tiles["MAE"][0] == pytest.approx(float(np.abs(preds - targets)[:, :20, :20].mean()))
+    inputs = np.repeat(targets[:1], 4, axis=0)
+    scene = ev.Scene(
+        inputs=inputs, targets=targets, predictions=preds, persistence=inputs[-1:].repeat(4, 0),
+        frame_indices=np.arange(8), window_start=np.arange(8).astype("datetime64[D]"),
+        meta={"patch": 20},
+    )  # fmt: skip
+    df = ev.scene_scores(scene, n_resamples=500).set_index("predictor")
+    for name in ("model", ev.PERSISTENCE):
+        r = df.loc[name]
+        assert r["MSE_low"] <= r["MSE"] <= r["MSE_high"]
+        assert r["MAE_low"] <= r["MAE"] <= r["MAE_high"]
+    assert df.loc["model", "MSE_high"] < df.loc[ev.PERSISTENCE, "MSE_low"]
+
+
 def test_evaluate_scores_model_and_persistence_directly():
     ds = SequenceDataset(frames(), patch=10, stride=5)
     idx = np.arange(len(ds))[-37:]  # not a multiple of the batch size
