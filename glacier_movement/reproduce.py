@@ -285,12 +285,18 @@ class State:
             )
 
 
+def _announce(argv: Command, job: Job, *extra: str) -> Command:
+    """The full command line of ``argv`` for ``job`` (data root added), printed as a user types it."""
+    full = [argv[0], *_common(job), *argv[1:], *extra]
+    print(f"\n$ glacier-movement {shlex.join(full)}", flush=True)
+    return full
+
+
 def _execute(argv: Command, job: Job) -> None:
     """Run one CLI command in-process; its errors propagate (the stage stops, state is kept)."""
     from .cli import build_parser
 
-    full = [argv[0], *_common(job), *argv[1:]]
-    print(f"\n$ glacier-movement {shlex.join(full)}", flush=True)
+    full = _announce(argv, job)
     args = build_parser().parse_args(full)
     rc = args.func(args)
     if rc:
@@ -376,9 +382,7 @@ def run_script(
         device=args.device,
     )
     for cmd in commands(job):
-        full = [cmd[0], *_common(job), *cmd[1:], *(["--debug"] if args.debug else [])]
-        print(f"$ glacier-movement {shlex.join(full)}", flush=True)
-        rc = main(full)
+        rc = main(_announce(cmd, job, *(["--debug"] if args.debug else [])))
         if rc:
             return rc
     return 0
