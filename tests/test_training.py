@@ -178,66 +178,24 @@ def train_cli(root: Path, *args: str) -> int:
 def test_cli_train_refuse_resume_and_errors(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     root = tmp_path / "data"
-    assert train_cli(root, "--glacier", "parvati", "--model", "lstm", "--wandb", "disabled") == 2
+    lstm = ["--glacier", "parvati", "--model", "lstm", "--wandb", "disabled"]
+    assert train_cli(root, *lstm) == 2
     assert "preprocess --glacier parvati" in capsys.readouterr().err
     write_frames(root, "parvati")
     run = root / "models" / default_run_name("lstm", "parvati", "tiny")
-    assert (
-        train_cli(
-            root,
-            "--glacier",
-            "parvati",
-            "--model",
-            "lstm",
-            "--wandb",
-            "disabled",
-            "--max-steps",
-            "3",
-        )
-        == 0
-    )
+    assert train_cli(root, *lstm, "--max-steps", "3") == 0
     out = capsys.readouterr().out
     assert "validation MSE" in out and "persistence" in out
     assert len(read_csv(run / "losses.csv")) == 3 and (run / "last.pt").is_file()
     assert not (root / "wandb").exists() and not (tmp_path / "wandb").exists()  # disabled: nothing
     # an existing run is not silently overwritten …
-    assert train_cli(root, "--glacier", "parvati", "--model", "lstm", "--wandb", "disabled") == 2
+    assert train_cli(root, *lstm) == 2
     assert "--resume" in capsys.readouterr().err
     # … a resumed run keeps its settings …
-    assert (
-        train_cli(
-            root,
-            "--glacier",
-            "parvati",
-            "--model",
-            "lstm",
-            "--wandb",
-            "disabled",
-            "--resume",
-            "--lr",
-            "0.5",
-        )
-        == 2
-    )
+    assert train_cli(root, *lstm, "--resume", "--lr", "0.5") == 2
     assert "lr=0.0001" in capsys.readouterr().err
     # … and continues from its checkpoint
-    assert (
-        train_cli(
-            root,
-            "--glacier",
-            "parvati",
-            "--model",
-            "lstm",
-            "--wandb",
-            "disabled",
-            "--resume",
-            "--max-steps",
-            "5",
-            "--epochs",
-            "2",
-        )
-        == 0
-    )
+    assert train_cli(root, *lstm, "--resume", "--max-steps", "5", "--epochs", "2") == 0
     assert [r["step"] for r in read_csv(run / "losses.csv")] == ["1", "2", "3", "4", "5"]
     # unknown names are one-line errors
     assert train_cli(root, "--glacier", "everest", "--model", "lstm") == 2
