@@ -20,7 +20,6 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ from tqdm.auto import tqdm
 
 from . import config
 from .errors import DataError, GlacierError
-from .io import Frames, atomic_path, read_frames
+from .io import Frames, atomic_path, read_frames, write_serialized
 from .models import TRAINABLE
 from .sequences import SequenceDataset, extract_patches, make_loader, split_indices, stitch_patches
 from .training import load_checkpoint, load_model, resolve_device
@@ -382,13 +381,7 @@ def persistence_scene(frames: np.ndarray) -> np.ndarray:
 
 def save_array(arr: np.ndarray, path: Path) -> Path:
     """``np.save`` atomically."""
-    # Through Python's file writes: numpy's own writer reports a full disk as an OSError without
-    # an errno ("… requested and … written"), which atomic_path cannot tell from other errors.
-    buf = BytesIO()
-    np.save(buf, arr)
-    with atomic_path(path, suffix=".tmp.npy") as tmp:
-        tmp.write_bytes(buf.getbuffer())
-    return path
+    return write_serialized(path, lambda f: np.save(f, arr), suffix=".tmp.npy")
 
 
 def save_grayscale(img: np.ndarray, path: Path) -> Path:

@@ -12,9 +12,11 @@ import glob
 import os
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -85,6 +87,21 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_serialized(
+    path: str | os.PathLike, dump: Callable[[BinaryIO], object], suffix: str
+) -> Path:
+    """Write what ``dump(file)`` serializes (``np.save``, ``torch.save`` …) to ``path`` atomically.
+
+    Serialized in memory, then written by Python: numpy's and torch's own writers report a full
+    disk without an errno (or as a RuntimeError), Python's as the OSError ``atomic_path`` names.
+    """
+    buf = BytesIO()
+    dump(buf)
+    with atomic_path(path, suffix=suffix) as tmp:
+        tmp.write_bytes(buf.getbuffer())
+    return Path(path)
 
 
 def save_npz(path: str | os.PathLike, compress: bool = False, **arrays) -> Path:

@@ -37,7 +37,6 @@ import time
 import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -277,13 +276,7 @@ def _plain(obj: Any) -> Any:
 
 
 def _save(obj: dict[str, Any], path: Path) -> Path:
-    # Serialized in memory and written by Python: torch.save's own writer turns a full disk
-    # into a RuntimeError, Python's into the OSError (ENOSPC, EFBIG) atomic_path reports.
-    buf = BytesIO()
-    torch.save(obj, buf)
-    with io.atomic_path(path, suffix=".tmp.pt") as tmp:
-        tmp.write_bytes(buf.getbuffer())
-    return path
+    return io.write_serialized(path, lambda f: torch.save(obj, f), suffix=".tmp.pt")
 
 
 def resolve_checkpoint(root: Path, ref: str | os.PathLike) -> Path:
