@@ -553,7 +553,7 @@ def fit(
     dist_info = _dist_setup(torch.device(device))  # the backend follows the device type
     try:
         device = resolve_device(device, dist_info.local_rank)
-        return _fit(
+        result = _fit(
             model_name,
             model,
             train,
@@ -572,6 +572,11 @@ def fit(
             dist_info,
             t_start,
         )
+        if dist_info.owned:
+            # Leave together: a rank that tears gloo down while rank 0 still writes its last
+            # checkpoint can abort ("terminate called without an active exception").
+            torch.distributed.barrier()
+        return result
     finally:
         if dist_info.owned:
             torch.distributed.destroy_process_group()
