@@ -7,7 +7,7 @@ window lengths, hand-picked Aletsch scenes) lives here, in one place.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import GlacierError
@@ -90,13 +90,29 @@ GLACIERS: dict[str, GlacierConfig] = {
 }
 
 
+#: ``<glacier>-heldout-<k>``: a held-out replicate of a shipped glacier's configuration (another
+#: synthetic glacier of the same kind, made with another seed; no model trains on it).
+HELDOUT = "-heldout-"
+
+
+def heldout_name(base: str, k: int) -> str:
+    """Name of the k-th held-out replicate of ``base`` (``parvati-heldout-1``)."""
+    return f"{base}{HELDOUT}{k}"
+
+
 def get_glacier(name: str) -> GlacierConfig:
-    """The configuration of a named glacier (case-insensitive)."""
+    """The configuration of a named glacier (case-insensitive); ``<glacier>-heldout-<k>`` is a
+    held-out replicate with the configuration of ``<glacier>``."""
+    key = name.lower()
+    base, sep, k = key.partition(HELDOUT)
+    if sep and k.isdigit() and base in GLACIERS:
+        return replace(GLACIERS[base], name=key)
     try:
-        return GLACIERS[name.lower()]
+        return GLACIERS[key]
     except KeyError:
         raise GlacierError(
-            f"unknown glacier {name!r}: choose one of {', '.join(sorted(GLACIERS))}"
+            f"unknown glacier {name!r}: choose one of {', '.join(sorted(GLACIERS))} "
+            f"(or <glacier>{HELDOUT}<k> for a held-out replicate)"
         ) from None
 
 
