@@ -76,6 +76,11 @@ scene of the run, in time order, i.e. the year files' scenes in year order when 
 ``roi``                int64 (4,)           (row0, row1, col0, col1) of the ROI in the scene grid.
 ``max_speed``          float64 ()           centreline speed of the upper glacier, px/day.
 ``glacier``, ``seed``  str, int64           what generated it.
+``summer_ndsi_percentiles`` float64 (5,)    the 5/25/50/75/95th percentiles of the DN-NDSI of the
+                                            snow/ice pixels (NDSI ≥ 0.3) of the ROI in the Jul–Sep
+                                            scenes, clear (no cloud or cloud shadow) and valid,
+                                            pooled: compare with a real scene (docs/synthetic.md).
+``summer_ndsi_pixels`` int64 ()             how many pixels those percentiles pool.
 """
 
 from __future__ import annotations
@@ -115,6 +120,7 @@ TEXTURE_REACH_DAYS = 8 * 365.25
 #: Rendering margin (px) around the scene grid, larger than any misregistration.
 PAD = 8
 _NDSI_SOFT = 110.0  # m: width of the snow line's transition
+_FIRN_BAND = 250.0  # m: the firn zone above the snow line on the glacier (aged snow only)
 
 _DAY = np.timedelta64(1, "D")
 
@@ -131,10 +137,29 @@ def _spectrum(coastal, blue, green, red, nir08, swir16, swir22) -> np.ndarray:
 #: Surface reflectance of the materials (7 bands). Snow and ice absorb in the SWIR (high NDSI);
 #: rock, debris and dry vegetation reflect more in SWIR than in green (negative NDSI); the river is
 #: shallow, silty water over gravel in 30 m mixed pixels (NDSI ≈ 0.25 from reflectance).
+#:
+#: Snow, firn and ice are calibrated to a real Landsat-8 OLI glacier scene (Athabasca Glacier,
+#: 2020-08-16, HLS L30 surface reflectance; see docs/synthetic.md): its snow/ice pixels
+#: (NDSI ≥ 0.3) have swir16 median 0.008 (95th percentile 0.019) and green median 0.94 (5th
+#: percentile 0.31); their NDSI from Collection-2 DN spans 0.41–0.72, snow at ≈ 0.69, ice at
+#: 0.40–0.60. From DN, NDSI = (g − s) / (g + s + 0.4) in reflectance (the −0.2 offset), so
+#: the DN-NDSI of a surface depends on its brightness, not only on its green/swir16 ratio:
+#:   summer (old, coarse-grained, wet) snow: green 0.93, swir16 0.008 → DN-NDSI 0.69 (the mode).
+#:     Ice absorbs strongly at 1.6 µm, and the more so the larger the grains: coarse old snow
+#:     falls to ~0.01 there while fine-grained fresh snow keeps 0.1–0.2 (Wiscombe & Warren 1980;
+#:     Dozier 1989), so ``snow_fresh`` keeps 0.12 (DN-NDSI 0.56, winter scenes);
+#:   firn (last years' snow, denser, dustier): green 0.73, swir16 0.015 → DN-NDSI 0.62;
+#:   clean glacier ice (bubbly, few scattering surfaces): green 0.52, swir16 0.012 → 0.54;
+#:     the rendered ice mixes in 0–45 % debris dust (8 % on average: ogive bands, mottling),
+#:     which spreads it over ≈ 0.39–0.55 like the real ice; crevasse shadows lower it further;
+#:   supraglacial debris: a rock mixture, brighter in the SWIR than in green (NDSI ≈ −0.3).
+#: The snow–ice DN-NDSI contrast is thus ≈ 0.15–0.2 (it was ≈ 0.05 before this calibration,
+#: with old snow swir16 0.08 and ice 0.04).
 SPECTRA: dict[str, np.ndarray] = {
     "snow_fresh": _spectrum(0.92, 0.93, 0.92, 0.90, 0.80, 0.12, 0.07),
-    "snow_old": _spectrum(0.78, 0.79, 0.78, 0.74, 0.62, 0.08, 0.05),
-    "ice": _spectrum(0.56, 0.56, 0.53, 0.47, 0.33, 0.04, 0.03),
+    "snow_old": _spectrum(0.92, 0.93, 0.93, 0.91, 0.72, 0.008, 0.004),
+    "firn": _spectrum(0.74, 0.75, 0.73, 0.69, 0.52, 0.015, 0.008),
+    "ice": _spectrum(0.55, 0.56, 0.52, 0.45, 0.28, 0.012, 0.008),
     "debris": _spectrum(0.09, 0.11, 0.14, 0.17, 0.21, 0.25, 0.21),
     "rock_light": _spectrum(0.10, 0.12, 0.16, 0.20, 0.26, 0.32, 0.27),
     "rock_dark": _spectrum(0.06, 0.07, 0.09, 0.11, 0.15, 0.19, 0.16),
@@ -145,6 +170,51 @@ SPECTRA: dict[str, np.ndarray] = {
     "cloud_ice": _spectrum(0.76, 0.76, 0.75, 0.75, 0.73, 0.24, 0.13),
     "haze": _spectrum(0.03, 0.02, 0.012, 0.008, 0.004, 0.0, 0.0),
 }
+
+
+# ------------------------------------------------------------------------ summer NDSI statistics
+#: Months whose scenes the summer DN-NDSI statistics pool (Jul–Sep: the glacier's ice shows).
+SUMMER_MONTHS = (7, 8, 9)
+#: Percentiles of the summer DN-NDSI of snow/ice pixels that ``synthesize`` reports.
+NDSI_PERCENTILES = (5, 25, 50, 75, 95)
+#: The same statistics of a real Landsat-8 OLI glacier scene, for comparison (Athabasca Glacier,
+#: 2020-08-16, HLS L30; NDSI ≥ 0.3 computed from Collection-2 DN): the range they span.
+REAL_SUMMER_NDSI = (0.41, 0.72)
+_NDSI_EDGES = np.linspace(0.3, 1.0, 701)  # 0.001-wide bins over the snow/ice range
+
+
+class SnowNdsiHistogram:
+    """Pooled histogram of the DN-NDSI of snow/ice pixels (NDSI ≥ 0.3) of clear, valid ROI
+    pixels, scene by scene (bins 0.001 wide: the percentiles are exact to 0.001)."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(len(_NDSI_EDGES) - 1, dtype=np.int64)
+
+    def add(self, dn: np.ndarray, roi: tuple[int, int, int, int], cloudy: np.ndarray) -> None:
+        """Add one scene: ``dn`` uint16 (7, Hg, Wg), ``cloudy`` bool (Hg, Wg) is left out."""
+        r0, r1, c0, c1 = roi
+        g = dn[BANDS.index("green"), r0:r1, c0:c1].astype(np.float32)
+        s = dn[BANDS.index("swir16"), r0:r1, c0:c1].astype(np.float32)
+        ok = (g > 0) & (s > 0) & ~cloudy[r0:r1, c0:c1]
+        nd = (g[ok] - s[ok]) / (g[ok] + s[ok])  # DN-NDSI, as preprocessing computes it by default
+        self.counts += np.histogram(nd[nd >= 0.3], bins=_NDSI_EDGES)[0]
+
+    @property
+    def n(self) -> int:
+        return int(self.counts.sum())
+
+    def percentiles(self, q: tuple[float, ...] = NDSI_PERCENTILES) -> np.ndarray:
+        """The pooled percentiles ``q`` (float64, bin centres); NaN when no pixel was added."""
+        if self.n == 0:
+            return np.full(len(q), np.nan)
+        cum = np.cumsum(self.counts) / self.n
+        k = np.searchsorted(cum, np.asarray(q, dtype=np.float64) / 100.0)
+        centres = 0.5 * (_NDSI_EDGES[1:] + _NDSI_EDGES[:-1])
+        return centres[np.minimum(k, len(centres) - 1)]
+
+
+def _month(time: np.datetime64) -> int:
+    return int(np.datetime64(time, "M").astype(int) % 12) + 1
 
 
 # ------------------------------------------------------------------------------------- climate
@@ -716,6 +786,13 @@ class Generator:
 
     def render(self, p: ScenePlan) -> np.ndarray:
         """The observed scene: uint16 DN (7, Hg, Wg), 0 = nodata. Sets ``p.cloud_cover`` (%)."""
+        return self.render_with_clouds(p, cloud_mask=False)[0]
+
+    def render_with_clouds(
+        self, p: ScenePlan, cloud_mask: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`render` plus, with ``cloud_mask``, where clouds or their shadows touch the
+        observed scene: bool (Hg, Wg) in the sensor frame (``None`` without)."""
         g = self.geom
         hg, wg = self.shape
         hp, wp = hg + 2 * PAD, wg + 2 * PAD
@@ -745,7 +822,7 @@ class Generator:
         tex = self.texture(p.t, sel)
         # dirty/clean ogive bands and mottling (fine dust: lowers NDSI a little), debris patches and
         # medial moraines (NDSI < 0.3), crevasses (shadowed lines: darker, lower NDSI from DN)
-        dirt = np.clip(0.12 + 0.10 * tex[:, 0], 0.0, 0.45)
+        dirt = np.clip(0.08 + 0.10 * tex[:, 0], 0.0, 0.45)
         crev = np.exp(-((tex[:, 1] / 0.22) ** 2)) * np.clip(tex[:, 2] + 0.3, 0.0, 1.0)
         patches = np.clip((tex[:, 3] - 0.9) / 0.5, 0.0, 1.0)
         debris = np.maximum(np.maximum(dirt, patches), self.band_moraine[sel])
@@ -762,6 +839,13 @@ class Generator:
         snow_dim = np.ones(hp * wp, np.float32)
         snow_dim[idx] -= 0.25 * crev * fi[:, 0]
         np.multiply(snow_dim.reshape(hp, wp, 1), snow, out=tmp)
+        # firn: on the glacier, the aged snow pack just above the season's snow line is last
+        # years' firn (denser, dustier, darker than the snow higher up)
+        if age > 0:
+            firn = age * np.clip(1.0 - (self.z_snow.ravel()[idx] - p.snowline) / _FIRN_BAND, 0, 1)
+            tmp.reshape(-1, len(BANDS))[idx] += (firn * snow_dim[idx])[:, None] * (
+                SPECTRA["firn"] - snow
+            )
         tmp -= surf
         tmp *= f_snow[..., None]
         surf += tmp
@@ -770,6 +854,18 @@ class Generator:
         # clouds and their shadows, then a haze term
         alpha, ice_share, shadow, cover = self.clouds(p, sun)
         p.cloud_cover = cover
+        cloudy = None
+        if cloud_mask:
+            cloudy = (
+                cv2.warpPerspective(
+                    np.maximum(alpha, shadow),
+                    p.warp @ np.array([[1, 0, -PAD], [0, 1, -PAD], [0, 0, 1]], dtype=np.float64),
+                    (wg, hg),
+                    flags=cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REPLICATE,
+                )
+                > 0.01
+            )
         if cover > 0:
             surf *= (1.0 - 0.55 * shadow * (1.0 - alpha))[..., None]
             cw, ci = SPECTRA["cloud_water"], SPECTRA["cloud_ice"]
@@ -798,7 +894,7 @@ class Generator:
         dn = np.empty((len(BANDS), hg, wg), dtype=np.uint16)
         np.copyto(dn, obs.transpose(2, 0, 1), casting="unsafe")  # transpose and cast in one pass
         dn *= ~self.nodata(p)  # nodata: 0 in every band
-        return dn
+        return dn, cloudy
 
     # -------------------------------------------------------------------------------- truth
     def truth(self, plans: list[ScenePlan], written: np.ndarray) -> dict[str, np.ndarray]:
@@ -912,11 +1008,16 @@ def synthesize(
         unit="scene",
         disable=None if progress else True,
     )
+    summer = SnowNdsiHistogram()
     with bar:
         for year, year_plans in plans.items():
             data = np.empty((len(year_plans), len(BANDS), *gen.shape), dtype=np.uint16)
             for j, p in enumerate(year_plans):
-                data[j] = gen.render(p)
+                if _month(p.time) in SUMMER_MONTHS:
+                    data[j], cloudy = gen.render_with_clouds(p)
+                    summer.add(data[j], gen.roi, cloudy)
+                else:
+                    data[j] = gen.render(p)
                 bar.update()
             cc = np.array([p.cloud_cover for p in year_plans], dtype=np.float64)
             miss = np.array([p.missing for p in year_plans], dtype=np.float64)
@@ -940,6 +1041,8 @@ def synthesize(
             out.append(io.write_scenes(paths.raw_year(year), scenes))
             del data, scenes
     truth = gen.truth(flat, written)
+    truth["summer_ndsi_percentiles"] = summer.percentiles()
+    truth["summer_ndsi_pixels"] = np.int64(summer.n)
     truth["cloud_cover"] = np.round(truth["cloud_cover"], 2)
     truth["kept"] = (truth["cloud_cover"] <= MAX_CLOUD) & (truth["missing_fraction"] < MAX_MISSING)
     out.append(io.save_npz(paths.truth, compress=True, **truth))
@@ -960,6 +1063,14 @@ def summarize(cfg: GlacierConfig, root: str | Path) -> list[str]:
             f"(cloud <= {MAX_CLOUD:.0f} %, missing < {MAX_MISSING}), {int(t['written'][sel].sum())} written; "
             f"cloud {cc.min():.0f}-{cc.max():.0f} %, missing {miss.min():.2f}-{miss.max():.2f} "
             f"-> {paths.raw_year(int(year))}"
+        )
+    if "summer_ndsi_percentiles" in t:
+        pct = " ".join(f"{v:.3f}" for v in t["summer_ndsi_percentiles"])
+        lines.append(
+            f"{cfg.name}: summer (Jul-Sep) DN-NDSI of snow/ice pixels (NDSI >= 0.3, clear, valid; "
+            f"{int(t['summer_ndsi_pixels'])} px), percentiles "
+            f"{'/'.join(str(q) for q in NDSI_PERCENTILES)}: {pct} (a real Landsat-8 glacier, "
+            f"Athabasca 2020-08-16: {REAL_SUMMER_NDSI[0]}-{REAL_SUMMER_NDSI[1]}, snow mode 0.69)"
         )
     return lines
 

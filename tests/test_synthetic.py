@@ -19,9 +19,12 @@ from glacier_movement.config import BANDS, GREEN, OFFSET, SCALE, SWIR16, Paths, 
 from glacier_movement.errors import GlacierError
 from glacier_movement.synthetic import (
     MAX_SPEED,
+    NDSI_PERCENTILES,
+    SPECTRA,
     Generator,
     geotransform,
     quicklooks,
+    summarize,
     synthesize,
 )
 
@@ -210,6 +213,56 @@ def test_ndsi_separates_snow_and_ice_from_everything_else(parvati):
             assert np.mean(from_dn[valid] >= 0.3) > 0.7, str(times[i])
             checked["winter"] += 1
     assert checked["ice"] >= 10 and checked["ground"] >= 1 and checked["winter"] >= 2, checked
+
+
+def _dn_ndsi(spectrum: np.ndarray) -> float:
+    """NDSI of a reflectance spectrum computed from its DN, as preprocessing does by default."""
+    g, s = (spectrum[[GREEN, SWIR16]].astype(np.float64) - OFFSET) / SCALE
+    return float((g - s) / (g + s))
+
+
+def test_spectra_are_calibrated_to_a_real_glacier():
+    """Summer snow at the real scene's mode (≈ 0.69 from DN), firn between snow and ice, clean ice
+    in the real ice range, a snow–ice contrast ≥ 0.1; fine-grained fresh snow stays bright at
+    1.6 µm (0.1–0.2) and debris stays below the 0.3 threshold."""
+    snow, firn, ice = (_dn_ndsi(SPECTRA[k]) for k in ("snow_old", "firn", "ice"))
+    assert 0.67 <= snow <= 0.71
+    assert 0.40 <= ice <= 0.60 and ice < firn < snow
+    assert snow - ice >= 0.1
+    assert SPECTRA["snow_old"][SWIR16] <= 0.019 and SPECTRA["ice"][SWIR16] <= 0.019
+    assert 0.1 <= SPECTRA["snow_fresh"][SWIR16] <= 0.2
+    assert _dn_ndsi(SPECTRA["debris"]) < 0.3
+
+
+def test_summer_ndsi_percentiles_in_the_real_range(parvati):
+    """The stored summer DN-NDSI percentiles of snow/ice pixels land in the range of the real
+    Athabasca scene (0.41–0.72, a little slack for a small ROI), increasing, with a snow mode
+    near the top; synthesize prints them."""
+    root, _, t = parvati
+    pct = t["summer_ndsi_percentiles"]
+    assert pct.shape == (len(NDSI_PERCENTILES),) and np.all(np.diff(pct) >= 0)
+    assert t["summer_ndsi_pixels"] > 1000
+    assert 0.38 <= pct[0] and pct[-1] <= 0.74, pct
+    assert 0.60 <= pct[2] <= 0.70 and pct[-1] >= 0.66, pct
+    line = [x for x in summarize(get_glacier("parvati"), root) if "DN-NDSI" in x]
+    assert len(line) == 1 and f"{pct[2]:.3f}" in line[0]
+
+
+def test_summer_snow_ice_contrast_in_rendered_scenes():
+    """A clear late-summer scene: bare ice (below the snow line) and snow (well above it) differ by
+    ≥ 0.1 in DN-NDSI at the median, as on the real glacier (it was ≈ 0.05–0.15 before)."""
+    gen = Generator(get_glacier("parvati"), (128, 128), seed=0)
+    plan = replace(_clear_late_summer(gen, 2016), warp=np.eye(3))
+    dn = gen.render(plan)
+    t = gen.truth([plan], np.ones(1, bool))
+    nd = _ndsi(dn[GREEN], dn[SWIR16])
+    with np.errstate(invalid="ignore"):
+        ice = t["glacier_mask"] & (t["along_flow"] <= t["terminus_position"][0])
+    ice &= t["elevation"] < plan.snowline - 150
+    snow = (t["elevation"] > plan.snowline + 300) & (nd >= 0.3)
+    assert ice.sum() > 300 and snow.sum() > 300
+    assert 0.40 <= np.median(nd[ice]) <= 0.55 and np.median(nd[snow]) >= 0.65  # real: 0.69
+    assert np.median(nd[snow]) - np.median(nd[ice]) >= 0.1
 
 
 def test_snow_line_rises_through_summer(parvati):
