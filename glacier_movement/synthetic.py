@@ -81,11 +81,17 @@ scene of the run, in time order, i.e. the year files' scenes in year order when 
                                             scenes, clear (no cloud or cloud shadow) and valid,
                                             pooled: compare with a real scene (docs/synthetic.md).
 ``summer_ndsi_pixels`` int64 ()             how many pixels those percentiles pool.
+``motion_share``       float64 ()           1 − MSE(previous window advected by the true motion,
+                                            window) / MSE(previous window, window) on the ROI's
+                                            glacier pixels, pooled over consecutive windows of the
+                                            clean surface's means (:class:`WindowMotionShare`).
+``regime``             str                  ``realistic`` or ``motion`` (:data:`REGIMES`).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import sys
 import zlib
@@ -96,7 +102,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from . import config, io
+from . import config, flow, io, preprocessing
 from .config import BANDS, OFFSET, SCALE, GlacierConfig, Paths
 from .errors import GlacierError
 
@@ -106,6 +112,18 @@ PIXEL_M = 30.0
 MIN_SIZE, MAX_SIZE = 32, 4096
 #: Centreline speed of the upper glacier, px/day (0.9 m/day, ≈ 2.7 px per 3 months).
 MAX_SPEED = 0.03
+#: The regimes of ``synthesize --regime``: ``realistic`` (seasonal snow over the whole valley, the
+#: speed above at every size) and ``motion`` (a benchmark where ice motion dominates the change
+#: between frames: a stable snow line on the glacier, a high-contrast advected texture, speeds
+#: scaled with the ROI size). See docs/synthetic.md.
+REGIMES = ("realistic", "motion")
+#: Centreline speed of the upper glacier in the motion regime at the configured ROI size, px/day;
+#: a smaller ``--size`` scales it down with the landscape (160×160 Parvati: 0.032 px/day, ≈ 2.9 px
+#: per 3-month window on the centreline, 1–3 px over most of the glacier).
+MOTION_SPEED = 0.16
+#: Motion regime: the glacier's snow line is fixed at the ice surface this far (fraction of the
+#: ROI height) down the glacier; the tongue below stays bare ice all year.
+STABLE_SNOWLINE_FRAC = 0.22
 #: Acquisition's filter (SPEC 1.1): what a real download would keep.
 MAX_CLOUD, MAX_MISSING = 20.0, 0.5
 #: Time origin of the scene time t (days) that drives the terminus retreat and the texture.
@@ -215,6 +233,69 @@ class SnowNdsiHistogram:
 
 def _month(time: np.datetime64) -> int:
     return int(np.datetime64(time, "M").astype(int) % 12) + 1
+
+
+class WindowMotionShare:
+    """The motion share (:func:`flow.motion_share`) of window means of the clean surface,
+    streamed scene by scene in time order.
+
+    Each window of ``window_months`` months (as preprocessing cuts them) averages the green and
+    swir16 DN of its scenes' clean surface (:meth:`Generator.render_full`), then takes the DN-NDSI
+    masked at 0.3, as preprocessing does; consecutive windows with scenes are compared over the
+    ROI's glacier pixels (the ice extent of the later window), the earlier advected by the true
+    velocity × the days between the windows' mean scene times.
+    """
+
+    def __init__(self, gen: Generator, window_months: int):
+        self.gen, self.months = gen, window_months
+        g = gen.geom
+        r0, r1, c0, c1 = gen.roi
+        y = np.arange(r0, r1, dtype=np.float64)[:, None]
+        x = np.arange(c0, c1, dtype=np.float64)[None, :]
+        s, eta = g.coords(x, y)
+        band = np.abs(eta) < 1.0
+        self.along = np.where(band, g.along(s, eta), np.inf)
+        vx, vy = g.velocity(x, y)
+        self.velocity = np.stack([np.where(band, vx, 0), np.where(band, vy, 0)]).astype(np.float32)
+        self.key: tuple[int, int] | None = None  # (year, window) being summed
+        self.sum, self.n, self.t = np.zeros(0), 0, 0.0  # its clean-surface sum, scenes, times
+        self.prev: tuple[np.ndarray, float] | None = None  # the last window's frame and time
+        self.persist = self.advected = 0.0
+        self.pairs = 0
+
+    def add(self, p: ScenePlan, clean: np.ndarray) -> None:
+        """Add a scene's clean surface: green/swir16 reflectance (2, Hg, Wg) in the TRUE frame."""
+        year = int(np.datetime64(p.time, "Y").astype(int)) + 1970
+        key = (year, (_month(p.time) - 1) // self.months)
+        if key != self.key:
+            self._close()
+            self.key, self.sum, self.n, self.t = key, np.zeros_like(clean, np.float64), 0, 0.0
+        self.sum += clean
+        self.n += 1
+        self.t += p.t
+
+    def _close(self) -> None:
+        if self.key is None:
+            return
+        r0, r1, c0, c1 = self.gen.roi
+        dn = (self.sum[:, r0:r1, c0:c1] / self.n - OFFSET) / SCALE
+        frame = preprocessing.snow_mask(preprocessing.ndsi(dn[0], dn[1]))
+        t = self.t / self.n
+        if self.prev is not None:
+            before, t0 = self.prev
+            mask = self.along <= self.gen.geom.terminus(t)
+            p, a, _ = flow.motion_share_terms(before, frame, self.velocity * (t - t0), mask)
+            self.persist, self.advected, self.pairs = (
+                self.persist + p,
+                self.advected + a,
+                self.pairs + 1,
+            )
+        self.prev, self.key = (frame, t), None
+
+    def share(self) -> float:
+        """The pooled motion share of the windows added so far (NaN under two windows)."""
+        self._close()
+        return flow.share_from_terms(self.persist, self.advected)
 
 
 # ------------------------------------------------------------------------------------- climate
@@ -427,7 +508,15 @@ class Generator:
     ``size`` is the ROI size (H, W); the scene grid is (roi_row0 + H, roi_col0 + W).
     """
 
-    def __init__(self, cfg: GlacierConfig, size: tuple[int, int] | None = None, seed: int = 0):
+    def __init__(
+        self,
+        cfg: GlacierConfig,
+        size: tuple[int, int] | None = None,
+        seed: int = 0,
+        regime: str = "realistic",
+    ):
+        if regime not in REGIMES:
+            raise GlacierError(f"unknown regime {regime!r}: choose one of {', '.join(REGIMES)}")
         h, w = size if size is not None else cfg.roi_shape
         h, w = int(h), int(w)
         if min(h, w) < MIN_SIZE:
@@ -439,7 +528,11 @@ class Generator:
         if seed < 0:
             raise GlacierError(f"seed {seed} is negative: use a seed >= 0")
         self.cfg, self.seed, self.size = cfg, int(seed), (h, w)
+        self.regime = regime
         self.clim = climate(cfg)
+        if regime == "motion":  # speeds scale with the landscape (px per px of the ROI)
+            ratio = min(h, w) / min(cfg.roi_shape)
+            self.clim = dataclasses.replace(self.clim, max_speed=MOTION_SPEED * ratio)
         r0, c0 = cfg.roi[0], cfg.roi[2]
         self.roi = (r0, r0 + h, c0, c0 + w)
         self.shape = (r0 + h, c0 + w)  # the raw scene grid
@@ -550,6 +643,10 @@ class Generator:
         )
         self.band_col = ((be + 1.0) * w0 + 3.0).astype(np.float32)
         self._t_epoch = float((TEXTURE_EPOCH - EPOCH) / _DAY)
+        # motion regime: the glacier's fixed snow line, the ice surface on the centreline there
+        r_line = min(PAD + g.r0 + int(STABLE_SNOWLINE_FRAC * g.H), hp - 1)
+        c_line = int(np.clip(round(xc[r_line]) + PAD, 0, wp - 1))
+        self.z_stable = float(z[r_line, c_line])
 
     @functools.cached_property
     def pattern(self) -> np.ndarray:
@@ -567,6 +664,14 @@ class Generator:
             ogive, cc, rr + 0.35 * w0 * eta**2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
         )
         albedo = 0.6 * ogive + 0.4 * _aniso(rng, shape, 1.5, 1.5)
+        if self.regime == "motion":
+            # ogives as they form: one light/dark band pair per year's travel, arcs bent
+            # downstream, with wandering phase and strength (an exact period would alias motion
+            # estimates); mottling on top
+            lam = max(6.0, self.clim.max_speed * 365.25)
+            phase = 2 * np.pi * (rr + 0.35 * w0 * eta**2) / lam + 0.8 * _aniso(rng, shape, 20, 20)
+            strength = 1.0 + 0.3 * _aniso(rng, shape, 15, 15)
+            albedo = strength * np.cos(phase) + 0.35 * _aniso(rng, shape, 1.5, 1.5)
         # crevasses: zero crossings of a field stretched across flow, bent into chevrons
         crev = _aniso(rng, shape, 1.3, max(3.0, 0.12 * w0))
         crev = cv2.remap(
@@ -786,13 +891,15 @@ class Generator:
 
     def render(self, p: ScenePlan) -> np.ndarray:
         """The observed scene: uint16 DN (7, Hg, Wg), 0 = nodata. Sets ``p.cloud_cover`` (%)."""
-        return self.render_with_clouds(p, cloud_mask=False)[0]
+        return self.render_full(p)[0]
 
-    def render_with_clouds(
-        self, p: ScenePlan, cloud_mask: bool = True
-    ) -> tuple[np.ndarray, np.ndarray | None]:
+    def render_full(
+        self, p: ScenePlan, cloud_mask: bool = False, clean: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """:meth:`render` plus, with ``cloud_mask``, where clouds or their shadows touch the
-        observed scene: bool (Hg, Wg) in the sensor frame (``None`` without)."""
+        observed scene (bool (Hg, Wg), sensor frame) and, with ``clean``, the clean surface:
+        green and swir16 reflectance float32 (2, Hg, Wg) in the TRUE frame, lit, without clouds,
+        haze, misregistration, noise or gaps (``None`` where not asked for)."""
         g = self.geom
         hg, wg = self.shape
         hp, wp = hg + 2 * PAD, wg + 2 * PAD
@@ -822,11 +929,20 @@ class Generator:
         tex = self.texture(p.t, sel)
         # dirty/clean ogive bands and mottling (fine dust: lowers NDSI a little), debris patches and
         # medial moraines (NDSI < 0.3), crevasses (shadowed lines: darker, lower NDSI from DN)
-        dirt = np.clip(0.08 + 0.10 * tex[:, 0], 0.0, 0.45)
+        motion = self.regime == "motion"
+        if motion:
+            # high contrast: white bubbly ogive bands (towards old snow, DN-NDSI up to ≈ 0.65),
+            # dusty bands, and debris bands where the dust wins (DN-NDSI < 0.3)
+            bright = np.clip(0.45 * tex[:, 0], 0.0, 0.8)
+            dirt = np.clip(0.10 - 0.28 * tex[:, 0], 0.0, 0.85)
+        else:
+            dirt = np.clip(0.08 + 0.10 * tex[:, 0], 0.0, 0.45)
         crev = np.exp(-((tex[:, 1] / 0.22) ** 2)) * np.clip(tex[:, 2] + 0.3, 0.0, 1.0)
         patches = np.clip((tex[:, 3] - 0.9) / 0.5, 0.0, 1.0)
         debris = np.maximum(np.maximum(dirt, patches), self.band_moraine[sel])
         ice = (1.0 - 0.5 * crev)[:, None] * SPECTRA["ice"]
+        if motion:
+            ice += bright[:, None] * (SPECTRA["snow_old"] - ice)
         ice += debris[:, None] * (SPECTRA["debris"] - ice)
         idx = self.band_idx[sel]
         fi = f_ice[sel].astype(np.float32)[:, None]
@@ -846,10 +962,26 @@ class Generator:
             tmp.reshape(-1, len(BANDS))[idx] += (firn * snow_dim[idx])[:, None] * (
                 SPECTRA["firn"] - snow
             )
+        if motion:
+            # the glacier's snow line is stable and its snow old: below it the tongue is bare
+            # ice all year, above it the accumulation area's snow and firn do not change
+            zs = self.z_snow.ravel()[idx]
+            f_snow.ravel()[idx] = (
+                np.clip((zs - self.z_stable) / _NDSI_SOFT + 0.5, 0, 1) * (self.shed.ravel()[idx])
+            )
+            firn = np.clip(1.0 - (zs - self.z_stable) / _FIRN_BAND, 0, 1)[:, None]
+            glacier_snow = SPECTRA["snow_old"] + firn * (SPECTRA["firn"] - SPECTRA["snow_old"])
+            tmp.reshape(-1, len(BANDS))[idx] = snow_dim[idx, None] * glacier_snow
         tmp -= surf
         tmp *= f_snow[..., None]
         surf += tmp
         surf *= shade[..., None]
+        surface = None
+        if clean:
+            inner = surf[PAD:-PAD, PAD:-PAD]
+            surface = np.stack(
+                [inner[..., BANDS.index("green")], inner[..., BANDS.index("swir16")]]
+            )
 
         # clouds and their shadows, then a haze term
         alpha, ice_share, shadow, cover = self.clouds(p, sun)
@@ -894,7 +1026,7 @@ class Generator:
         dn = np.empty((len(BANDS), hg, wg), dtype=np.uint16)
         np.copyto(dn, obs.transpose(2, 0, 1), casting="unsafe")  # transpose and cast in one pass
         dn *= ~self.nodata(p)  # nodata: 0 in every band
-        return dn, cloudy
+        return dn, cloudy, surface
 
     # -------------------------------------------------------------------------------- truth
     def truth(self, plans: list[ScenePlan], written: np.ndarray) -> dict[str, np.ndarray]:
@@ -971,8 +1103,13 @@ def synthesize(
     progress: bool = True,
     only_kept: bool = False,
     force: bool = False,
+    regime: str = "realistic",
 ) -> list[Path]:
     """Write ``<root>/<glacier>/raw/<year>.npz`` for each year and ``<root>/<glacier>/truth.npz``.
+
+    ``regime`` (:data:`REGIMES`): ``realistic`` (default) or ``motion`` (the motion benchmark).
+    Besides the files, the truth holds the summer DN-NDSI percentiles of snow/ice pixels and the
+    motion share of the clean surface's window means (:class:`WindowMotionShare`).
 
     ``size`` is the ROI size (H, W) (default: the configured ROI, Parvati 800×800, Aletsch
     600×600); the scene grid is (roi_row0 + H, roi_col0 + W). Returns the year files, then the
@@ -980,7 +1117,7 @@ def synthesize(
     ``force`` — a glacier folder that holds scene files but no truth.npz (real downloads).
     """
     first, last = _check_years(years)
-    gen = Generator(cfg, size, seed)
+    gen = Generator(cfg, size, seed, regime)
     paths = Paths(Path(root), cfg.name)
     existing = sorted(paths.raw_dir.glob("*.npz")) if paths.raw_dir.is_dir() else []
     if existing and not paths.truth.exists() and not force:
@@ -1009,15 +1146,17 @@ def synthesize(
         disable=None if progress else True,
     )
     summer = SnowNdsiHistogram()
+    motion = WindowMotionShare(gen, cfg.window_months)
     with bar:
         for year, year_plans in plans.items():
             data = np.empty((len(year_plans), len(BANDS), *gen.shape), dtype=np.uint16)
             for j, p in enumerate(year_plans):
-                if _month(p.time) in SUMMER_MONTHS:
-                    data[j], cloudy = gen.render_with_clouds(p)
+                is_summer = _month(p.time) in SUMMER_MONTHS
+                data[j], cloudy, clean = gen.render_full(p, cloud_mask=is_summer, clean=True)
+                if is_summer:
                     summer.add(data[j], gen.roi, cloudy)
-                else:
-                    data[j] = gen.render(p)
+                if round(p.cloud_cover, 2) <= MAX_CLOUD and p.missing < MAX_MISSING:
+                    motion.add(p, clean)  # the scenes preprocessing would average
                 bar.update()
             cc = np.array([p.cloud_cover for p in year_plans], dtype=np.float64)
             miss = np.array([p.missing for p in year_plans], dtype=np.float64)
@@ -1043,6 +1182,8 @@ def synthesize(
     truth = gen.truth(flat, written)
     truth["summer_ndsi_percentiles"] = summer.percentiles()
     truth["summer_ndsi_pixels"] = np.int64(summer.n)
+    truth["motion_share"] = np.float64(motion.share())
+    truth["regime"] = np.array(regime)
     truth["cloud_cover"] = np.round(truth["cloud_cover"], 2)
     truth["kept"] = (truth["cloud_cover"] <= MAX_CLOUD) & (truth["missing_fraction"] < MAX_MISSING)
     out.append(io.save_npz(paths.truth, compress=True, **truth))
@@ -1071,6 +1212,12 @@ def summarize(cfg: GlacierConfig, root: str | Path) -> list[str]:
             f"{int(t['summer_ndsi_pixels'])} px), percentiles "
             f"{'/'.join(str(q) for q in NDSI_PERCENTILES)}: {pct} (a real Landsat-8 glacier, "
             f"Athabasca 2020-08-16: {REAL_SUMMER_NDSI[0]}-{REAL_SUMMER_NDSI[1]}, snow mode 0.69)"
+        )
+    if "motion_share" in t:
+        lines.append(
+            f"{cfg.name}: regime {t['regime']}, motion share {float(t['motion_share']):.3f} (the "
+            "part of the change between consecutive windows on the glacier that the true ice "
+            "motion explains, clean surface)"
         )
     return lines
 
@@ -1141,6 +1288,14 @@ def register(sub, common) -> None:
         help="random seed (default 0); the same seed gives the same data",
     )
     p.add_argument(
+        "--regime",
+        choices=REGIMES,
+        default="realistic",
+        help="realistic (default: seasonal snow over the valley) or motion (a benchmark where ice "
+        "motion dominates the frame-to-frame change: stable snow line, textured bare tongue, "
+        "speeds scaled with --size)",
+    )
+    p.add_argument(
         "--only-kept",
         action="store_true",
         help="write only the scenes acquisition would keep (cloud <= 20 %%, missing < 0.5)",
@@ -1169,6 +1324,7 @@ def run(args: argparse.Namespace) -> int:
         progress=True,
         only_kept=args.only_kept,
         force=args.force,
+        regime=args.regime,
     )
     for line in summarize(cfg, root):
         print(line)

@@ -13,13 +13,14 @@ import pytest
 from pyproj import Transformer
 from skimage.registration import phase_cross_correlation
 
-from glacier_movement import io
+from glacier_movement import flow, io
 from glacier_movement.cli import main
 from glacier_movement.config import BANDS, GREEN, OFFSET, SCALE, SWIR16, Paths, get_glacier
 from glacier_movement.errors import GlacierError
 from glacier_movement.synthetic import (
     MAX_SPEED,
     NDSI_PERCENTILES,
+    REGIMES,
     SPECTRA,
     Generator,
     geotransform,
@@ -413,6 +414,72 @@ def test_texture_moves_with_the_velocity_field():
     static = np.abs(b[inner] - a[inner])
     # texture is unit-variance: advected values match far better than values left in place
     assert np.median(err[:, [0, 1, 3]]) < 0.15 < np.median(static[:, [0, 1, 3]])
+
+
+# --------------------------------------------------------------------------- motion regime
+def test_motion_share_of_known_changes():
+    """The motion share itself: a texture moved by exactly the displacement given is all motion
+    (1), an unrelated frame is none (≤ 0), and a moved texture that also brightens is in between."""
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur(rng.random((60, 60), dtype=np.float32), (0, 0), 2.0)
+    disp = np.zeros((2, 60, 60), np.float32)
+    disp[1] = 2.0  # two rows down
+    moved = np.roll(base, 2, axis=0)
+    mask = np.zeros((60, 60), bool)
+    mask[10:50, 10:50] = True
+    assert flow.motion_share(np.stack([base, moved]), disp[None], mask) == pytest.approx(1.0)
+    other = cv2.GaussianBlur(rng.random((60, 60), dtype=np.float32), (0, 0), 2.0)
+    zero = np.zeros_like(disp)
+    assert flow.motion_share(np.stack([base, other]), zero[None], mask) == 0.0
+    both = flow.motion_share(np.stack([base, moved + 0.02]), disp[None], mask)
+    assert 0.0 < both < 1.0
+    with pytest.raises(GlacierError, match="displacement"):
+        flow.motion_share(np.stack([base, moved]), disp, mask)
+
+
+def test_motion_share_per_regime(tmp_path):
+    """Realistic: ice motion explains little of the change between windows (seasonal snow does);
+    motion: it explains most of it. Both written to truth.npz and printed."""
+    cfg = get_glacier("parvati")
+    shares = {}
+    for regime in REGIMES:
+        root = tmp_path / regime
+        synthesize(
+            cfg, root, size=(64, 64), years=(2015, 2016), seed=0, progress=False, regime=regime
+        )
+        t = io.load_npz(Paths(root, "parvati").truth)
+        assert str(t["regime"]) == regime
+        shares[regime] = float(t["motion_share"])
+        line = [x for x in summarize(cfg, root) if "motion share" in x]
+        assert len(line) == 1 and f"{shares[regime]:.3f}" in line[0]
+    assert shares["realistic"] < 0.2 and shares["motion"] >= 0.5, shares
+
+
+def test_motion_regime_speeds_snow_line_and_texture():
+    """Speeds scale with --size (the demo size moves 1–3 px per 3-month window); the tongue stays
+    bare ice all year with a texture across the snow/ice range and dark bands below 0.3."""
+    cfg = get_glacier("parvati")
+    assert Generator(cfg, (96, 96), regime="realistic").clim.max_speed == MAX_SPEED
+    assert Generator(cfg, (400, 400), regime="motion").clim.max_speed == pytest.approx(0.08)
+    gen = Generator(cfg, (160, 160), seed=1, regime="motion")
+    plans = gen.plan_year(2016)
+    truth = gen.truth(plans[:1], np.ones(1, bool))
+    per_window = np.hypot(*truth["velocity"])[truth["glacier_mask"]] * 365.25 / 4
+    assert 2.5 <= per_window.max() <= 3.0 and np.median(per_window) >= 1.5
+    tongue = truth["glacier_mask"] & (truth["elevation"] < gen.z_stable - 50)
+    assert tongue.sum() > 0.5 * truth["glacier_mask"].sum()
+    medians = []
+    for doy in (20, 245):  # mid-winter and late summer
+        plan = min(plans, key=lambda p: abs(p.doy - doy))
+        plan = replace(plan, cloud=0.0, wedge=None, stripes=0, holes=0.0, warp=np.eye(3))
+        dn = gen.render(plan)
+        nd = _ndsi(dn[GREEN], dn[SWIR16])[tongue]
+        assert 0.1 < np.mean(nd < 0.3) < 0.4  # dark debris bands
+        assert np.percentile(nd, 25) < 0.4 and np.percentile(nd, 90) > 0.6  # ice texture
+        medians.append(np.median(nd))
+    assert abs(medians[0] - medians[1]) < 0.03  # no winter snow on the tongue
+    with pytest.raises(GlacierError, match="regime"):
+        Generator(cfg, (64, 64), regime="fast")
 
 
 # ------------------------------------------------------------------------------ quick-looks
