@@ -246,8 +246,11 @@ class WindowMotionShare:
     velocity × the days between the windows' mean scene times.
     """
 
-    def __init__(self, gen: Generator, window_months: int):
+    def __init__(self, gen: Generator, window_months: int, keep_frames: bool = False):
         self.gen, self.months = gen, window_months
+        #: with ``keep_frames``: every window's frame (H, W) NDSI and mean scene time (days)
+        self.frames: list[np.ndarray] | None = [] if keep_frames else None
+        self.times: list[float] = []
         g = gen.geom
         r0, r1, c0, c1 = gen.roi
         y = np.arange(r0, r1, dtype=np.float64)[:, None]
@@ -281,6 +284,9 @@ class WindowMotionShare:
         dn = (self.sum[:, r0:r1, c0:c1] / self.n - OFFSET) / SCALE
         frame = preprocessing.snow_mask(preprocessing.ndsi(dn[0], dn[1]))
         t = self.t / self.n
+        if self.frames is not None:
+            self.frames.append(frame)
+            self.times.append(t)
         if self.prev is not None:
             before, t0 = self.prev
             mask = self.along <= self.gen.geom.terminus(t)
