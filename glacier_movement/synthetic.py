@@ -14,7 +14,7 @@ What is in a scene (all in surface reflectance before the DN conversion)
   (hillshade with skylight, so no pixel is darker than 45 % of flat ground).
 * **Materials** with plausible 7-band spectra (coastal, red, green, blue, nir08, swir16, swir22):
   two rock lithologies, moraine/outwash debris, alpine vegetation (green in summer, dry in spring
-  and autumn), a braided glacial river (shallow water over gravel), fresh and old snow, clean
+  and autumn), a braided glacial river (shallow water over gravel), fresh and old snow, firn, clean
   glacier ice. NDSI = (green − swir16) / (green + swir16) is ≥ 0.3 on snow and ice and < 0.3 on
   everything else, computed from reflectance and from DN (which differ through the −0.2 offset).
 * **A valley glacier** whose tongue runs down the image from above the region of interest (ROI),
@@ -167,10 +167,11 @@ def _spectrum(coastal, blue, green, red, nir08, swir16, swir22) -> np.ndarray:
 #:     falls to ~0.01 there while fine-grained fresh snow keeps 0.1–0.2 (Wiscombe & Warren 1980;
 #:     Dozier 1989), so ``snow_fresh`` keeps 0.12 (DN-NDSI 0.56, winter scenes);
 #:   firn (last years' snow, denser, dustier): green 0.73, swir16 0.015 → DN-NDSI 0.62;
-#:   clean glacier ice (bubbly, few scattering surfaces): green 0.52, swir16 0.012 → 0.54;
+#:   clean glacier ice (bubbly, few scattering surfaces): green 0.52, swir16 0.012 → 0.55;
 #:     the rendered ice mixes in 0–45 % debris dust (8 % on average: ogive bands, mottling),
 #:     which spreads it over ≈ 0.39–0.55 like the real ice; crevasse shadows lower it further;
-#:   supraglacial debris: a rock mixture, brighter in the SWIR than in green (NDSI ≈ −0.3).
+#:   supraglacial debris: a rock mixture, brighter in the SWIR than in green (NDSI −0.28 from
+#:     reflectance, −0.14 from DN).
 #: The snow–ice DN-NDSI contrast is thus ≈ 0.15–0.2 (it was ≈ 0.05 before this calibration,
 #: with old snow swir16 0.08 and ice 0.04).
 SPECTRA: dict[str, np.ndarray] = {
