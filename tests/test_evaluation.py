@@ -14,6 +14,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torch import nn
 
 from glacier_movement import evaluation as ev
+from glacier_movement.baselines import BASELINES
 from glacier_movement.sequences import SequenceDataset
 
 
@@ -168,45 +169,61 @@ def test_evaluate_batches_without_gradients():
     assert not any(m.grad_enabled)
 
 
-def test_summarize_and_markdown():
-    rng = np.random.default_rng(5)
-    n = 50
-    per = pd.concat(
-        [
+def _per_sequence(n_starts=12, per_start=10, shift=0.02, seed=5):
+    """Per-sequence rows of a model, persistence and climatology: the model is ``shift`` lower
+    than persistence everywhere; starts share a common effect; start 0 has interpolated targets."""
+    rng = np.random.default_rng(seed)
+    start = np.repeat(np.arange(n_starts), per_start)
+    common = rng.random(n_starts)[start] * 0.1  # what sequences of one start share
+    base = common + rng.random(start.size) * 0.01
+    rows = []
+    for p, v in (("model", base - shift), (ev.PERSISTENCE, base), ("climatology", base - shift)):
+        rows.append(
             pd.DataFrame(
                 {
                     "predictor": p,
-                    "index": np.arange(n),
-                    "MSE": rng.random(n) * s,
-                    "MAE": rng.random(n) * s,
-                    "SSIM": rng.random(n),
-                    "PSNR": 20 + rng.random(n),
+                    "index": np.arange(start.size),
+                    "start": start,
+                    "observed": start != 0,
+                    "MSE": v,
+                    "MAE": np.sqrt(np.abs(v)),
+                    "SSIM": rng.random(start.size),
+                    "PSNR": 20 + rng.random(start.size),
                 }
             )
-            for p, s in (("model", 0.1), (ev.PERSISTENCE, 0.2))
-        ],
-        ignore_index=True,
-    )
-    splits = {"paper": np.arange(10, 50), "strict": np.arange(30, 50)}
-    res, boot = ev.summarize(per, splits, "salstm", n_bootstrap=200)
-    assert list(res.columns) == ["model", "split", "n", "MSE", "MAE", "SSIM", "PSNR"]
-    assert res[["model", "split", "n"]].values.tolist() == [
-        ["salstm", "paper", 40],
-        ["persistence", "paper", 40],
-        ["salstm", "strict", 20],
-        ["persistence", "strict", 20],
-    ]
-    want = per[(per.predictor == "model") & per["index"].between(30, 49)]["MSE"].mean()
-    assert res.iloc[2]["MSE"] == pytest.approx(want)
-    assert {"MSE_mean", "MSE_low", "MSE_high", "MAE_mean", "MAE_low", "MAE_high"} <= set(
-        boot.columns
-    )
-    assert (boot["MSE_low"] < res["MSE"]).all() and (res["MSE"] < boot["MSE_high"]).all()
-    md = ev.results_markdown(res, boot)
-    lines = md.strip().splitlines()
-    assert len(lines) == 2 + 4 and lines[0].count("|") == 10
-    assert f"{res.iloc[0]['MSE']:.4f}" in lines[2]
-    assert ev.summarize(per, splits, "salstm")[1] is None
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_summarize_scores_observed_targets_with_clustered_paired_verdicts():
+    per = _per_sequence()
+    res = ev.summarize(per, "salstm", "parvati", n_bootstrap=300)
+    obs = res[res["targets"] == "observed"].set_index("model")
+    every = res[res["targets"] == "all"].set_index("model")
+    # interpolated target windows (start 0) are left out of the headline rows only
+    assert obs.loc["salstm", "n"] == 110 and every.loc["salstm", "n"] == 120
+    assert obs.loc["salstm", "n_clusters"] == 11 and every.loc["salstm", "n_clusters"] == 12
+    want = per[(per.predictor == "model") & per["observed"]]["MSE"].mean()
+    assert obs.loc["salstm", "MSE"] == pytest.approx(want)
+    # the shared start effect cancels in the paired difference: exactly −0.02, "better"
+    assert obs.loc["salstm", "dMSE_persistence"] == pytest.approx(-0.02)
+    assert obs.loc["salstm", "dMSE_persistence_high"] < 0
+    assert obs.loc["salstm", "vs_persistence"] == "better"
+    assert obs.loc[ev.PERSISTENCE, "vs_climatology"] == "worse"
+    assert obs.loc["salstm", "vs_climatology"] == "not distinguishable"  # identical errors
+    # while the unpaired intervals of model and persistence overlap
+    assert obs.loc["salstm", "MSE_high"] > obs.loc[ev.PERSISTENCE, "MSE_low"]
+    md = ev.results_markdown(res[res["targets"] == "observed"])
+    assert "**better**" in md and "11 independent clusters" in md
+
+
+def test_verdicts_need_enough_clusters():
+    per = _per_sequence(n_starts=4)
+    res = ev.summarize(per, "salstm", "parvati", n_bootstrap=200)
+    assert set(res.loc[res["model"] == "salstm", "vs_persistence"]) == {
+        "too few clusters (3)",
+        "too few clusters (4)",
+    }
 
 
 # ----------------------------------------------------------------------------- full scenes
@@ -380,38 +397,52 @@ def test_cli_test_writes_scores(trained, capsys):
     root, _ = trained
     run = "salstm-parvati-tiny"
     assert (
-        cli(root, "test", "--run", run, "--model", "salstm", "--bootstrap", "50", "--split", "both")
+        cli(
+            root,
+            "test",
+            "--run",
+            run,
+            "--model",
+            "salstm",
+            "--bootstrap",
+            "50",
+            "--split",
+            "strict",
+        )
         == 0
     )
     out = capsys.readouterr()
-    assert (
-        "| salstm-parvati-tiny | paper |" in out.out
-        and "strict-split scores are not those" in out.err
-    )
+    assert "| salstm-parvati-tiny |" in out.out and "the same for both splits" in out.err
     res_dir = root / "parvati" / "results"
     res = pd.read_csv(res_dir / f"{run}_results.csv")
-    assert res[["model", "split"]].values.tolist() == [
-        [run, "paper"],
-        ["persistence", "paper"],
-        [run, "strict"],
-        ["persistence", "strict"],
-    ]
-    assert {"MSE", "MAE", "SSIM", "PSNR", "n", "trained_split"} <= set(res.columns)
+    assert set(res["model"]) == {run, *BASELINES}
+    assert set(res["targets"]) == {"observed", "all"} or set(res["targets"]) == {"all"}
+    assert {
+        "MSE",
+        "MAE",
+        "SSIM",
+        "PSNR",
+        "n",
+        "n_clusters",
+        "trained_split",
+        "vs_climatology",
+    } <= set(res.columns)
+    per = pd.read_csv(res_dir / f"{run}_per_sequence.csv.gz")
+    assert set(per["predictor"]) == {"model", *BASELINES}
     # persistence on the test sequences, computed here directly
     ds = SequenceDataset(trained[1], patch=10, stride=10)
     from glacier_movement.sequences import split_indices
 
     x, y = (t.numpy() for t in ds.batch(split_indices(ds, "paper").test))
-    pers = res[(res.model == "persistence") & (res.split == "paper")].iloc[0]
+    pers = res[(res.model == "persistence") & (res.targets == "all")].iloc[0]
     assert pers["MSE"] == pytest.approx(((x[:, -1:] - y) ** 2).mean(), rel=1e-5)
     assert pers["n"] == len(x)
-    boot = pd.read_csv(res_dir / f"{run}_bootstraped_results.csv")
-    assert ((boot["MSE_low"] <= res["MSE"]) & (res["MSE"] <= boot["MSE_high"])).all()
+    iv = res.dropna(subset=["MSE_low"])  # clustered: an interval needs >= 2 forecast starts
+    assert (iv["MSE_low"] <= iv["MSE_high"]).all()
+    assert (res["n_clusters"] >= 2).eq(res["MSE_low"].notna()).all()
     assert (res_dir / f"{run}_results.md").read_text().startswith("# ")
-    # default: only the split the run was trained with
     assert cli(root, "test", "--run", run, "--bootstrap", "0") == 0
-    assert pd.read_csv(res_dir / f"{run}_results.csv")["split"].unique().tolist() == ["paper"]
-    assert not (res_dir / f"{run}_bootstraped_results.csv").exists()
+    assert pd.read_csv(res_dir / f"{run}_results.csv")["MSE_low"].isna().all()
 
 
 def test_cli_infer_and_flow(trained, capsys):

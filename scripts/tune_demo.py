@@ -1,0 +1,55 @@
+"""Choose the demo preset's learning rates on validation loss only (issue 12, docs/models.md).
+
+Trains every model (and its +clim variant) on the demo-size synthetic Parvati at a few learning
+rates for the demo budget and prints the validation MSE beside persistence's and climatology's on
+the same validation sequences. Test sequences are never scored here.
+
+    python scripts/tune_demo.py --data-root /tmp/tune [--lrs 1e-4 1e-3 3e-3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from glacier_movement import config
+from glacier_movement.preprocessing import preprocess
+from glacier_movement.synthetic import synthesize
+from glacier_movement.training import train_model
+
+MODELS = ("salstm", "lstm", "convlstm", "unet")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-root", required=True)
+    p.add_argument("--lrs", nargs="+", type=float, default=[1e-4, 1e-3, 3e-3])
+    p.add_argument("--models", nargs="+", default=list(MODELS))
+    p.add_argument("--clim", nargs="+", default=["off", "on"])
+    a = p.parse_args()
+    root = Path(a.data_root)
+    if not config.Paths(root, "parvati").frames.is_file():
+        synthesize(config.get_glacier("parvati"), root, size=(160, 160), seed=0)
+        preprocess(config.get_glacier("parvati"), root)
+    rows = []
+    for clim in a.clim:
+        for m in a.models:
+            for lr in a.lrs:
+                name = f"tune-{m}{'+clim' if clim == 'on' else ''}-lr{lr:g}"
+                res = train_model(
+                    m, "parvati", "demo", root=root, run_name=name, overwrite=True, lr=lr,
+                    wandb="disabled", progress=False, climatology_input=clim == "on",
+                )  # fmt: skip
+                cfg = json.loads((res.run_dir / "summary.json").read_text())["config"]
+                rows.append((name, lr, res.val_loss, res.best_val_loss, res.persistence_val_loss, cfg["climatology_val_loss"], res.seconds))  # fmt: skip
+                print(
+                    f"| {m}{'+clim' if clim == 'on' else ''} | {lr:g} | {res.val_loss:.5f} | "
+                    f"{res.best_val_loss:.5f} | {res.persistence_val_loss:.5f} | "
+                    f"{cfg['climatology_val_loss']:.5f} | {res.seconds:.0f} |",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
