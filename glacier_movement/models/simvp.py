@@ -160,13 +160,12 @@ class SimVP(Forecaster):
         """x (B, 4, P, P) NDSI → (B, 4, P, P); ``y`` is ignored (see the class docstring)."""
         self._check(x, y)
         b, t, p, _ = x.shape
-        h = x.reshape(b * t, 1, p, p)  # every frame through the same encoder
-        sizes = []
-        for block in self.encoder:
+        # every frame through the same encoder; sizes[i] = the input size of encoder block i
+        skip = h = self.encoder[0](x.reshape(b * t, 1, p, p))  # (B·T, hid_s, P, P)
+        sizes = [(p, p)]
+        for block in self.encoder[1:]:
             sizes.append(tuple(h.shape[-2:]))
             h = block(h)
-            if len(sizes) == 1:
-                skip = h  # (B·T, hid_s, P, P)
         c, hh, ww = h.shape[1:]
         h = self.translator(h.reshape(b, t * c, hh, ww)).reshape(b * t, c, hh, ww)
         last = len(self.decoder) - 1
