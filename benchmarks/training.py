@@ -36,7 +36,13 @@ from glacier_movement.training import fit
 #: SPEC section 3: CPU seconds per paper-size training step at batch 100 on 2 threads.
 SPEC_STEP_S = {"lstm": 2.6, "unet": 11.0, "convlstm": 52.0}
 #: Paper-size runs: (batch actually run, factor to batch 100).
-PAPER_BATCH = {"salstm": (100, 1), "lstm": (100, 1), "unet": (100, 1), "convlstm": (10, 10)}
+PAPER_BATCH = {
+    "salstm": (100, 1),
+    "lstm": (100, 1),
+    "unet": (100, 1),
+    "convlstm": (10, 10),
+    "simvp": (10, 10),  # GroupNorm only: a step's time scales with the batch
+}
 
 
 def frames(t: int = 36, size: int = 160, seed: int = 0) -> np.ndarray:

@@ -1096,7 +1096,7 @@ def register(sub, common) -> None:
     p.add_argument(
         "--split", default="paper", choices=("paper", "strict"), help="split mode (default paper)"
     )
-    p.add_argument("--epochs", type=int, default=None, help="epochs (preset: paper 50/40/40/20)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (preset: paper 50/40/40/20/40)")
     p.add_argument(
         "--batch-size", type=int, default=None, help="batch size per process (paper 100)"
     )

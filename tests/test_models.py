@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -16,9 +18,11 @@ from glacier_movement.models import (
     ConvLSTM,
     LinearExtrapolation,
     Persistence,
+    SimVP,
     build_model,
     count_parameters,
 )
+from glacier_movement.models.simvp import INCEPTION_KERNELS
 from glacier_movement.presets import PRESETS, get_preset, override
 
 #: The paper's published parameter counts (SPEC 1.8).
@@ -28,6 +32,9 @@ PAPER_COUNTS = {
     "convlstm": 1_554_593,
     "unet": 31_036_481,
 }
+
+#: Trained models that predict one frame at a time (and so take teacher forcing).
+AUTOREGRESSIVE = [n for n in TRAINABLE if build_model(n, "tiny").autoregressive]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -87,8 +94,59 @@ def test_wrong_input_shape_is_a_clear_error():
         m.train()(torch.zeros(2, 4, 10, 10), torch.zeros(2, 3, 10, 10))
 
 
+@pytest.mark.parametrize("preset", ["paper", "demo", "tiny"])
+def test_simvp_shapes_at_every_preset(preset):
+    # real tensors, not the meta device: the encoder/decoder sizes (50 → 25 → 13 → 25 → 50) and
+    # GroupNorm must work for batch size 1
+    torch.manual_seed(0)
+    m = build_model("simvp", preset)
+    p = get_preset(preset).patch
+    for b in (1, 2):
+        seq = blobs(b, p)
+        out = m.train()(seq[:, :4], seq[:, 4:])
+        assert out.shape == (b, 4, p, p) and torch.isfinite(out).all()
+        with torch.no_grad():
+            assert m.eval()(seq[:, :4]).shape == (b, 4, p, p)
+
+
+@pytest.mark.parametrize("patch", [7, 13, 25, 33, 51])
+@pytest.mark.parametrize("n_s", [1, 3, 4, 5])
+def test_simvp_odd_patch_sizes_come_back_to_size(patch, n_s):
+    m = SimVP(patch, hid_s=4, hid_t=8, n_s=n_s, n_t=2)
+    x = torch.rand(1, 4, patch, patch)
+    assert m(x).shape == (1, 4, patch, patch)
+    # the latent frame is ⌈P / 2^(n_s // 2)⌉ wide: one stride-2 block per two blocks
+    h = x.reshape(4, 1, patch, patch)
+    for block in m.encoder:
+        h = block(h)
+    assert h.shape[-1] == -(-patch // 2 ** (n_s // 2))
+
+
+def test_simvp_is_not_autoregressive_and_ignores_targets():
+    torch.manual_seed(0)
+    m = build_model("simvp", "tiny").train()
+    seq = blobs(3, m.patch, seed=4)
+    x, y = seq[:, :4], seq[:, 4:]
+    yg = y.clone().requires_grad_(True)
+    out = m(x, yg)
+    torch.testing.assert_close(out, m(x))  # no dropout, no teacher forcing: the same output
+    out.sum().backward()
+    assert yg.grad is None  # the targets are not in the graph
+    # every output frame depends on every input frame (one pass over the stacked frames)
+    xg = x.clone().requires_grad_(True)
+    m(xg)[:, 0].sum().backward()
+    assert all(xg.grad[:, k].abs().sum() > 0 for k in range(4))
+    with pytest.raises(ValueError, match="expects targets"):  # shapes are still checked
+        m(x, y[:, :3])
+    with pytest.raises(ValueError, match="T frames to T frames"):
+        SimVP(10, n_in=4, n_out=2)
+    tiny = get_preset("tiny")
+    with pytest.raises(GlacierError, match="cannot build simvp.*must all be ≥ 1"):
+        build_model("simvp", override(tiny, model=override(tiny.model, simvp_n_t=0)))
+
+
 # ---------------------------------------------------------------------------- teacher forcing
-@pytest.mark.parametrize("name", TRAINABLE)
+@pytest.mark.parametrize("name", AUTOREGRESSIVE)
 def test_teacher_forcing_feeds_the_targets(name):
     torch.manual_seed(1)
     m = build_model(name, "tiny").train()
@@ -122,7 +180,7 @@ def test_teacher_forcing_feeds_the_targets(name):
 
 
 # --------------------------------------------------------------------------- parameter counts
-@pytest.mark.parametrize("name", TRAINABLE)
+@pytest.mark.parametrize("name", list(PAPER_COUNTS))
 def test_paper_parameter_counts(name):
     with torch.device("meta"):
         n = count_parameters(build_model(name, "paper"))
@@ -149,6 +207,38 @@ def test_convlstm_counts_follow_the_cell_formula(config):
     with torch.device("meta"):
         assert count_parameters(ConvLSTM(50, config)) == expected
     assert config != "big" or expected == PAPER_COUNTS["convlstm"]
+
+
+def simvp_count(hid_s: int, hid_t: int, n_s: int, n_t: int, t: int = 4, groups: int = 8) -> int:
+    """SimVP's parameters from its layer list (conv weights + biases, GroupNorm scale + shift)."""
+
+    def conv(cin, cout, k, g=1):
+        return cin // g * cout * k * k + cout
+
+    def inception(cin, cout):
+        mid = hid_t // 2
+        g = np.gcd.reduce([groups, mid, cout])
+        return conv(cin, mid, 1) + sum(conv(mid, cout, k, g) + 2 * cout for k in INCEPTION_KERNELS)
+
+    spatial = 2 * n_s * (conv(hid_s, hid_s, 3) + 2 * hid_s)  # encoder + decoder blocks …
+    spatial += conv(1, hid_s, 3) - conv(hid_s, hid_s, 3)  # … the first sees one channel …
+    spatial += conv(2 * hid_s, hid_s, 3) - conv(hid_s, hid_s, 3)  # … the last also the skip
+    assert n_t >= 2  # the up path below: first block, middle blocks with skips, last block
+    down = inception(t * hid_s, hid_t) + (n_t - 1) * inception(hid_t, hid_t)
+    up = inception(hid_t, hid_t) + (n_t - 2) * inception(2 * hid_t, hid_t)
+    up += inception(2 * hid_t, t * hid_s)
+    return int(spatial + down + up + conv(hid_s, 1, 1))
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_simvp_count_follows_the_layer_formula(preset):
+    mc = get_preset(preset).model
+    with torch.device("meta"):
+        n = count_parameters(build_model("simvp", preset))
+    sizes = (mc.simvp_hid_s, mc.simvp_hid_t, mc.simvp_n_s, mc.simvp_n_t)
+    assert n == simvp_count(*sizes)
+    # the paper preset is the SimVP paper's Moving-MNIST size (64, 256, 4, 8) on 4 frames
+    assert preset != "paper" or sizes == (64, 256, 4, 8)
 
 
 def test_baselines_have_no_parameters_and_do_what_they_say():
@@ -201,6 +291,27 @@ def test_overfits_a_fixed_batch(name, steps, lr):
     assert final * 10 <= first, (name, first, final)
 
 
+def test_simvp_overfits_eight_sequences_quickly():
+    """A tiny SimVP fits 8 fixed sequences to a tenth of persistence's MSE in < 15 s of CPU."""
+    torch.manual_seed(0)
+    m = build_model("simvp", "tiny").train()
+    seq = blobs(8, m.patch, seed=3)
+    x, y = seq[:, :4], seq[:, 4:]
+    persistence = float(torch.nn.functional.mse_loss(x[:, 3:4].expand_as(y), y))
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-2, weight_decay=0.0)
+    cpu = time.process_time()
+    for _ in range(150):
+        opt.zero_grad()
+        torch.nn.functional.mse_loss(m(x), y).backward()
+        opt.step()
+    cpu = time.process_time() - cpu
+    m.eval()
+    with torch.no_grad():
+        final = float(torch.nn.functional.mse_loss(m(x), y))
+    assert final <= persistence / 10 and final < 5e-3, (final, persistence)
+    assert cpu < 15, cpu
+
+
 # ----------------------------------------------------------------------------------- CLI
 def test_models_command_prints_paper_counts(capsys):
     assert cli.main(["models", "--preset", "paper"]) == 0
@@ -209,6 +320,18 @@ def test_models_command_prints_paper_counts(capsys):
         line = next(ln for ln in out.splitlines() if ln.startswith(name + " "))
         assert f"{n:,}" in line
     assert "persistence" in out
+
+
+@pytest.mark.parametrize("preset", ["paper", "demo"])
+def test_models_command_lists_simvp_with_its_count(capsys, preset):
+    assert cli.main(["models", "--preset", preset]) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.startswith("simvp "))
+    with torch.device("meta"):
+        n = count_parameters(build_model("simvp", preset))
+    assert line.split()[-1] == f"{n:,}"
+    mc = get_preset(preset).model
+    assert f"SimVP spatial {mc.simvp_hid_s} × {mc.simvp_n_s}, temporal {mc.simvp_hid_t}" in out
 
 
 def test_models_command_small_convlstm_and_bad_preset(capsys):

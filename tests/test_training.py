@@ -265,6 +265,43 @@ def test_two_glaciers_and_fine_tuning(tmp_path):
         )
 
 
+def test_simvp_trains_saves_and_loads_through_the_cli(tmp_path, capsys, monkeypatch):
+    """`train --model simvp` and `test --model simvp` run through the ordinary path; the
+    checkpoint loads back into the same model with the same predictions."""
+    from glacier_movement.models import SimVP
+
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "data"
+    write_frames(root, "parvati")
+    simvp = ["--glacier", "parvati", "--model", "simvp", "--wandb", "disabled"]
+    t0 = time.perf_counter()
+    assert train_cli(root, *simvp, "--epochs", "2", "--batch-size", "8") == 0
+    assert time.perf_counter() - t0 < 30
+    assert "simvp:" in capsys.readouterr().out
+    run = root / "models" / default_run_name("simvp", "parvati", "tiny")
+    ck = load_checkpoint(run / "last.pt")
+    assert ck["model_name"] == "simvp" and ck["epoch"] == 2
+    assert ck["config"]["train"]["teacher_forcing"] is False  # nothing to force: all at once
+    assert ck["config"]["train"]["lr"] == get_preset("tiny").train_config("simvp").lr
+    model, _ = load_model(run / "last.pt", expect="simvp")
+    assert isinstance(model, SimVP) and not model.training
+    state = model.state_dict()
+    assert state.keys() == ck["model"].keys()
+    assert all(torch.equal(state[k], ck["model"][k]) for k in state)
+    fresh = build_model("simvp", "tiny")
+    fresh.load_state_dict(ck["model"])
+    x = torch.from_numpy(blob_frames(4, 10, seed=9))[None]
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), fresh.eval()(x), rtol=0, atol=0)
+    # resuming continues the run; the evaluation command takes the checkpoint
+    assert train_cli(root, *simvp, "--resume", "--epochs", "3") == 0
+    assert load_checkpoint(run / "last.pt")["epoch"] == 3
+    capsys.readouterr()
+    args = ["test", "--data-root", str(root), "--run", run.name, "--model", "simvp"]
+    assert cli.main([*args, "--bootstrap", "0"]) == 0
+    assert "| simvp-parvati-tiny | paper |" in capsys.readouterr().out
+
+
 def test_persistence_is_not_trainable(tmp_path):
     with pytest.raises(GlacierError, match="no parameters to train"):
         train_model("persistence", "parvati", "tiny", root=tmp_path)

@@ -21,6 +21,7 @@ from .baselines import LinearExtrapolation, Persistence
 from .climatology import ClimatologyInput
 from .convlstm import CONVLSTM_CONFIGS, ConvLSTM, resolve_channels
 from .lstm import SALSTM, LSTMEncDec
+from .simvp import SimVP
 from .unet import UNet
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "LinearExtrapolation",
     "Persistence",
     "SALSTM",
+    "SimVP",
     "UNet",
     "build_model",
     "count_parameters",
@@ -68,6 +70,13 @@ MODELS: dict[str, ModelSpec] = {
     "unet": ModelSpec(
         lambda p: UNet(p.patch, p.model.unet_base, p.model.unet_depth), "U-Net", "UNet"
     ),
+    "simvp": ModelSpec(
+        lambda p: SimVP(
+            p.patch, p.model.simvp_hid_s, p.model.simvp_hid_t, p.model.simvp_n_s, p.model.simvp_n_t
+        ),
+        "SimVP (Gao et al. 2022; not in the paper)",
+        "-",
+    ),
     "persistence": ModelSpec(
         lambda p: Persistence(p.patch), "persistence (last frame)", "persistence"
     ),
@@ -75,15 +84,15 @@ MODELS: dict[str, ModelSpec] = {
         lambda p: LinearExtrapolation(p.patch), "linear extrapolation", "linear-extrapolation"
     ),
 }
-#: Models with parameters to train, in the order of the paper's results table.
-TRAINABLE: tuple[str, ...] = ("salstm", "lstm", "convlstm", "unet")
+#: Models with parameters to train: the paper's four in its results table's order, then SimVP.
+TRAINABLE: tuple[str, ...] = ("salstm", "lstm", "convlstm", "unet", "simvp")
 #: Parameter-free baselines shown beside them.
 BASELINES: tuple[str, ...] = ("persistence", "linear")
 
 
 def build_model(name: str, preset: Preset | str = "paper") -> Forecaster:
-    """Build model ``name`` (``salstm``, ``lstm``, ``convlstm``, ``unet``, ``persistence``,
-    ``linear``) with the sizes of ``preset`` (a :class:`Preset` or its name).
+    """Build model ``name`` (``salstm``, ``lstm``, ``convlstm``, ``unet``, ``simvp``,
+    ``persistence``, ``linear``) with the sizes of ``preset`` (a :class:`Preset` or its name).
 
     Builds on the current default device: wrap in ``with torch.device("meta"):`` to count the
     parameters of a paper-size model without allocating its memory.
@@ -154,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"preset {preset.name}: patch {preset.patch}×{preset.patch}, LSTM hidden {preset.patch**2} × "
         f"{m.layers} layers, {m.heads} heads; ConvLSTM {list(resolve_channels(m.convlstm))}; "
-        f"U-Net {m.unet_base}…{m.unet_base * 2**m.unet_depth}"
+        f"U-Net {m.unet_base}…{m.unet_base * 2**m.unet_depth}; SimVP spatial {m.simvp_hid_s} × "
+        f"{m.simvp_n_s}, temporal {m.simvp_hid_t} × {m.simvp_n_t}"
     )
     rows = model_table(preset)
     width = max(len(t) for _, t, _ in rows)

@@ -13,10 +13,13 @@ class Forecaster(nn.Module):
     (autoregressively); with ``y`` (B, n_out, P, P) given *and* the module in training mode, each
     next step is fed the ground-truth frame instead of the model's own prediction (teacher
     forcing). In evaluation mode ``y`` is ignored, so a validation loss is an honest forecast.
+    A subclass that predicts all frames at once sets ``autoregressive = False`` and ignores ``y``.
     """
 
     #: whether ``x`` must carry the climatology (the ``+clim`` variants, models/climatology.py)
     clim_input = False
+    #: True: frames are predicted one at a time and ``y`` enables teacher forcing in training
+    autoregressive: bool = True
 
     def __init__(self, patch: int, n_in: int = 4, n_out: int = 4) -> None:
         super().__init__()
