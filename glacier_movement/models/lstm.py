@@ -6,6 +6,8 @@ size equals P², so an LSTM output *is* a frame (no read-out layer), as in the o
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -33,7 +35,13 @@ def _run_lstm(
     steps and scaler state to checkpoint; float32 LSTMs keep ``--amp`` a plain bf16 switch for
     every other layer (attention, linear, convolutions), which needs no loss scaling.
     """
-    with torch.autocast(x.device.type, enabled=False):
+    dev = x.device.type
+    off = (
+        torch.autocast(dev, enabled=False)
+        if torch.amp.is_autocast_available(dev)
+        else contextlib.nullcontext()  # e.g. the meta device (shapes and memory estimates)
+    )
+    with off:
         if state is not None:
             state = (state[0].float(), state[1].float())
         return lstm(x.float(), state)
