@@ -88,6 +88,7 @@ def tiny_fit(run_dir: Path, model: str = "salstm", resume: bool = False, **chang
     return fit(
         model, net, (ds, np.arange(32)), (ds, np.arange(32, 40)), cfg, run_dir,
         record=TINY_RECORD, resume=resume, wandb_mode="disabled", progress=False,
+        device="cpu",  # bit-exact comparisons: cuDNN's backward is not deterministic
     )  # fmt: skip
 
 
@@ -172,7 +173,19 @@ def test_bad_checkpoints_are_one_line_errors(tmp_path):
 
 # --------------------------------------------------------------------------- command line
 def train_cli(root: Path, *args: str) -> int:
-    return cli.main(["train", "--data-root", str(root), "--preset", "tiny", "--no-progress", *args])
+    return cli.main(
+        [
+            "train",
+            "--data-root",
+            str(root),
+            "--preset",
+            "tiny",
+            "--no-progress",
+            "--device",
+            "cpu",
+            *args,
+        ]
+    )
 
 
 def test_cli_train_refuse_resume_and_errors(tmp_path, capsys, monkeypatch):
