@@ -173,19 +173,8 @@ def test_bad_checkpoints_are_one_line_errors(tmp_path):
 
 # --------------------------------------------------------------------------- command line
 def train_cli(root: Path, *args: str) -> int:
-    return cli.main(
-        [
-            "train",
-            "--data-root",
-            str(root),
-            "--preset",
-            "tiny",
-            "--no-progress",
-            "--device",
-            "cpu",
-            *args,
-        ]
-    )
+    base = ["train", "--data-root", str(root), "--preset", "tiny", "--no-progress"]
+    return cli.main([*base, "--device", "cpu", *args])  # CPU: the resume steps are compared
 
 
 def test_cli_train_refuse_resume_and_errors(tmp_path, capsys, monkeypatch):
