@@ -371,6 +371,9 @@ def reproduce(job: Job, start: str | None = None, stop: str | None = None) -> St
     for s in (start, stop):
         if s is not None and s not in STAGES:
             raise GlacierError(f"unknown stage {s!r}: choose one of {', '.join(names)}")
+    from .training import announce_device
+
+    announce_device(job.device)  # one line; a missing GPU is an error before any stage runs
     state = State.load(job.results / "reproduce.json", job.fingerprint())
     first = names.index(start) if start else None
     last = names.index(stop) if stop else len(names) - 1

@@ -264,6 +264,40 @@ def _rng_state() -> dict[str, Any]:
     return out
 
 
+def _rng_states(dd: _Dist) -> list[dict[str, Any]] | None:
+    """Every rank's :func:`_rng_state`, in rank order, on rank 0 (None on the others).
+
+    A collective under DDP: every rank must call it at the same point (as ``checkpoint()`` is).
+    Each rank draws its own dropout masks, so each rank's state is kept, not only rank 0's.
+    """
+    own = _rng_state()
+    if dd.world <= 1:
+        return [own]
+    states: list[Any] | None = [None] * dd.world if dd.main else None
+    torch.distributed.gather_object(own, states, dst=0)
+    return states
+
+
+def _restore_rng(ckpt: dict[str, Any], rank: int, world: int, seed: int) -> bool:
+    """Restore this rank's RNG state from a checkpoint; True when it was this rank's own.
+
+    A checkpoint of the same world size restores every rank's own state (``rng_ranks``). From
+    another world size (or an older checkpoint with rank 0's state only), rank 0 restores rank 0's
+    and every other rank is reseeded deterministically from (seed, rank, step): the run continues
+    reproducibly, but not bit-exactly as it would have with the old world size.
+    """
+    ranks = ckpt.get("rng_ranks")
+    if ranks is not None and len(ranks) == world:
+        _set_rng_state(ranks[rank])
+        return True
+    if rank == 0:
+        _set_rng_state(ckpt["rng"])
+        return True
+    step = int(ckpt.get("step", 0))
+    _seed_all(int(np.random.SeedSequence([seed, rank, step]).generate_state(1, np.uint64)[0]))
+    return False
+
+
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
@@ -362,12 +396,17 @@ def _preset_from_config(cfg: dict[str, Any]) -> Preset:
 def load_model(
     path: str | os.PathLike, expect: str | None = None, device: str | torch.device = "cpu"
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """The trained model of a checkpoint, in evaluation mode, and the checkpoint dict.
+    """The trained model of a checkpoint, in evaluation mode on ``device``, and the rest of the
+    checkpoint dict (config, step, metrics …) without its ``model`` weights (they are in the
+    model) and ``optimizer`` state.
 
     ``expect``: the model name the caller needs (e.g. ``"salstm"``); a checkpoint of another model
-    raises a one-line :class:`GlacierError`.
+    raises a one-line :class:`GlacierError`. The file is read to host memory and only the weights
+    go to ``device``: the AdamW moments (twice the weights: 2.4 GB for the paper LSTM) are never
+    moved to the GPU for inference, and are dropped here.
     """
-    ckpt = load_checkpoint(path, map_location=device)
+    ckpt = load_checkpoint(path, map_location="cpu")
+    ckpt.pop("optimizer", None)
     name = ckpt.get("model_name")
     if expect is not None and name != expect:
         raise GlacierError(
@@ -378,7 +417,7 @@ def load_model(
             f"checkpoint {path} holds an unknown model {name!r}: it was written by another version"
         )
     model = build_model(name, _preset_from_config(ckpt["config"]))
-    _load_weights(model, ckpt["model"], path)
+    _load_weights(model, ckpt.pop("model"), path)  # copied into the model: no second host copy
     model.to(device).eval()
     return model, ckpt
 
@@ -445,19 +484,91 @@ class _Dist:
         return self.rank == 0
 
 
+def _dist_backend(device: torch.device) -> str:
+    """NCCL on CUDA, gloo on the CPU; ``$GLACIER_DIST_BACKEND=gloo`` lets several ranks share
+    one GPU (NCCL allows one rank per GPU), e.g. to try DDP on a one-GPU machine."""
+    backend = os.environ.get("GLACIER_DIST_BACKEND") or (
+        "nccl" if device.type == "cuda" else "gloo"
+    )
+    if backend not in ("nccl", "gloo"):
+        raise GlacierError(f"GLACIER_DIST_BACKEND={backend!r} is not a backend: use nccl or gloo")
+    return backend
+
+
+def _check_gpu_count(local_rank: int, n_gpus: int, local_world: int | None = None) -> None:
+    """One NCCL rank per GPU: a torchrun process without a GPU of its own is a one-line error
+    (instead of NCCL's "Duplicate GPU detected" at the first collective)."""
+    if n_gpus == 0:
+        raise GlacierError(
+            "--device cuda was asked for but no CUDA GPU is available: use --device cpu"
+        )
+    if local_rank >= n_gpus:
+        started = local_world if local_world is not None else local_rank + 1
+        raise GlacierError(
+            f"torchrun started {started} processes on this node but torch sees {n_gpus} GPU(s): use "
+            f"--nproc_per_node={n_gpus} (one process per GPU), or --device cpu"
+        )
+
+
 def _dist_setup(device: torch.device) -> _Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return _Dist()
     import torch.distributed as dist
 
+    backend = _dist_backend(device)
+    if device.type == "cuda" and backend == "nccl" and device.index is None:
+        local_world = os.environ.get("LOCAL_WORLD_SIZE")
+        _check_gpu_count(
+            int(os.environ.get("LOCAL_RANK", "0")),
+            torch.cuda.device_count(),
+            int(local_world) if local_world else None,
+        )
     owned = False
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(backend=backend)
         owned = True
     return _Dist(
         dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owned
     )
+
+
+def device_report(device: torch.device) -> str:
+    """One line naming the device a command uses, e.g. ``device: cuda:0 (NVIDIA H200, 140 GiB;
+    torch 2.13.0+cu128, CUDA 12.8)`` or ``device: cpu (2 CPU threads; torch 2.13.0+cpu)``."""
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return (
+            f"device: {device} ({props.name}, {props.total_memory / 2**30:.0f} GiB; "
+            f"torch {torch.__version__}, CUDA {torch.version.cuda})"
+        )
+    n = torch.get_num_threads()
+    return f"device: {device} ({n} CPU thread{'s' * (n != 1)}; torch {torch.__version__})"
+
+
+def cuda_warning() -> str | None:
+    """A warning when this torch was built with CUDA but cannot use a GPU (driver too old for
+    its CUDA version, or no GPU visible): otherwise the default device falls back to the CPU
+    without a word."""
+    if torch.version.cuda is None or torch.cuda.is_available():
+        return None
+    return (
+        f"warning: torch {torch.__version__} is built for CUDA {torch.version.cuda} but finds no "
+        "usable GPU (no GPU visible, or a driver too old for this CUDA: see nvidia-smi); "
+        "running on the CPU"
+    )
+
+
+def announce_device(device: str | torch.device | None) -> torch.device:
+    """Resolve ``device`` as the commands do and print it (and :func:`cuda_warning` when the
+    device was left to the default) on one line to stderr; rank 0 only under torchrun."""
+    dev = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
+    if int(os.environ.get("RANK", "0")) == 0:
+        warning = cuda_warning() if device in (None, "auto") else None
+        if warning:
+            print(warning, file=sys.stderr)
+        print(device_report(dev), file=sys.stderr)
+    return dev
 
 
 def resolve_device(device: str | torch.device | None, local_rank: int = 0) -> torch.device:
@@ -662,10 +773,14 @@ def _fit(
         "seconds": 0.0,
         "wandb_id": None,
     }
+    resumed = ckpt is not None
     if ckpt is not None:
         state.update({k: ckpt[k] for k in state if k in ckpt})
-        _set_rng_state(ckpt["rng"])
-    elif dd.main:
+        _restore_rng(ckpt, dd.rank, dd.world, cfg.seed)
+    # The weights and optimizer state now live in the model and the optimizer: drop the host
+    # copy (≈ 3.6 GB for the paper LSTM, on every rank) instead of keeping it for the whole run.
+    del ckpt
+    if not resumed and dd.main:
         for f in (last_path, best_path):
             f.unlink(missing_ok=True)
 
@@ -725,12 +840,12 @@ def _fit(
             _Csv(
                 run_dir / "losses.csv",
                 ("step", "train_loss", "val_loss"),
-                keep=lambda s: s <= step0 if ckpt else False,
+                keep=lambda s: s <= step0 if resumed else False,
             ),
             _Csv(
                 run_dir / "epochs.csv",
                 ("epoch", "train_loss", "val_loss"),
-                keep=lambda e: e <= done_epochs if ckpt else False,
+                keep=lambda e: e <= done_epochs if resumed else False,
             ),
         )
         wb = _wandb_start(
@@ -740,6 +855,7 @@ def _fit(
             state["wandb_id"] = wb.id
 
     def checkpoint(path: Path) -> None:
+        rngs = _rng_states(dd)  # a collective: every rank calls checkpoint() at the same step
         if not dd.main:
             return
         _save(
@@ -750,7 +866,8 @@ def _fit(
                 "optimizer": opt.state_dict(),
                 **state,
                 "seconds": state["seconds"] + time.perf_counter() - t_start,
-                "rng": _rng_state(),
+                "rng": rngs[0],  # rank 0's (what a one-process run restores)
+                **({"rng_ranks": rngs} if dd.world > 1 else {}),
                 "config": record,
                 "metrics": {"persistence_val_loss": persistence},
             },
@@ -1172,12 +1289,8 @@ def register(sub, common) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    dev = (
-        args.device
-        if args.device not in (None, "auto")
-        else ("cuda" if torch.cuda.is_available() else "cpu")
-    )
-    if args.amp and not dev.startswith("cuda"):
+    dev = announce_device(args.device).type
+    if args.amp and dev != "cuda":
         print("note: --amp works on CUDA only; training in float32", file=sys.stderr)
     res = train_model(
         args.model,

@@ -80,9 +80,45 @@ def test_package_list_is_requirements_txt(definition):
     assert m.group(1) == dest
     names = requirement_names(ROOT / "requirements.txt")
     assert "torch" in names and len(names) == len(set(names))
-    # no package is installed on top of requirements.txt except the project itself
-    extra = re.findall(r"pip install (?!.*-r )(?!.*--no-deps /opt/glacier-movement)(.*)", post)
+    # nothing is installed on top of requirements.txt except the project itself and torch's CUDA
+    # build of the same pin (see test_torch_is_the_cuda_build_of_the_base_image)
+    extra = re.findall(
+        r"pip install (?!.*-r )(?!.*--no-deps /opt/glacier-movement)(?!.*--index-url)(.*)", post
+    )
     assert not extra, f"packages installed outside requirements.txt: {extra}"
+
+
+def test_torch_is_the_cuda_build_of_the_base_image(definition):
+    """PyPI's torch 2.13.0 is built for CUDA 13 (host driver >= 580): on the CUDA 12.8 image the
+    container installs the same pin from PyTorch's cu128 index, before requirements.txt."""
+    base = re.search(r"^From:\s*\S+:(\d+)\.(\d+)", definition[""], re.M)
+    assert base, "the base image tag names no CUDA version"
+    cuda = f"cu{base.group(1)}{base.group(2)}"  # 12.8 → cu128
+    post = definition["post"]
+    m = re.search(r"pip install[^\n]*\btorch==(\S+)[^\n]*--index-url\s+(\S+)", post)
+    assert m, "%post must install torch from PyTorch's index for the base image's CUDA"
+    pins = dict(
+        line.split("==") for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )  # fmt: skip
+    assert m.group(1) == pins["torch"]
+    assert m.group(2).rstrip("/") == f"https://download.pytorch.org/whl/{cuda}"
+    assert post.index(m.group(0)) < post.index("-r /opt/glacier-movement/requirements.txt")
+    assert f"{base.group(1)}.{base.group(2)}" in definition["test"]  # %test checks the build
+
+
+def test_test_section_fails_when_torch_cannot_use_a_visible_gpu(definition):
+    body = definition["test"]
+    assert re.search(r"^\s*set -e\s*$", body, re.M), "%test must stop at the first failure"
+    m = re.search(r"python3 - <<'PY'\n(.*?)\nPY\n", body, re.S)
+    assert m, "%test runs its GPU check as an inline Python script"
+    code = m.group(1)
+    compile(code, "%test", "exec")  # the script is valid Python
+    for needed in (
+        "torch.cuda.is_available()", "/dev/nvidia", "nvidia-smi", "sys.exit(1)",
+        "torch.version.cuda", "get_device_name",
+    ):  # fmt: skip
+        assert needed in code, f"%test's GPU check lacks {needed}"
 
 
 def test_torch_pin_matches_requirements():

@@ -347,3 +347,26 @@ def test_every_preset_builds_every_model():
             for name in MODELS:
                 assert build_model(name, preset).patch == PRESETS[preset].patch
     assert np.isclose(get_preset("paper").train_config("unet").lr, 1e-3)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("name", ["salstm", "lstm"])
+def test_lstms_run_in_float32_and_learn_under_autocast(name, device):
+    """--amp: the LSTMs stay float32 (on CUDA, cuDNN would run them in float16, where their
+    gradients underflow to 0); on the CPU, bf16 autocast would run them in bf16."""
+    torch.manual_seed(0)
+    model = build_model(name, "tiny").train().to(device)
+    x, y = torch.rand(3, 4, 10, 10, device=device), torch.rand(3, 4, 10, 10, device=device)
+    lstms = [m for m in model.modules() if isinstance(m, torch.nn.LSTM)]
+    dtypes = []
+    hooks = [m.register_forward_hook(lambda m, i, o: dtypes.append(o[0].dtype)) for m in lstms]
+    with torch.autocast(device, dtype=torch.bfloat16):
+        pred = model(x, y)
+    for h in hooks:
+        h.remove()
+    assert dtypes and set(dtypes) == {torch.float32}
+    torch.nn.functional.mse_loss(pred.float(), y).backward()
+    for m in lstms:
+        for pname, p in m.named_parameters():
+            assert p.grad is not None and p.grad.dtype == torch.float32, pname
+            assert (p.grad != 0).float().mean() > 0.5, f"{pname}: mostly zero gradients"

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import weakref
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from glacier_movement import cli, config, io
+from glacier_movement import cli, config, io, training
 from glacier_movement.errors import DataError, GlacierError
 from glacier_movement.models import build_model
 from glacier_movement.presets import get_preset, override
@@ -88,6 +89,7 @@ def tiny_fit(run_dir: Path, model: str = "salstm", resume: bool = False, **chang
     return fit(
         model, net, (ds, np.arange(32)), (ds, np.arange(32, 40)), cfg, run_dir,
         record=TINY_RECORD, resume=resume, wandb_mode="disabled", progress=False,
+        device="cpu",  # bit-exact comparisons: cuDNN's backward is not deterministic
     )  # fmt: skip
 
 
@@ -170,9 +172,87 @@ def test_bad_checkpoints_are_one_line_errors(tmp_path):
         assert "\n" not in str(err.value) and name in str(err.value)
 
 
+def test_load_model_keeps_optimizer_state_off_the_device(tmp_path):
+    res = tiny_fit(tmp_path / "run", epochs=1)
+    model, ck = load_model(res.last, device="cpu")
+    assert "optimizer" not in ck and "model" not in ck  # the weights are in the model
+    assert ck["model_name"] == "salstm" and ck["step"] == res.step
+    saved = load_checkpoint(res.last)["model"]
+    assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
+
+
+def test_resumed_checkpoint_is_dropped_before_training(tmp_path, monkeypatch):
+    """The host copy of last.pt is freed once restored: no reference outlives the restore."""
+    tiny_fit(tmp_path / "run", max_steps=3)
+    refs, real = [], training.load_checkpoint
+
+    def spy(path, map_location="cpu"):
+        ck = real(path, map_location)
+        refs.append(weakref.ref(next(iter(ck["model"].values()))))
+        return ck
+
+    seen = []
+
+    class Watched(TensorDataset):
+        def batch(self, idx):  # the loop's fetch: is the checkpoint still alive?
+            seen.append([r() is None for r in refs])
+            return self[torch.as_tensor(idx)]
+
+    ds = tensor_data()
+    monkeypatch.setattr(training, "load_checkpoint", spy)
+    cfg = override(get_preset("tiny").train_config("salstm"), batch_size=6, max_steps=5)
+    torch.manual_seed(0)
+    fit("salstm", build_model("salstm", "tiny"), (Watched(*ds.tensors), np.arange(32)),
+        (ds, np.arange(32, 40)), cfg, tmp_path / "run", record=TINY_RECORD, resume=True,
+        wandb_mode="disabled", progress=False, device="cpu")  # fmt: skip
+    assert len(refs) == 1 and seen and all(all(s) for s in seen)
+
+
+def test_rng_restore_per_rank(tmp_path):
+    """Each rank restores its own RNG state; from another world size rank 0 restores rank 0's
+    and the others are reseeded deterministically (from seed, rank and step)."""
+    states = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        states.append(training._rng_state())
+    ck = {"rng": states[0], "rng_ranks": states, "step": 7}
+
+    def draw(rank, world, ckpt):
+        own = training._restore_rng(ckpt, rank, world, seed=0)
+        return own, torch.rand(3)
+
+    torch.manual_seed(1)
+    want0 = torch.rand(3)
+    torch.manual_seed(2)
+    want1 = torch.rand(3)
+    assert draw(0, 2, ck) == (True, pytest.approx(want0))
+    own, got1 = draw(1, 2, ck)
+    assert own and torch.equal(got1, want1)
+    # a 3-rank resume of the 2-rank checkpoint: rank 0's own state, fresh seeds for the others
+    assert torch.equal(draw(0, 3, ck)[1], want0)
+    own, a = draw(2, 3, ck)
+    assert not own and torch.equal(a, draw(2, 3, ck)[1])  # deterministic
+    assert not torch.equal(a, draw(1, 3, ck)[1]) and not torch.equal(a, want0)
+    # an older checkpoint with rank 0's state only: rank 1 no longer repeats rank 0's masks
+    old = {"rng": states[0], "step": 7}
+    assert not draw(1, 2, old)[0] and not torch.equal(draw(1, 2, old)[1], want0)
+
+
+def test_more_ranks_than_gpus_is_one_line():
+    training._check_gpu_count(0, 1)
+    training._check_gpu_count(3, 4, 4)
+    with pytest.raises(
+        GlacierError, match=r"started 2 processes .* sees 1 GPU\(s\): use --nproc_per_node=1"
+    ):
+        training._check_gpu_count(1, 1, 2)
+    with pytest.raises(GlacierError, match="no CUDA GPU is available: use --device cpu"):
+        training._check_gpu_count(0, 0, 1)
+
+
 # --------------------------------------------------------------------------- command line
 def train_cli(root: Path, *args: str) -> int:
-    return cli.main(["train", "--data-root", str(root), "--preset", "tiny", "--no-progress", *args])
+    base = ["train", "--data-root", str(root), "--preset", "tiny", "--no-progress"]
+    return cli.main([*base, "--device", "cpu", *args])  # CPU: the resume steps are compared
 
 
 def test_cli_train_refuse_resume_and_errors(tmp_path, capsys, monkeypatch):
@@ -184,7 +264,8 @@ def test_cli_train_refuse_resume_and_errors(tmp_path, capsys, monkeypatch):
     write_frames(root, "parvati")
     run = root / "models" / default_run_name("lstm", "parvati", "tiny")
     assert train_cli(root, *lstm, "--max-steps", "3") == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "device: cpu (1 CPU thread; torch " in err  # the device in use, one line
     assert "validation MSE" in out and "persistence" in out
     assert len(read_csv(run / "losses.csv")) == 3 and (run / "last.pt").is_file()
     assert not (root / "wandb").exists() and not (tmp_path / "wandb").exists()  # disabled: nothing
@@ -325,6 +406,11 @@ def test_torchrun_two_process_gloo_run(tmp_path):
     n_train = ck["config"]["n_train"]  # 57: each process takes ⌈57 / 2⌉ = 29 → 4 batches of 8
     spe = math.ceil(math.ceil(n_train / 2) / 8)
     assert ck["config"]["world_size"] == 2 and ck["step"] == 2 * spe
+    # each rank's own RNG state (its dropout masks), rank 0's also as "rng"
+    r0, r1 = ck["rng_ranks"]
+    assert torch.equal(r0["torch"], ck["rng"]["torch"]) and not torch.equal(
+        r0["torch"], r1["torch"]
+    )
     steps = [int(r["step"]) for r in read_csv(run / "losses.csv")]
     assert steps == list(range(1, 2 * spe + 1))  # written once (rank 0), not per process
     assert proc.stdout.count("validation MSE") == 1

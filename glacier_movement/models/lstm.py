@@ -6,6 +6,8 @@ size equals P², so an LSTM output *is* a frame (no read-out layer), as in the o
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -17,6 +19,32 @@ def _lstm(size: int, layers: int, dropout: float) -> nn.LSTM:
     return nn.LSTM(
         size, size, num_layers=layers, dropout=dropout if layers > 1 else 0.0, batch_first=True
     )
+
+
+def _run_lstm(
+    lstm: nn.LSTM, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """``lstm(x, state)`` in float32, also under autocast (``--amp``).
+
+    x (B, T, P²) → output (B, T, P²) float32 and (h, c), each (layers, B, P²) float32.
+
+    Why not autocast: on CUDA, PyTorch's cuDNN RNN autocast wrapper runs ``nn.LSTM`` in float16
+    whatever dtype autocast asks for (bf16 included), and at paper size nearly all LSTM gradients
+    are below float16's smallest subnormal (2⁻²⁴) — they would become 0 and the LSTMs would stop
+    learning. A GradScaler could rescue float16, but it adds a second precision regime, skipped
+    steps and scaler state to checkpoint; float32 LSTMs keep ``--amp`` a plain bf16 switch for
+    every other layer (attention, linear, convolutions), which needs no loss scaling.
+    """
+    dev = x.device.type
+    off = (
+        torch.autocast(dev, enabled=False)
+        if torch.amp.is_autocast_available(dev)
+        else contextlib.nullcontext()  # e.g. the meta device (shapes and memory estimates)
+    )
+    with off:
+        if state is not None:
+            state = (state[0].float(), state[1].float())
+        return lstm(x.float(), state)
 
 
 class LSTMEncDec(Forecaster):
@@ -42,11 +70,11 @@ class LSTMEncDec(Forecaster):
         """x (B, 4, P, P) → (B, 4, P, P); y (B, 4, P, P) for teacher forcing in training mode."""
         teacher = self._check(x, y)
         b, p = x.shape[0], self.patch
-        enc_out, state = self.encoder(x.reshape(b, self.n_in, p * p))
+        enc_out, state = _run_lstm(self.encoder, x.reshape(b, self.n_in, p * p))
         inp = enc_out[:, -1:]  # (B, 1, P²)
         preds = []
         for i in range(self.n_out):
-            out, state = self.decoder(inp, state)  # (B, 1, P²)
+            out, state = _run_lstm(self.decoder, inp, state)  # (B, 1, P²)
             preds.append(out)
             inp = teacher[:, i : i + 1].reshape(b, 1, p * p) if teacher is not None else out
         return torch.cat(preds, dim=1).reshape(b, self.n_out, p, p)
@@ -86,7 +114,7 @@ class SALSTM(Forecaster):
         """x (B, 4, P, P) → (B, 4, P, P); y (B, 4, P, P) for teacher forcing in training mode."""
         teacher = self._check(x, y)
         b, p = x.shape[0], self.patch
-        window, _ = self.encoder(x.reshape(b, self.n_in, p * p))  # (B, 4, P²)
+        window, _ = _run_lstm(self.encoder, x.reshape(b, self.n_in, p * p))  # (B, 4, P²)
         preds = []
         for i in range(self.n_out):
             att, _ = self.attention(window, window, window, need_weights=False)
@@ -95,5 +123,5 @@ class SALSTM(Forecaster):
             if i == self.n_out - 1:
                 break  # the last frame is not fed back: skip the encoder pass it would need
             nxt = teacher[:, i].reshape(b, p * p) if teacher is not None else frame
-            window, _ = self.encoder(torch.cat([window[:, 1:], nxt[:, None]], dim=1))
+            window, _ = _run_lstm(self.encoder, torch.cat([window[:, 1:], nxt[:, None]], dim=1))
         return torch.stack(preds, dim=1).reshape(b, self.n_out, p, p)
