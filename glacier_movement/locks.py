@@ -96,7 +96,12 @@ def _lock_file(path: Path, what: str) -> int | None:
     """Open and lock ``path``; the fd, or None where the file system has no flock."""
     global _warned
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as e:  # a read-only folder: nothing can be written there, so no lock needed
+            if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                return None
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
