@@ -8,10 +8,14 @@ policy: user errors are one line on stderr and a non-zero exit; tracebacks only 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
+import re
+import shlex
 import sys
 
-from . import __version__
+from . import __version__, config, locks, signals
 from .errors import GlacierError
 
 #: Stage modules that contribute subcommands, in pipeline order (this is also --help's order).
@@ -31,6 +35,8 @@ STAGES = [
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 3
+#: Commands that write a glacier's data folder: one process at a time per glacier.
+DATA_STAGES = ("synthesize", "acquire", "preprocess", "sequences")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -73,14 +79,68 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _data_glacier(args: argparse.Namespace) -> str | None:
+    """The glacier whose data folder a data stage writes (None: not a data stage, or a name the
+    stage itself will refuse)."""
+    if args.command not in DATA_STAGES:
+        return None
+    name = getattr(args, "glacier", None) or getattr(args, "name", None)  # acquire --bbox --name
+    if not name:
+        return None
+    try:
+        return config.get_glacier(name).name
+    except GlacierError:  # acquire --bbox --name NAME: a new folder (if NAME is a plain name)
+        plain = args.command == "acquire" and re.fullmatch(r"\w[\w.-]*", name)
+        return name if plain else None
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``args.func(args)`` holding the lock of the glacier data it writes (``train`` locks its run
+    itself): a second writer fails at once naming the first one's pid."""
+    glacier = _data_glacier(args)
+    with contextlib.ExitStack() as stack:
+        if glacier is not None:
+            folder = config.Paths(config.data_root(args.data_root), glacier).glacier_dir
+            stack.enter_context(locks.hold(folder, f"the data of glacier {glacier!r}"))
+        return int(args.func(args) or 0)
+
+
+def resume_command(command: str, argv: list[str]) -> str:
+    """The command line that continues a stopped ``glacier-movement`` command: ``train`` with
+    ``--resume`` (not ``--overwrite``), any other command as it was (finished outputs are kept)."""
+    argv = list(argv)
+    if command == "train":
+        argv = [a for a in argv if a != "--overwrite"]
+        argv += [] if "--resume" in argv else ["--resume"]
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:  # started by torchrun: continue the same way
+        per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        nodes = f"--nnodes={world // per_node} " if world > per_node else ""
+        prog = f"torchrun {nodes}--nproc_per_node={per_node} -m glacier_movement"
+    else:
+        prog = "glacier-movement"
+    return f"{prog} {shlex.join(argv)}"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False) or "--debug" in argv
     try:
-        rc = args.func(args)
-        return int(rc or 0)
+        # SIGTERM as SIGINT: stop, outputs stay whole; `train` stops after its current step
+        with signals.raising():
+            return run_command(args)
+    except signals.Interrupted as e:
+        if int(os.environ.get("RANK", "0")) == 0:  # one line for a torchrun job, not one a rank
+            where = f" {e.detail}" if e.detail else "; outputs written so far are complete"
+            print(
+                f"glacier-movement {args.command}: stopped by {e.signal_name}{where}; continue "
+                f"with: {resume_command(args.command, argv)}",
+                file=sys.stderr,
+                flush=True,
+            )
+        return e.exit_code
     except GlacierError as e:
         if debug:
             raise

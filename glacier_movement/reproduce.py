@@ -4,7 +4,9 @@ The job is a list of stages; each stage is a list of the same commands a user wo
 README's commands and the job cannot drift apart), run in-process. A stage that finished with the
 same settings is skipped on a re-run (state in ``<results>/reproduce.json``); ``--from STAGE``
 runs that stage and every later one again. A killed job resumes: every command writes its outputs
-atomically, and a training run that was cut short continues from its last checkpoint.
+atomically, and a training run that was cut short continues from its last checkpoint. SIGTERM or
+SIGINT stops the running stage (a training run after its current step, with a checkpoint at that
+step), records it as ``interrupted``, and a re-run resumes it.
 
 Experiments (SPEC 1.6/1.7, README):
 1. Parvati: the four models (and persistence), test scores for the paper and strict splits with
@@ -28,6 +30,7 @@ from . import config
 from .errors import GlacierError
 from .io import atomic_path
 from .presets import Preset, get_preset
+from .signals import Interrupted
 
 #: The four models of the paper, in the paper's table order.
 MODELS = ("salstm", "lstm", "convlstm", "unet")
@@ -356,11 +359,11 @@ def _announce(argv: Command, job: Job, *extra: str) -> Command:
 
 def _execute(argv: Command, job: Job) -> None:
     """Run one CLI command in-process; its errors propagate (the stage stops, state is kept)."""
-    from .cli import build_parser
+    from .cli import build_parser, run_command
 
     full = _announce(argv, job)
     args = build_parser().parse_args(full)
-    rc = args.func(args)
+    rc = run_command(args)  # with the locks the command takes on the command line
     if rc:
         raise GlacierError(f"`glacier-movement {shlex.join(full)}` exited with {rc}; see above")
 
@@ -383,15 +386,21 @@ def reproduce(job: Job, start: str | None = None, stop: str | None = None) -> St
             print(f"== {name}: done earlier in {state.stages[name]['seconds']:.0f} s, skipped")
             continue
         print(f"\n== {name}", flush=True)
-        resuming = state.stages.get(name, {}).get("status") == "running"
+        resuming = state.stages.get(name, {}).get("status") in ("running", "interrupted")
         state.stages[name] = {"status": "running"}
         state.save()
         t0 = time.perf_counter()
         commands = STAGES[name](job)
         if not resuming:  # a fresh stage starts its training runs over instead of resuming them
             commands = [[("--overwrite" if a == "--resume" else a) for a in c] for c in commands]
-        for argv in commands:
-            _execute(argv, job)
+        try:
+            for argv in commands:
+                _execute(argv, job)
+        except Interrupted as e:  # SIGTERM/SIGINT: a re-run resumes this stage
+            state.stages[name] = {"status": "interrupted", "signal": e.signal_name}
+            state.save()
+            detail = f"in stage {name}" + (f" {e.detail}" if e.detail else "")
+            raise Interrupted(e.signum, detail) from e
         state.stages[name] = {
             "status": "done",
             "seconds": round(time.perf_counter() - t0, 1),

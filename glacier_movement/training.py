@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import config, io
+from . import config, io, locks, signals
 from .errors import DataError, GlacierError
 from .models import MODELS, TRAINABLE, Persistence, build_model, count_parameters
 from .presets import ModelConfig, Preset, TrainConfig, get_preset, override
@@ -901,6 +901,8 @@ def _fit(
         mininterval=1.0,
         file=sys.stderr,
     )
+    # SIGTERM/SIGINT stop after the current step, SIGUSR1 asks for a checkpoint (until the end)
+    flags = signals.Deferred().install()
     try:
         while state["step"] < total_steps:
             epoch, skip = state["epoch"], state["batch_in_epoch"]
@@ -957,6 +959,14 @@ def _fit(
                     )
                 if state["step"] % cfg.ckpt_every == 0:
                     checkpoint(last_path)
+                stop, wanted = flags.poll(dd.world, device)  # collective under DDP
+                if stop or wanted:
+                    _checkpoint_now(state["step"], cfg.ckpt_every, last_path, checkpoint, dd, stop)
+                if stop:
+                    flags.consume()
+                    raise signals.Interrupted(
+                        stop, f"at step {state['step']} of {total_steps} ({last_path} written)"
+                    )
             if state["batch_in_epoch"] >= steps_per_epoch:  # the epoch is complete
                 mean_train = state["epoch_loss_sum"] / max(state["epoch_loss_count"], 1)
                 state.update(
@@ -1006,6 +1016,7 @@ def _fit(
                 )
         return result
     except BaseException:
+        flags.restore(redeliver=False)
         if wb is not None:
             wb.finish(exit_code=1)
             wb = None
@@ -1017,6 +1028,17 @@ def _fit(
                 lg.close()
         if wb is not None:
             wb.finish()
+        flags.restore()  # a stop that came after the last step goes to the previous handler
+
+
+def _checkpoint_now(step, ckpt_every, last_path, checkpoint, dd: _Dist, stop: int) -> None:
+    """``last.pt`` at ``step`` on a signal (rank 0 writes; the other ranks wait for it)."""
+    if step % ckpt_every:  # else written just now
+        checkpoint(last_path)
+    if dd.world > 1:
+        torch.distributed.barrier()  # no rank leaves (and tears gloo down) before the file exists
+    if dd.main and not stop:
+        print(f"checkpoint at step {step} (SIGUSR1): {last_path}", file=sys.stderr, flush=True)
 
 
 def _last_epoch_train(path: Path) -> float:
@@ -1087,7 +1109,21 @@ def train_model(
     name = run_name or default_run_name(label, gl, pre.name, split, finetuned=init_from is not None)
     run_dir = config.Paths(root, gl[0]).models_dir / name
     cfg = override(pre.train_config(model), **overrides)
+    # one writer per run: rank 0 holds <run>/.lock for the whole run (torchrun's other ranks join it)
+    first = int(os.environ.get("RANK", "0")) == 0
+    with locks.hold(run_dir, f"run {name!r}") if first else contextlib.nullcontext():
+        return _train_locked(
+            model, pre, gl, root, name, run_dir, cfg, overrides, split=split, resume=resume,
+            overwrite=overwrite, init_from=init_from, wandb=wandb, amp=amp, device=device,
+            progress=progress,
+        )  # fmt: skip
 
+
+def _train_locked(
+    model, pre, gl, root, name, run_dir, cfg, overrides, *, split, resume, overwrite, init_from,
+    wandb, amp, device, progress,
+) -> TrainResult:  # fmt: skip
+    """The rest of :func:`train_model`, under the run's lock."""
     last = run_dir / "last.pt"
     rank = int(os.environ.get("RANK", "0"))
     if last.is_file() and not resume:
