@@ -118,12 +118,12 @@ def default_run_name(
 # --------------------------------------------------------------------------------------- data
 def load_sequences(
     root: str | os.PathLike,
-    glaciers: str | Sequence[str],
+    glaciers: str | config.GlacierConfig | Sequence[str | config.GlacierConfig],
     patch: int,
     stride: int,
     split: str = "paper",
 ) -> tuple[tuple[Any, np.ndarray], tuple[Any, np.ndarray], dict[str, Any]]:
-    """The training and validation sequences of one or several glaciers.
+    """The training and validation sequences of one or several glaciers (names or configs).
 
     Each glacier's frames (``<root>/<glacier>/frames.npz``) become a ``SequenceDataset`` (only its
     training frames: Aletsch's first 19); several glaciers are concatenated and every glacier is
@@ -132,13 +132,13 @@ def load_sequences(
     """
     from .sequences import ConcatSequences, SequenceDataset, split_indices
 
-    gl = [glaciers] if isinstance(glaciers, str) else list(glaciers)
+    gl = [glaciers] if isinstance(glaciers, str | config.GlacierConfig) else list(glaciers)
     if not gl:
         raise GlacierError("no glacier given: pass --glacier NAME (several for mixed training)")
     root = Path(root)
+    cfgs = [g if isinstance(g, config.GlacierConfig) else config.get_glacier(g, root) for g in gl]
     parts = []
-    for name in gl:
-        cfg = config.get_glacier(name)
+    for cfg in cfgs:
         path = config.Paths(root, cfg.name).frames
         if not path.is_file():
             raise DataError(
@@ -156,7 +156,7 @@ def load_sequences(
             "frames or a smaller patch/stride"
         )
     info = {
-        "glaciers": [config.get_glacier(g).name for g in gl],
+        "glaciers": [cfg.name for cfg in cfgs],
         "n_sequences": len(ds),
         **sp.counts,
     }
@@ -937,7 +937,8 @@ def train_model(
             raise GlacierError(str(e)) from None
     pre = override(pre, patch=patch, stride=stride)
     gl = [glaciers] if isinstance(glaciers, str) else list(glaciers)
-    gl = [config.get_glacier(g).name for g in gl]
+    cfgs = [config.get_glacier(g, root) for g in gl]
+    gl = [cfg.name for cfg in cfgs]
     root = config.data_root(root)
     name = run_name or default_run_name(model, gl, pre.name, split, finetuned=init_from is not None)
     run_dir = config.Paths(root, gl[0]).models_dir / name
@@ -989,7 +990,7 @@ def train_model(
             file=sys.stderr,
         )
 
-    train, val, info = load_sequences(root, gl, pre.patch, pre.stride, split)
+    train, val, info = load_sequences(root, cfgs, pre.patch, pre.stride, split)
     _seed_all(cfg.seed)  # the same initial weights for the same seed
     net = build_model(model, pre)
     if init_from is not None:
@@ -1055,7 +1056,8 @@ def register(sub, common) -> None:
         action="append",
         required=True,
         metavar="NAME",
-        help="glacier to train on; repeat to mix glaciers (experiment 3)",
+        help="glacier to train on (a name or a path to its .toml); repeat to mix glaciers "
+        "(experiment 3)",
     )
     p.add_argument("--model", required=True, choices=TRAINABLE, help="which model")
     p.add_argument("--preset", default="demo", help="paper, demo or tiny (default demo)")
