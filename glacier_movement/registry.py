@@ -46,8 +46,8 @@ def write_glacier(
     text = config.glacier_to_toml(cfg, comment=comment)
     with atomic_path(path, suffix=".tmp.toml") as tmp:
         tmp.write_text(text, encoding="utf-8")
-    if old is not None and old != path:  # same name, other case: one file per glacier
-        old.unlink(missing_ok=True)
+    if old is not None and old.name != path.name and old.exists() and not old.samefile(path):
+        old.unlink()  # the same name in another case: one file per glacier
     return path
 
 
@@ -156,7 +156,9 @@ def register(sub, common) -> None:
             "Glaciers are TOML configs: parvati and aletsch ship with the package; `glacier add` "
             "writes <data-root>/glaciers/NAME.toml. Then `--glacier NAME` works in every command "
             "(acquire, synthesize, preprocess, sequences, train, test, infer, flow, report), and "
-            "so does `--glacier path/to/NAME.toml`. Keys and defaults: docs/glaciers.md."
+            "so does `--glacier path/to/NAME.toml`. The common options --data-root DIR and "
+            "--debug go after the action (`glacier list --data-root DIR`). Keys and defaults: "
+            "docs/glaciers.md."
         ),
     )
     gsub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
