@@ -176,7 +176,6 @@ def test_acquire_end_to_end_then_resume(stac, tmp_path, capsys):
     assert (raw / "2016.npz").stat().st_mtime_ns != mtimes[raw / "2016.npz"]
     np.testing.assert_array_equal(io.read_scenes(raw / "2016.npz").data, s16.data)
 
-
     # --bbox … --name wrote the glacier's config (after the first success), so the name is a
     # glacier every later stage accepts
     g = config.get_glacier("testglacier", tmp_path)
