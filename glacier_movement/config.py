@@ -17,7 +17,7 @@ import os
 import re
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -94,6 +94,11 @@ def validate_name(name: str, what: str = "glacier name", shipped: bool = False) 
         raise GlacierError(
             f"{what} {name!r} is a shipped glacier of the paper: use --glacier {name.lower()} as "
             "it is, or choose another name"
+        )
+    if HELDOUT in name.lower():
+        raise GlacierError(
+            f"{what} {name!r} reads as a held-out replicate (<glacier>{HELDOUT}<k>): choose a "
+            f"name without {HELDOUT!r}"
         )
     if name.lower() in RESERVED_NAMES:
         raise GlacierError(
@@ -421,6 +426,16 @@ def user_glacier_files(root: str | os.PathLike | None = None) -> list[Path]:
     return sorted(d.glob("*.toml")) if d.is_dir() else []
 
 
+#: ``<glacier>-heldout-<k>``: a held-out replicate of a glacier's configuration (another
+#: synthetic glacier of the same kind, made with another seed; no model trains on it).
+HELDOUT = "-heldout-"
+
+
+def heldout_name(base: str, k: int) -> str:
+    """Name of the k-th held-out replicate of ``base`` (``parvati-heldout-1``)."""
+    return f"{base}{HELDOUT}{k}"
+
+
 def is_config_path(name: str) -> bool:
     """``--glacier`` holds a path to a config file (not a name): it ends in .toml or has a slash."""
     return name.endswith(".toml") or "/" in name or os.sep in name
@@ -429,12 +444,17 @@ def is_config_path(name: str) -> bool:
 def get_glacier(name: str, root: str | os.PathLike | None = None) -> GlacierConfig:
     """The configuration of a glacier: a shipped name (parvati, aletsch; case-insensitive), a
     name added under the data root (``<root>/glaciers/<name>.toml``, ``root`` as
-    :func:`data_root`), or the path of a config file (ends in .toml or holds a '/')."""
+    :func:`data_root`), or the path of a config file (ends in .toml or holds a '/').
+    ``<glacier>-heldout-<k>`` is a held-out replicate with the configuration of ``<glacier>``."""
     name = str(name)
     if is_config_path(name):
         return load_glacier_file(name)
     if name.lower() in GLACIERS:
         return GLACIERS[name.lower()]
+    base, sep, k = name.lower().partition(HELDOUT)
+    if sep and k.isdigit() and base:
+        cfg = get_glacier(name[: len(base)], root)
+        return replace(cfg, name=heldout_name(cfg.name, int(k)))
     files = user_glacier_files(root)
     for path in [f for f in files if f.stem == name] or [
         f for f in files if f.stem.lower() == name.lower()
@@ -449,9 +469,9 @@ def get_glacier(name: str, root: str | os.PathLike | None = None) -> GlacierConf
     added = [f.stem for f in files if f.stem.lower() not in GLACIERS]
     here = f", or one added under {glaciers_dir(root)}: {', '.join(added)}" if added else ""
     raise GlacierError(
-        f"unknown glacier {name!r}: choose one of {', '.join(sorted(GLACIERS))}{here}; add a "
-        "glacier with `glacier-movement glacier add NAME --bbox W S E N`, or pass the path of "
-        "its .toml"
+        f"unknown glacier {name!r}: choose one of {', '.join(sorted(GLACIERS))}{here} (or "
+        f"<glacier>{HELDOUT}<k> for a held-out replicate); add a glacier with `glacier-movement "
+        "glacier add NAME --bbox W S E N`, or pass the path of its .toml"
     )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,11 +29,19 @@ import torch
 from scipy import ndimage, stats
 from tqdm.auto import tqdm
 
-from . import config
+from . import config, metrics
+from .baselines import (
+    BASELINES,
+    Reference,
+    forecast,
+    glacier_mask,
+    glacier_sequences,
+    scene_take,
+)
 from .errors import DataError, GlacierError
 from .io import Frames, atomic_path, read_frames, write_serialized
 from .models import TRAINABLE
-from .sequences import SequenceDataset, extract_patches, make_loader, split_indices, stitch_patches
+from .sequences import extract_patches, make_loader, split_indices, stitch_patches
 from .training import load_checkpoint, load_model, resolve_device
 
 #: Name of the persistence baseline in every table.
@@ -183,6 +192,29 @@ def _pair(pred, target) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------- test scores
+def _per_lead(pred: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
+    d = pred.astype(np.float64) - target
+    out = {}
+    for k in range(d.shape[1]):
+        out[f"MSE_l{k + 1}"] = np.mean(d[:, k] ** 2, axis=(-2, -1))
+        out[f"MAE_l{k + 1}"] = np.mean(np.abs(d[:, k]), axis=(-2, -1))
+    return out
+
+
+def _masked(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """MSE over the glacier pixels (``mask`` (B, P, P)) and off them, per sequence; NaN where a
+    sequence has none."""
+    sq = (pred.astype(np.float64) - target) ** 2
+    m = mask[:, None].astype(np.float64)
+    n_on = m.sum(axis=(1, 2, 3)) * sq.shape[1]
+    n_off = (1 - m).sum(axis=(1, 2, 3)) * sq.shape[1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            "MSE_glacier": np.where(n_on > 0, (sq * m).sum(axis=(1, 2, 3)) / n_on, np.nan),
+            "MSE_off": np.where(n_off > 0, (sq * (1 - m)).sum(axis=(1, 2, 3)) / n_off, np.nan),
+        }
+
+
 def evaluate(
     model: torch.nn.Module,
     dataset: torch.utils.data.Dataset,
@@ -190,102 +222,230 @@ def evaluate(
     batch_size: int = 100,
     device: str | torch.device | None = "cpu",
     progress: bool = True,
+    ref: Reference | None = None,
+    mask: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """Score ``model`` and the persistence baseline on the sequences ``dataset[indices]``.
+    """Score ``model`` and the baselines on the sequences ``dataset[indices]``.
 
     ``dataset[index_array]`` gives a batch ``(x (B, 4, P, P), y (B, 4, P, P))`` float32 (a
-    :class:`~glacier_movement.sequences.SequenceDataset`, or a ``TensorDataset``). The model runs in
-    eval mode under ``torch.no_grad()`` in batches of ``batch_size`` (its own predictions are fed
-    back, no teacher forcing). Returns one row per sequence and predictor, in index order:
-    columns ``predictor`` ("model" or "persistence"), ``index`` (dataset index), ``MSE``, ``MAE``,
-    ``SSIM``, ``PSNR`` (see :func:`sequence_scores`).
+    :class:`~glacier_movement.sequences.SequenceDataset` — with the climatology in ``x`` for a
+    ``+clim`` model —, or a ``TensorDataset``). The model runs in eval mode under
+    ``torch.no_grad()`` in batches of ``batch_size`` (its own predictions are fed back, no teacher
+    forcing). With ``ref`` (the glacier's :class:`~glacier_movement.baselines.Reference`; needs a
+    ``SequenceDataset`` with its climatology) every baseline of ``baselines.BASELINES`` is scored
+    too, else persistence only. ``mask`` (H, W) bool marks glacier pixels.
+
+    Returns one row per sequence and predictor, in index order: ``predictor`` ("model" or the
+    baseline's name), ``index`` (dataset index), ``start`` (start frame; -1 for datasets without
+    positions), ``observed`` (no target window interpolated), ``MSE``, ``MAE``, ``SSIM``, ``PSNR``
+    (see :func:`sequence_scores`), ``MSE_l1``… / ``MAE_l1``… per lead time, and with a mask
+    ``MSE_glacier`` / ``MSE_off``.
     """
     indices = np.asarray(indices, dtype=np.int64)
     if indices.size == 0:
         raise GlacierError("no test sequences to evaluate: the frame file holds too few frames")
     device = resolve_device(device)
     model = model.to(device).eval()
+    positions = hasattr(dataset, "position") and hasattr(dataset, "take")
+    if ref is not None and not positions:
+        raise GlacierError("baselines need a SequenceDataset with its climatology")
+    mask_w = None
+    if mask is not None and positions:
+        mask_w = extract_patches(mask[None].astype(np.float32), dataset.patch, dataset.stride)[0]
+    names = ["model", *(BASELINES if ref is not None else (PERSISTENCE,))]
+    parts: dict[str, list[dict[str, np.ndarray]]] = {n: [] for n in names}
+    meta: dict[str, list[np.ndarray]] = {"start": [], "observed": []}
     # one vectorised gather per batch (SequenceDataset.batch), in index order
     loader = make_loader(dataset, indices, batch_size, shuffle=False)
-    parts: dict[str, list[dict[str, np.ndarray]]] = {"model": [], PERSISTENCE: []}
+    offset = 0
     with torch.no_grad():
         for x, y in tqdm(loader, desc="test", unit="batch", disable=not progress):
             pred = model(x.to(device)).float().cpu().numpy()
-            x, y = x.numpy(), y.numpy()
-            parts["model"].append(sequence_scores(pred, y))
-            parts[PERSISTENCE].append(sequence_scores(persistence_forecast(x, y.shape[1]), y))
+            x, y = x.numpy()[:, :N_IN], y.numpy()
+            idx = indices[offset : offset + len(y)]
+            offset += len(y)
+            preds = {"model": pred}
+            if positions:
+                s, r, c = dataset.position(idx)
+                meta["start"].append(s)
+                meta["observed"].append(dataset.observed_targets(idx))
+            else:
+                meta["start"].append(np.full(len(y), -1))
+                meta["observed"].append(np.ones(len(y), bool))
+            if ref is not None:
+                take = lambda stack, fi, r=r, c=c: dataset.take(stack, fi, r, c)  # noqa: E731
+                preds |= {b: forecast(b, ref, s, take) for b in BASELINES}
+            else:
+                preds[PERSISTENCE] = persistence_forecast(x, y.shape[1])
+            for name, p in preds.items():
+                scores = sequence_scores(p, y) | _per_lead(p, y)
+                if mask_w is not None:
+                    scores |= _masked(p, y, mask_w[r, c])
+                parts[name].append(scores)
+    start, observed = np.concatenate(meta["start"]), np.concatenate(meta["observed"])
     frames = []
     for name, chunks in parts.items():
-        cols = {m: np.concatenate([c[m] for c in chunks]) for m in METRICS}
-        frames.append(pd.DataFrame({"predictor": name, "index": indices, **cols}))
+        cols = {m: np.concatenate([c[m] for c in chunks]) for m in chunks[0]}
+        frames.append(
+            pd.DataFrame(
+                {"predictor": name, "index": indices, "start": start, "observed": observed, **cols}
+            )
+        )
     return pd.concat(frames, ignore_index=True)
+
+
+#: Baselines every model is compared with, paired (the ``dMSE_<B>`` columns of the tables).
+REFERENCE_BASELINES = (PERSISTENCE, "climatology")
+#: A percentile bootstrap over fewer independent clusters cannot estimate the spread: below this
+#: the tables give the interval but no verdict (docs/statistics.md).
+MIN_VERDICT_CLUSTERS = 10
+SCORE_COLUMNS = ("MSE", "MAE", "SSIM", "PSNR")
+
+
+def score_rows(
+    per_sequence: pd.DataFrame,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    versus: Sequence[str] = REFERENCE_BASELINES,
+) -> pd.DataFrame:
+    """Scores of every predictor with clustered, paired intervals.
+
+    ``per_sequence``: rows of :func:`evaluate` with a ``predictor`` label, a ``key`` that pairs
+    the sequences of different predictors (e.g. "parvati|1234"), a ``cluster`` label (forecast
+    start × glacier) and a ``seed`` (training seed; baselines have one). Every predictor must
+    cover the same keys. One row per predictor: ``n`` sequences, ``n_clusters``, ``n_seeds``, the
+    means over seeds and sequences of every score, ``MSE_sd`` (standard deviation of the per-seed
+    MSE), ``MSE_low/high``, ``MAE_low/high`` (95 % clustered bootstrap, seeds × clusters), and for
+    each baseline B in ``versus``: ``dMSE_B``, ``dMSE_B_low``, ``dMSE_B_high``, ``dMAE_B``… (the
+    paired interval of predictor − B) and ``vs_B`` (:func:`metrics.verdict` of the MSE interval).
+    """
+    keys = np.sort(per_sequence["key"].unique())
+    clusters = per_sequence.drop_duplicates("key").set_index("key").loc[keys, "cluster"].to_numpy()
+    enough = metrics.n_clusters(clusters) >= 2 and n_resamples > 0
+
+    def matrix(sub: pd.DataFrame, col: str) -> np.ndarray:
+        wide = sub.pivot_table(index="seed", columns="key", values=col, aggfunc="first")
+        if wide.shape[1] != len(keys):
+            raise GlacierError(
+                f"predictor {sub['predictor'].iloc[0]!r} was scored on {wide.shape[1]} of the "
+                f"{len(keys)} sequences: score every predictor on the same test set"
+            )
+        return wide[keys].to_numpy(dtype=np.float64)
+
+    err = {}
+    rows = []
+    for name, sub in per_sequence.groupby("predictor", sort=False):
+        err[name] = {m: matrix(sub, m) for m in ("MSE", "MAE")}
+        cols = [c for c in sub.columns if c.startswith(("MSE", "MAE", "SSIM", "PSNR"))]
+        seed_means = sub.groupby("seed")["MSE"].mean()
+        row = {
+            "model": name,
+            "n": len(keys),
+            "n_clusters": metrics.n_clusters(clusters),
+            "n_seeds": int(sub["seed"].nunique()),
+            **{c: float(np.nanmean(sub[c].to_numpy(dtype=np.float64))) for c in cols},
+            "MSE_sd": float(seed_means.std(ddof=1)) if len(seed_means) > 1 else 0.0,
+        }
+        for m in ("MSE", "MAE"):
+            iv = (
+                metrics.cluster_bootstrap(err[name][m], clusters, n_resamples, seed=seed)
+                if enough
+                else None
+            )
+            row[f"{m}_low"] = iv.low if iv else math.nan
+            row[f"{m}_high"] = iv.high if iv else math.nan
+        rows.append(row)
+    for row in rows:
+        for b in versus:
+            if b not in err:
+                continue
+            for m in ("MSE", "MAE"):
+                a, ref = err[row["model"]][m], err[b][m][0]
+                if enough:
+                    iv = metrics.paired_difference(a, ref, clusters, n_resamples, seed=seed)
+                    row |= {
+                        f"d{m}_{b}": iv.mean,
+                        f"d{m}_{b}_low": iv.low,
+                        f"d{m}_{b}_high": iv.high,
+                    }
+                else:
+                    d = float(np.mean(a) - np.mean(ref))
+                    row |= {f"d{m}_{b}": d, f"d{m}_{b}_low": math.nan, f"d{m}_{b}_high": math.nan}
+            row[f"vs_{b}"] = (
+                ""
+                if row["model"] == b
+                else metrics.verdict(
+                    metrics.Interval(row[f"dMSE_{b}"], row[f"dMSE_{b}_low"], row[f"dMSE_{b}_high"])
+                )
+                if row["n_clusters"] >= MIN_VERDICT_CLUSTERS and enough
+                else f"too few clusters ({row['n_clusters']})"
+            )
+    return pd.DataFrame(rows)
 
 
 def summarize(
     per_sequence: pd.DataFrame,
-    splits: dict[str, np.ndarray],
     label: str,
-    n_bootstrap: int = 0,
+    glacier: str,
+    n_bootstrap: int = 1000,
     seed: int = 0,
-) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Test scores per split from the per-sequence rows of :func:`evaluate`.
-
-    ``splits`` maps split name → test indices (a subset of the evaluated ones). Returns
-    ``results`` (columns ``model, split, n, MSE, MAE, SSIM, PSNR``; the model's row is named
-    ``label``, the baseline's ``persistence``) and, when ``n_bootstrap`` > 0, ``bootstrap``
-    (columns ``model, split, n, n_resamples, MSE_mean, MSE_low, MSE_high, MAE_mean, MAE_low,
-    MAE_high``: bootstrap mean and 2.5/97.5 % percentiles).
-    """
-    rows, boot = [], []
-    for split, idx in splits.items():
-        sel = per_sequence[per_sequence["index"].isin(np.asarray(idx))]
-        for predictor, sub in sel.groupby("predictor", sort=False):
-            name = label if predictor == "model" else PERSISTENCE
-            rows.append(
-                {
-                    "model": name,
-                    "split": split,
-                    "n": len(sub),
-                    **sub[list(METRICS)].mean().to_dict(),
-                }
-            )
-            if n_bootstrap > 0:
-                row = {"model": name, "split": split, "n": len(sub), "n_resamples": n_bootstrap}
-                for metric in ("MSE", "MAE"):
-                    iv = bootstrap_interval(sub[metric].to_numpy(), n_bootstrap, seed=seed)
-                    row |= {
-                        f"{metric}_mean": iv.mean,
-                        f"{metric}_low": iv.low,
-                        f"{metric}_high": iv.high,
-                    }
-                boot.append(row)
-    return pd.DataFrame(rows), (pd.DataFrame(boot) if n_bootstrap > 0 else None)
+) -> pd.DataFrame:
+    """Test scores of one run from the rows of :func:`evaluate`: for ``targets`` = "observed"
+    (sequences whose target windows were all observed: the headline) and "all", one row per
+    predictor (the model's named ``label``) from :func:`score_rows`; clusters are the forecast
+    start times of ``glacier``."""
+    df = per_sequence.assign(
+        predictor=per_sequence["predictor"].replace({"model": label}),
+        key=glacier + "|" + per_sequence["index"].astype(str),
+        cluster=glacier + "|" + per_sequence["start"].astype(str),
+        seed=0,
+    )
+    out = []
+    for targets, sel in (("observed", df[df["observed"]]), ("all", df)):
+        if len(sel):
+            out.append(score_rows(sel, n_bootstrap, seed).assign(targets=targets))
+    return pd.concat(out, ignore_index=True)
 
 
-def results_markdown(results: pd.DataFrame, bootstrap: pd.DataFrame | None = None) -> str:
-    """A Markdown table of :func:`summarize`'s output (one row per model and split)."""
-    header = ["model", "split", "n", "MSE", "MAE", "SSIM", "PSNR (dB)"]
-    boot = None
-    if bootstrap is not None and len(bootstrap):
-        header[4:4] = ["MSE 95 % CI"]
-        header[6:6] = ["MAE 95 % CI"]
-        boot = bootstrap.set_index(["model", "split"])
+def _ci(low: float, high: float, digits: int = 4) -> str:
+    return (
+        "–"
+        if not (np.isfinite(low) and np.isfinite(high))
+        else f"[{low:.{digits}f}, {high:.{digits}f}]"
+    )
+
+
+def results_markdown(results: pd.DataFrame, versus: Sequence[str] = REFERENCE_BASELINES) -> str:
+    """A Markdown table of :func:`score_rows` output: per predictor MSE and MAE with their
+    clustered 95 % intervals, SSIM, and the paired MSE difference to each baseline in ``versus``
+    with its interval and verdict; the cluster count below it."""
+    header = ["model", "MSE [95 % CI]", "MAE [95 % CI]", "SSIM"]
+    header += [f"MSE − {b} [95 % CI]: verdict" for b in versus if f"dMSE_{b}" in results]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in results.itertuples(index=False):
+    for r in results.to_dict(orient="records"):
         cells = [
-            r.model,
-            r.split,
-            str(r.n),
-            f"{r.MSE:.4f}",
-            f"{r.MAE:.4f}",
-            f"{r.SSIM:.4f}",
-            f"{r.PSNR:.2f}",
+            str(r["model"]),
+            f"{r['MSE']:.4f} {_ci(r['MSE_low'], r['MSE_high'])}",
+            f"{r['MAE']:.4f} {_ci(r['MAE_low'], r['MAE_high'])}",
+            f"{r['SSIM']:.3f}",
         ]
-        if boot is not None:
-            b = boot.loc[(r.model, r.split)]
-            cells[4:4] = [f"{b.MSE_low:.4f}–{b.MSE_high:.4f}"]
-            cells[6:6] = [f"{b.MAE_low:.4f}–{b.MAE_high:.4f}"]
+        for b in versus:
+            if f"dMSE_{b}" not in r:
+                continue
+            if r["model"] == b:
+                cells.append("(itself)")
+            else:
+                cells.append(
+                    f"{r[f'dMSE_{b}']:+.4f} {_ci(r[f'dMSE_{b}_low'], r[f'dMSE_{b}_high'])}: "
+                    f"**{r[f'vs_{b}']}**"
+                )
         lines.append("| " + " | ".join(cells) + " |")
+    first = results.iloc[0]
+    seeds = int(results["n_seeds"].max())
+    lines.append(
+        f"\n{int(first['n']):,} sequences in {int(first['n_clusters'])} independent clusters "
+        f"(forecast start × glacier){f'; {seeds} training seeds' if seeds > 1 else ''}."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -293,24 +453,23 @@ def result_paths(results_dir: Path, label: str) -> dict[str, Path]:
     """Where ``test`` writes the scores of ``label`` (``<root>/<glacier>/results/``)."""
     return {
         "results": results_dir / f"{label}_results.csv",
-        "bootstrap": results_dir / f"{label}_bootstraped_results.csv",
+        "per_sequence": results_dir / f"{label}_per_sequence.csv.gz",
         "markdown": results_dir / f"{label}_results.md",
     }
 
 
-def load_results(results_dir: Path, label: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Read the scores ``test`` wrote for ``label`` (for reports): (results, bootstrap or None)."""
-    p = result_paths(Path(results_dir), label)
-    if not p["results"].is_file():
-        raise DataError(f"{p['results']} does not exist: run `glacier-movement test` first")
-    boot = pd.read_csv(p["bootstrap"]) if p["bootstrap"].is_file() else None
-    return pd.read_csv(p["results"]), boot
+def load_per_sequence(results_dir: Path, label: str) -> pd.DataFrame:
+    """The per-sequence errors ``test`` wrote for ``label`` (model and baselines)."""
+    path = result_paths(Path(results_dir), label)["per_sequence"]
+    if not path.is_file():
+        raise DataError(f"{path} does not exist: run `glacier-movement test` for {label} first")
+    return pd.read_csv(path)
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> Path:
-    """Write a DataFrame as CSV atomically (no index column)."""
-    with atomic_path(path, suffix=".tmp.csv") as tmp:
-        df.to_csv(tmp, index=False)
+    """Write a DataFrame as CSV atomically (no index column; gzip for a ``.gz`` name)."""
+    with atomic_path(path, suffix=".tmp" + "".join(path.suffixes)) as tmp:
+        df.to_csv(tmp, index=False, compression="infer")
     return path
 
 
@@ -328,6 +487,7 @@ def predict_scene(
     batch_size: int = 100,
     device: str | torch.device | None = "cpu",
     progress: bool = False,
+    climatology: np.ndarray | None = None,
 ) -> np.ndarray:
     """Predict the 4 frames after ``frames[:4]`` over the whole scene.
 
@@ -337,22 +497,29 @@ def predict_scene(
     patches (stride = patch, as the original), predicted in batches of ``batch_size`` under
     ``torch.no_grad()`` in eval mode, stitched back and cropped to (H, W).
 
-    Returns float32 (4, H, W).
+    A ``+clim`` model also gets ``climatology`` (8, H, W): that of the 4 input and 4 target
+    windows. Returns float32 (4, H, W).
     """
     frames = np.asarray(frames, dtype=np.float32)
+    n_ch = N_IN
+    if getattr(model, "clim_input", False):
+        if climatology is None or np.shape(climatology)[0] != N_IN + N_OUT:
+            raise GlacierError("a +clim model needs the climatology of the 8 windows of the scene")
+        frames = np.concatenate([frames[:N_IN], np.asarray(climatology, np.float32)])
+        n_ch = 2 * N_IN + N_OUT
     if frames.ndim != 3 or frames.shape[0] < N_IN:
         raise GlacierError(
             f"a full-scene prediction needs (>= {N_IN}, H, W) frames, got {frames.shape}"
         )
     _, h, w = frames.shape
     ph, pw = -(-h // patch) * patch, -(-w // patch) * patch
-    inputs = np.zeros((N_IN, ph, pw), dtype=np.float32)
-    inputs[:, :h, :w] = frames[:N_IN]
-    grid = extract_patches(inputs, patch, patch)  # (4, nR, nC, P, P)
+    inputs = np.zeros((n_ch, ph, pw), dtype=np.float32)
+    inputs[:, :h, :w] = frames[:n_ch]
+    grid = extract_patches(inputs, patch, patch)  # (C, nR, nC, P, P)
     n_r, n_c = grid.shape[1:3]
-    # (nR·nC, 4, P, P): one sample per patch position, in row-major order
+    # (nR·nC, C, P, P): one sample per patch position, in row-major order
     batch = np.ascontiguousarray(grid.transpose(1, 2, 0, 3, 4)).reshape(
-        n_r * n_c, N_IN, patch, patch
+        n_r * n_c, n_ch, patch, patch
     )
     device = resolve_device(device)
     model = model.to(device).eval()
@@ -363,7 +530,7 @@ def predict_scene(
         ):
             chunk = torch.from_numpy(batch[start : start + batch_size]).to(device)
             pred = model(chunk)
-            if pred.shape != chunk.shape:
+            if pred.shape != (len(chunk), N_OUT, patch, patch):
                 raise ValueError(
                     f"the model returned {tuple(pred.shape)} for input {tuple(chunk.shape)}"
                 )
@@ -443,6 +610,7 @@ class Scene:
     """A full-scene test window and its predictions (what ``infer`` writes).
 
     ``inputs``, ``targets``, ``predictions``, ``persistence``: float32 (4, H, W) NDSI;
+    ``baselines``: every baseline's forecast of the targets (name → (4, H, W));
     ``frame_indices``: the 8 frame indices (4 inputs then 4 targets) in ``frames.npz``;
     ``window_start``: their window start days (datetime64[D], (8,)).
     """
@@ -454,6 +622,11 @@ class Scene:
     frame_indices: np.ndarray
     window_start: np.ndarray
     meta: dict = field(default_factory=dict)
+    baselines: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def forecasts(self) -> dict[str, np.ndarray]:
+        """The model's and every baseline's forecast (persistence alone for older scenes)."""
+        return {"model": self.predictions, **(self.baselines or {PERSISTENCE: self.persistence})}
 
 
 def scene_window(n_frames: int, last: int = 8) -> np.ndarray:
@@ -495,7 +668,7 @@ def scene_scores(scene: Scene, n_resamples: int = 1000, seed: int = 0) -> pd.Dat
     for every predictor), so full-scene scores carry an uncertainty like the test-set scores."""
     tile = int(scene.meta.get("patch") or 10)
     rows = []
-    for name, pred in (("model", scene.predictions), (PERSISTENCE, scene.persistence)):
+    for name, pred in scene.forecasts().items():
         s = sequence_scores(pred[None], scene.targets[None])
         row = {"predictor": name, **{m: float(v[0]) for m, v in s.items()}}
         for metric, values in tile_errors(pred, scene.targets, tile).items():
@@ -503,6 +676,38 @@ def scene_scores(scene: Scene, n_resamples: int = 1000, seed: int = 0) -> pd.Dat
                 ci = bootstrap_interval(values, n_resamples, seed=seed)
                 row |= {f"{metric}_low": ci.low, f"{metric}_high": ci.high}
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    den = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
+    return float((a * b).sum()) / den if den > 0 else math.nan
+
+
+def structure_scores(scene: Scene) -> pd.DataFrame:
+    """Does a forecast carry the scene's structure, or is it a gray field near the mean?
+
+    Per predictor and lead time: ``spatial_sd`` (standard deviation over the scene's pixels)
+    beside the target's (``target_sd``), ``pattern_corr`` (Pearson correlation with the target
+    over the pixels) and ``anomaly_corr`` (the same of the departures from the climatology — the
+    anomaly correlation coefficient of forecast verification; needs the climatology baseline).
+    """
+    clim = scene.baselines.get("climatology")
+    rows = []
+    for name, pred in scene.forecasts().items():
+        for k in range(scene.targets.shape[0]):
+            p, t = pred[k].astype(np.float64), scene.targets[k].astype(np.float64)
+            rows.append(
+                {
+                    "predictor": name,
+                    "lead": k + 1,
+                    "spatial_sd": float(p.std()),
+                    "target_sd": float(t.std()),
+                    "pattern_corr": _corr(p, t),
+                    "anomaly_corr": math.nan if clim is None else _corr(p - clim[k], t - clim[k]),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -524,6 +729,8 @@ def save_scene(scene: Scene, out_dir: Path, frames: Frames, pdf: bool = False) -
     written = []
     for name in ("inputs", "targets", "predictions", "persistence"):
         written.append(save_array(getattr(scene, name), out_dir / f"{name}.npy"))
+    for name, arr in scene.baselines.items():
+        written.append(save_array(arr, out_dir / f"baseline_{name}.npy"))
     for name in ("targets", "predictions"):
         arr = getattr(scene, name)
         for k in range(arr.shape[0]):
@@ -546,6 +753,7 @@ def save_scene(scene: Scene, out_dir: Path, frames: Frames, pdf: bool = False) -
         "shape": list(scene.targets.shape),
         "epsg": frames.epsg,
         "scores": scene_scores(scene).to_dict(orient="records"),
+        "structure": structure_scores(scene).to_dict(orient="records"),
     }
     written.append(write_text(json.dumps(meta, indent=2) + "\n", out_dir / "scene.json"))
     return written
@@ -562,10 +770,15 @@ def load_scene(out_dir: Path) -> Scene | None:
             n: np.load(out_dir / f"{n}.npy", allow_pickle=False)
             for n in ("inputs", "targets", "predictions", "persistence")
         }
+        baselines = {
+            p.stem.removeprefix("baseline_"): np.load(p, allow_pickle=False)
+            for p in sorted(out_dir.glob("baseline_*.npy"))
+        }
     except (OSError, ValueError):
         return None
     return Scene(
         **arrays,
+        baselines=baselines,
         frame_indices=np.asarray(meta["frame_indices"]),
         window_start=np.asarray(meta["window_start"], dtype="datetime64[D]"),
         meta=meta,
@@ -836,51 +1049,69 @@ def register(sub, common) -> None:
     p.set_defaults(func=run_loss_curves)
 
 
+def test_scores(
+    sel: Selected,
+    glacier: config.GlacierConfig,
+    device: str | torch.device | None = "auto",
+    batch_size: int = 100,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score a selected checkpoint and every baseline on ``glacier``'s test sequences.
+
+    The sequences are those a run on that glacier trains on (Aletsch: its first 19 frames), with
+    the test part of the chronological split (the same for the paper and strict splits). Returns
+    (per-sequence rows of :func:`evaluate`, :func:`summarize` table).
+    """
+    paths = config.Paths(sel.paths.root, glacier.name)
+    if not paths.frames.is_file():
+        raise DataError(
+            f"{paths.frames} does not exist: run `glacier-movement preprocess --glacier {glacier.name}` first"
+        )
+    fr = read_frames(paths.frames)
+    model = sel.load_model(device)
+    ds, ref = glacier_sequences(
+        fr, glacier.train_frames, sel.patch, sel.stride, getattr(model, "clim_input", False)
+    )
+    test = split_indices(ds, "paper").test
+    mask, _ = glacier_mask(fr, ref, paths.truth)
+    if progress:
+        print(
+            f"testing {sel.label} on {glacier.name}: {len(test):,} test sequences of "
+            f"{ds.patch}×{ds.patch} px from {len(np.unique(ds.position(test)[0]))} forecast starts",
+            file=sys.stderr,
+        )
+    per = evaluate(model, ds, test, batch_size, device, progress, ref=ref, mask=mask)
+    return per, summarize(per, sel.label, glacier.name, n_bootstrap, seed)
+
+
 def run_test(args: argparse.Namespace) -> int:
     if args.bootstrap < 0:
         raise GlacierError(
             f"--bootstrap must be 0 (none) or a number of resamples, got {args.bootstrap}"
         )
     sel = select(args)
-    fr = _frames(sel)
-    cfg = sel.glacier
-    t = fr.frames.shape[0]
-    # the same sequences the run was trained on (Aletsch: its first 19 frames), so that the
-    # split's test part is the held-out part
-    max_frame = min(cfg.train_frames, t) if cfg.train_frames else None
-    ds = SequenceDataset(fr.frames, patch=sel.patch, stride=sel.stride, max_frame=max_frame)
-    modes = {"auto": (sel.train_split,), "both": SPLITS}.get(args.split, (args.split,))
-    splits = {m: split_indices(ds, m).test for m in modes}
-    for m in modes:
-        if m != sel.train_split:
-            print(
-                f"note: {sel.label} was trained with the {sel.train_split} split; its {m}-split scores are not those of a {m}-split run",
-                file=sys.stderr,
-            )
-    model = sel.load_model(args.device)
-    union = np.unique(np.concatenate(list(splits.values())))
-    print(
-        f"testing {sel.label} on {cfg.name}: {len(union):,} test sequences of {ds.patch}×{ds.patch} px",
-        file=sys.stderr,
+    if args.split not in ("auto", sel.train_split):
+        print(
+            f"note: {sel.label} was trained with the {sel.train_split} split; the test sequences are "
+            "the same for both splits",
+            file=sys.stderr,
+        )
+    per, results = test_scores(
+        sel, sel.glacier, args.device, args.batch_size, args.bootstrap, args.seed
     )
-    per = evaluate(model, ds, union, args.batch_size, args.device)
-    results, boot = summarize(per, splits, sel.label, args.bootstrap, args.seed)
-    results.insert(
-        2, "trained_split", [sel.train_split if m != PERSISTENCE else "" for m in results["model"]]
-    )
+    results.insert(1, "trained_split", [sel.train_split] * len(results))
     out = result_paths(sel.paths.results_dir, sel.label)
+    write_csv(per, out["per_sequence"])
     write_csv(results, out["results"])
-    written = [out["results"]]
-    if boot is not None:
-        write_csv(boot, out["bootstrap"])
-        written.append(out["bootstrap"])
-    else:
-        out["bootstrap"].unlink(missing_ok=True)  # no stale interval beside new scores
-    md = results_markdown(results, boot)
-    write_text(f"# {sel.label} on {cfg.name}: test scores\n\n{md}", out["markdown"])
-    written.append(out["markdown"])
+    md = "".join(
+        f"## targets: {t}\n\n{results_markdown(results[results['targets'] == t])}\n"
+        for t in results["targets"].unique()
+    )
+    write_text(f"# {sel.label} on {sel.glacier.name}: test scores\n\n{md}", out["markdown"])
     print(md, end="")
-    for path in written:
+    for path in (out["per_sequence"], out["results"], out["markdown"]):
         print(f"wrote {path}")
     return 0
 
@@ -902,8 +1133,13 @@ def infer(
         f"predicting {sel.label} on {sel.glacier.name} frames {idx[0]}–{idx[-1]} ({h}×{w} px)",
         file=sys.stderr,
     )
-    pred = predict_scene(model, window, sel.patch, batch_size, device, progress=True)
+    _, ref = glacier_sequences(fr, sel.glacier.train_frames, sel.patch, sel.stride)
+    pred = predict_scene(
+        model, window, sel.patch, batch_size, device, progress=True, climatology=ref.clim[idx]
+    )
+    take = scene_take(ref)
     scene = Scene(
+        baselines={b: forecast(b, ref, idx[:1], take)[0] for b in BASELINES},
         inputs=window[:N_IN],
         targets=window[N_IN:],
         predictions=pred,

@@ -45,6 +45,9 @@ class ModelConfig:
     convlstm: str | tuple[int, ...] = "big"
     unet_base: int = 64
     unet_depth: int = 4
+    #: the ``+clim`` variant: the model gets the climatology of its windows and predicts the
+    #: departure from it (beyond the paper; models/climatology.py)
+    climatology_input: bool = False
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,12 @@ class Job:
     bootstrap: int = 1000
     #: models trained again on the strict split (leak-free test scores); all four with "all"
     strict_models: tuple[str, ...] = ("salstm",)
+    #: training seeds of every experiment-1 model (seed, seed + 1, …)
+    seeds: int = 3
+    #: held-out synthetic glaciers (Parvati's configuration, other seeds) scored but never trained on
+    heldout: int = 6
+    #: also train the ``+clim`` variant of every model (climatology in, departures out)
+    clim_variants: bool = True
     wandb: str = "offline"
     device: str | None = None
     glaciers: tuple[str, ...] = ("parvati", "aletsch")
@@ -62,14 +68,34 @@ class Job:
 
 
 # ------------------------------------------------------------------------------- run names
-def run_name(experiment: int, model: str, preset: str, split: str = "paper") -> str:
+def run_name(
+    experiment: int, model: str, preset: str, split: str = "paper", seed_index: int = 0
+) -> str:
     """Training runs under ``<root>/models/`` (also the labels of their outputs), named as
     ``glacier-movement train`` names them: ``salstm-parvati-demo``, ``…-strict``,
-    ``salstm-aletsch-demo-finetuned`` (experiment 2), ``salstm-parvati+aletsch-demo`` (3)."""
+    ``salstm-aletsch-demo-finetuned`` (experiment 2), ``salstm-parvati+aletsch-demo`` (3); ``model``
+    may carry ``+clim``; the k-th extra seed adds ``-seed<k>``."""
     from .training import default_run_name
 
     glaciers = {1: ["parvati"], 2: ["aletsch"], 3: ["parvati", "aletsch"]}[experiment]
-    return default_run_name(model, glaciers, preset, split, finetuned=experiment == 2)
+    name = default_run_name(model, glaciers, preset, split, finetuned=experiment == 2)
+    return name + (f"-seed{seed_index}" if seed_index else "")
+
+
+def variants(job: Job) -> list[str]:
+    """Experiment-1 model labels: the four models, then their ``+clim`` variants."""
+    return [*MODELS, *([f"{m}+clim" for m in MODELS] if job.clim_variants else [])]
+
+
+def heldout_glaciers(job: Job) -> list[str]:
+    """The held-out glaciers of the job (synthetic data only)."""
+    if job.source != "synthetic":
+        return []
+    return [config.heldout_name("parvati", k) for k in range(1, job.heldout + 1)]
+
+
+def data_glaciers(job: Job) -> list[str]:
+    return [*job.glaciers, *heldout_glaciers(job)]
 
 
 def scene_label(experiment: int, what: str, preset: str) -> str:
@@ -77,11 +103,27 @@ def scene_label(experiment: int, what: str, preset: str) -> str:
     return f"exp{experiment}-{what}-{preset}"
 
 
-def exp1_runs(job: Job) -> list[tuple[str, str, str]]:
-    """(model, split, run name) of every experiment-1 training run."""
-    runs = [(m, "paper", run_name(1, m, job.preset)) for m in MODELS]
+@dataclass(frozen=True)
+class Run:
+    """One experiment-1 training run: model label (``salstm``, ``salstm+clim``), split, seed
+    index (0 … seeds − 1) and run name."""
+
+    model: str
+    split: str
+    seed_index: int
+    name: str
+
+
+def exp1_runs(job: Job) -> list[Run]:
+    """Every experiment-1 training run: each variant at every seed (paper split), then the
+    strict-split runs (first seed)."""
+    runs = [
+        Run(m, "paper", k, run_name(1, m, job.preset, seed_index=k))
+        for m in variants(job)
+        for k in range(job.seeds)
+    ]
     runs += [
-        (m, "strict", run_name(1, m, job.preset, "strict"))
+        Run(m, "strict", 0, run_name(1, m, job.preset, "strict"))
         for m in MODELS
         if m in job.strict_models
     ]
@@ -96,11 +138,15 @@ def _common(job: Job) -> list[str]:
     return ["--data-root", str(job.root)]
 
 
-def _train(job: Job, model: str, glaciers: list[str], run: str, split: str, *extra: str) -> Command:
-    cmd = ["train", "--model", model, "--preset", job.preset, "--split", split, "--run-name", run]
+def _train(
+    job: Job, model: str, glaciers: list[str], run: str, split: str, *extra: str, seed: int = 0
+) -> Command:
+    base, clim = model.removesuffix("+clim"), model.endswith("+clim")
+    cmd = ["train", "--model", base, "--preset", job.preset, "--split", split, "--run-name", run]
+    cmd += ["--climatology-input"] if clim else []
     for g in glaciers:
         cmd += ["--glacier", g]
-    cmd += ["--wandb", job.wandb, "--seed", str(job.seed), "--resume", *extra]
+    cmd += ["--wandb", job.wandb, "--seed", str(job.seed + seed), "--resume", *extra]
     return cmd + (["--device", job.device] if job.device else [])
 
 
@@ -112,15 +158,16 @@ def stage_data(job: Job) -> list[Command]:
     if job.source == "synthetic":
         size = job.settings.scene_size or {}
         return [
-            ["synthesize", "--glacier", g, "--years", job.years, "--seed", str(job.seed)]
-            + (["--size", *map(str, size[g])] if g in size else [])
-            for g in job.glaciers
+            ["synthesize", "--glacier", g, "--years", job.years, "--seed", str(job.seed + k)]
+            + (["--size", *map(str, size[base])] if base in size else [])
+            for k, g in enumerate(data_glaciers(job))
+            for base in [config.get_glacier(g).name.split(config.HELDOUT)[0]]
         ]
     return [["acquire", "--glacier", g, "--years", job.years] for g in job.glaciers]
 
 
 def stage_preprocess(job: Job) -> list[Command]:
-    return [["preprocess", "--glacier", g] for g in job.glaciers]
+    return [["preprocess", "--glacier", g] for g in data_glaciers(job)]
 
 
 def stage_sequences(job: Job) -> list[Command]:
@@ -128,21 +175,33 @@ def stage_sequences(job: Job) -> list[Command]:
 
 
 def stage_train(job: Job) -> list[Command]:
-    return [_train(job, m, ["parvati"], run, split) for m, split, run in exp1_runs(job)]
+    return [
+        _train(job, r.model, ["parvati"], r.name, r.split, seed=r.seed_index)
+        for r in exp1_runs(job)
+    ]
 
 
 def stage_test(job: Job) -> list[Command]:
+    """Every experiment-1 run on the Parvati test sequences, and on each held-out glacier's
+    (the report pools those with clustered intervals: no per-run bootstrap there)."""
     boot = ["--bootstrap", str(job.bootstrap), "--seed", str(job.seed)]
-    return [
-        ["test", "--run", run, "--glacier", "parvati", "--split", split, *boot, *_device(job)]
-        for _, split, run in exp1_runs(job)
+    cmds = [
+        ["test", "--run", r.name, "--glacier", "parvati", "--split", r.split, *boot, *_device(job)]
+        for r in exp1_runs(job)
     ]
+    cmds += [
+        ["test", "--run", r.name, "--glacier", g, "--bootstrap", "0", *_device(job)]
+        for r in exp1_runs(job)
+        if r.split == "paper"
+        for g in heldout_glaciers(job)
+    ]
+    return cmds
 
 
 def stage_infer(job: Job) -> list[Command]:
     return [
         ["infer", "--run", run_name(1, m, job.preset), "--glacier", "parvati", *_device(job)]
-        for m in MODELS
+        for m in variants(job)
     ]
 
 
@@ -234,6 +293,9 @@ def stage_report(job: Job) -> list[Command]:
         [
             "report", "--results", str(job.results), "--preset", job.preset,
             "--source", job.source, "--bootstrap", str(job.bootstrap),
+            "--seeds", str(job.seeds), "--heldout", str(len(heldout_glaciers(job))),
+            "--clim-variants" if job.clim_variants else "--no-clim-variants",
+            "--strict-models", ",".join(job.strict_models) or "none",
         ],
     ]  # fmt: skip
 
@@ -432,6 +494,27 @@ def register(sub, common) -> None:
         metavar="LIST",
         help="comma-separated models also trained on the strict (leak-free) split; 'all' or 'none' (default salstm)",
     )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="training seeds of every experiment-1 model (default: 3; tiny preset 1)",
+    )
+    p.add_argument(
+        "--heldout",
+        type=int,
+        default=None,
+        metavar="N",
+        help="held-out synthetic glaciers scored but never trained on (default: 6; tiny 1; "
+        "none with --source planetary-computer)",
+    )
+    p.add_argument(
+        "--clim-variants",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also train every model's +clim variant (climatology in, departures out; default on)",
+    )
     p.add_argument("--wandb", choices=("online", "offline", "disabled"), default="offline")
     p.add_argument(
         "--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)"
@@ -463,6 +546,14 @@ def _strict_models(text: str) -> tuple[str, ...]:
     return models
 
 
+def _count(value: int | None, default: int, flag: str, least: int) -> int:
+    if value is None:
+        return default
+    if value < least:
+        raise GlacierError(f"{flag} must be at least {least}, got {value}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     get_preset(args.preset)  # fail fast on a bad preset
     config.parse_years(args.years)
@@ -475,6 +566,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         bootstrap=args.bootstrap,
         strict_models=_strict_models(args.strict_models),
+        seeds=_count(args.seeds, 1 if args.preset == "tiny" else 3, "--seeds", 1),
+        heldout=_count(args.heldout, 1 if args.preset == "tiny" else 6, "--heldout", 0),
+        clim_variants=args.clim_variants,
         wandb=args.wandb,
         device=args.device,
     )

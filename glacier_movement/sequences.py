@@ -169,6 +169,12 @@ class SequenceDataset(Dataset):
     Indexing with a list / array / tensor of indices returns a whole batch
     (:meth:`batch`: (B, n_in, P, P), (B, n_out, P, P), one vectorised gather), which is what
     :func:`make_loader` uses.
+
+    ``climatology`` (T, H, W) is the climatology of each frame's window of the year (see
+    :mod:`glacier_movement.baselines`; :meth:`take` serves its patches); with ``clim_input`` the
+    batches' ``x`` carries it for the ``+clim`` models: (B, 2·n_in + n_out, P, P) = the input
+    frames, their climatology, the targets' climatology.
+    ``interpolated`` (T,) bool flags windows filled for lack of scenes (not observations).
     """
 
     def __init__(
@@ -179,6 +185,9 @@ class SequenceDataset(Dataset):
         n_in: int = 4,
         n_out: int = 4,
         max_frame: int | None = None,
+        climatology: np.ndarray | None = None,
+        interpolated: np.ndarray | None = None,
+        clim_input: bool = False,
     ) -> None:
         if isinstance(frames, torch.Tensor):
             frames = frames.detach().cpu().numpy()
@@ -206,6 +215,20 @@ class SequenceDataset(Dataset):
             )
         self.grid = patch_grid(h, w, patch, stride)
         self.frames = frames
+        self.climatology = None
+        if climatology is not None:
+            climatology = np.ascontiguousarray(climatology, dtype=np.float32)[:t]
+            if climatology.shape != frames.shape:
+                raise GlacierError(
+                    f"climatology {climatology.shape} does not match the frames {frames.shape}"
+                )
+            self.climatology = climatology
+        elif clim_input:
+            raise GlacierError("clim_input needs the climatology frames (climatology=…)")
+        self.clim_input = bool(clim_input)
+        self.interpolated = (
+            np.zeros(t, bool) if interpolated is None else np.asarray(interpolated, bool)[:t]
+        )
         self.patch, self.stride, self.n_in, self.n_out = patch, stride, n_in, n_out
         self.max_frame = max_frame
         self.n_starts = t - (n_in + n_out) + 1
@@ -219,12 +242,17 @@ class SequenceDataset(Dataset):
         self._np_windows = extract_patches(self.frames, self.patch, self.stride)
         with _quiet_readonly():
             self._windows = extract_patches(torch.from_numpy(self.frames), self.patch, self.stride)
+        self._np_clim = (
+            None
+            if self.climatology is None
+            else extract_patches(self.climatology, self.patch, self.stride)
+        )
 
     def __getstate__(self) -> dict:
         # DataLoader workers started by spawn/forkserver receive the dataset pickled: send the
         # frames once, not the strided views (pickling a view would expand it ~P²/stride² fold).
         state = self.__dict__.copy()
-        del state["_np_windows"], state["_windows"]
+        del state["_np_windows"], state["_windows"], state["_np_clim"]
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -286,10 +314,27 @@ class SequenceDataset(Dataset):
             return self.batch(i)
         i = int(i)
         i = int(self._check(np.array([i]))[0])
+        if self.clim_input:
+            x, y = self.batch([i])
+            return x[0], y[0]
         s, r, c = self.position(i)
         x = self._windows[s : s + self.n_in, r, c]
         y = self._windows[s + self.n_in : s + self.length, r, c]
         return x, y
+
+    def take(self, stack: str, frame_idx: np.ndarray, row: np.ndarray, col: np.ndarray):
+        """Patches of ``stack`` ("frames" or "clim") at frame indices ``frame_idx`` (B, k) and patch
+        positions ``row``, ``col`` (B,) → (B, k, P, P) float32 (a copy)."""
+        windows = self._np_windows if stack == "frames" else self._np_clim
+        if windows is None:
+            raise GlacierError("this dataset has no climatology: build it with climatology=…")
+        return windows[np.asarray(frame_idx), np.asarray(row)[:, None], np.asarray(col)[:, None]]
+
+    def observed_targets(self, i) -> np.ndarray:
+        """Whether every target window of sequence(s) ``i`` was observed (not interpolated)."""
+        first, _ = self.target_frames(i)
+        first = np.asarray(first).reshape(-1, 1)
+        return ~self.interpolated[first + np.arange(self.n_out)].any(axis=1)
 
     def batch(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
         """Sequences ``indices`` as one batch: x (B, n_in, P, P), y (B, n_out, P, P), float32.
@@ -304,6 +349,8 @@ class SequenceDataset(Dataset):
         r, c = r[:, None], c[:, None]
         x = self._np_windows[s[:, None] + np.arange(self.n_in), r, c]
         y = self._np_windows[s[:, None] + np.arange(self.n_in, self.length), r, c]
+        if self.clim_input:
+            x = np.concatenate([x, self._np_clim[s[:, None] + np.arange(self.length), r, c]], 1)
         return torch.from_numpy(x), torch.from_numpy(y)
 
     def __repr__(self) -> str:
@@ -434,8 +481,10 @@ def split_indices(
       training = the rest. (The original took the same shares but in directory-listing order.)
     - ``strict``: test as in ``paper``; from the first part, every sequence that contains — as
       input or target — a frame that is a target frame of any test sequence is dropped (a gap of
-      n_in + n_out − 1 starts before the first test start), then the rest is split the same way
-      into training and validation. No test target is ever seen in training or validation.
+      n_in + n_out − 1 starts before the first test start), and so is every sequence that holds a
+      window interpolated from a test-period frame (interpolated windows right before the first
+      test target); then the rest is split the same way into training and validation. No test
+      target is ever seen in training or validation.
     Counts are floors: train+val = ⌊N·(1 − test_fraction)⌋, train = ⌊that·(1 − val_fraction)⌋.
     """
     if mode not in SPLIT_MODES:
@@ -472,9 +521,15 @@ def split_indices(
     last_target = int(dataset.target_frames(test[-1])[1])
     dropped = 0
     if mode == "strict":
-        # a candidate uses frames [s, s + length − 1]; keep it if that misses [first, last] target
+        # windows interpolated just before the test period were filled from a test frame: they
+        # belong to the gap too
+        gap_start = first_target
+        interpolated = getattr(dataset, "interpolated", None)
+        while interpolated is not None and gap_start > 0 and interpolated[gap_start - 1]:
+            gap_start -= 1
+        # a candidate uses frames [s, s + length − 1]; keep it if that misses [gap_start, last]
         s = candidates // dataset.n_positions
-        keep = (s + dataset.length - 1 < first_target) | (s > last_target)
+        keep = (s + dataset.length - 1 < gap_start) | (s > last_target)
         dropped = int((~keep).sum())
         candidates = candidates[keep]
         if not len(candidates):

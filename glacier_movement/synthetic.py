@@ -14,7 +14,7 @@ What is in a scene (all in surface reflectance before the DN conversion)
   (hillshade with skylight, so no pixel is darker than 45 % of flat ground).
 * **Materials** with plausible 7-band spectra (coastal, red, green, blue, nir08, swir16, swir22):
   two rock lithologies, moraine/outwash debris, alpine vegetation (green in summer, dry in spring
-  and autumn), a braided glacial river (shallow water over gravel), fresh and old snow, clean
+  and autumn), a braided glacial river (shallow water over gravel), fresh and old snow, firn, clean
   glacier ice. NDSI = (green − swir16) / (green + swir16) is ≥ 0.3 on snow and ice and < 0.3 on
   everything else, computed from reflectance and from DN (which differ through the −0.2 offset).
 * **A valley glacier** whose tongue runs down the image from above the region of interest (ROI),
@@ -76,11 +76,22 @@ scene of the run, in time order, i.e. the year files' scenes in year order when 
 ``roi``                int64 (4,)           (row0, row1, col0, col1) of the ROI in the scene grid.
 ``max_speed``          float64 ()           centreline speed of the upper glacier, px/day.
 ``glacier``, ``seed``  str, int64           what generated it.
+``summer_ndsi_percentiles`` float64 (5,)    the 5/25/50/75/95th percentiles of the DN-NDSI of the
+                                            snow/ice pixels (NDSI ≥ 0.3) of the ROI in the Jul–Sep
+                                            scenes, clear (no cloud or cloud shadow) and valid,
+                                            pooled: compare with a real scene (docs/synthetic.md).
+``summer_ndsi_pixels`` int64 ()             how many pixels those percentiles pool.
+``motion_share``       float64 ()           1 − MSE(previous window advected by the true motion,
+                                            window) / MSE(previous window, window) on the ROI's
+                                            glacier pixels, pooled over consecutive windows of the
+                                            clean surface's means (:class:`WindowMotionShare`).
+``regime``             str                  ``realistic`` or ``motion`` (:data:`REGIMES`).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import sys
 import zlib
@@ -91,7 +102,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from . import config, io
+from . import config, flow, io, preprocessing
 from .config import BANDS, OFFSET, SCALE, GlacierConfig, Paths
 from .errors import GlacierError
 
@@ -101,6 +112,18 @@ PIXEL_M = 30.0
 MIN_SIZE, MAX_SIZE = 32, 4096
 #: Centreline speed of the upper glacier, px/day (0.9 m/day, ≈ 2.7 px per 3 months).
 MAX_SPEED = 0.03
+#: The regimes of ``synthesize --regime``: ``realistic`` (seasonal snow over the whole valley, the
+#: speed above at every size) and ``motion`` (a benchmark where ice motion dominates the change
+#: between frames: a stable snow line on the glacier, a high-contrast advected texture, speeds
+#: scaled with the ROI size). See docs/synthetic.md.
+REGIMES = ("realistic", "motion")
+#: Centreline speed of the upper glacier in the motion regime at the configured ROI size, px/day;
+#: a smaller ``--size`` scales it down with the landscape (160×160 Parvati: 0.032 px/day, ≈ 2.9 px
+#: per 3-month window on the centreline, 1–3 px over most of the glacier).
+MOTION_SPEED = 0.16
+#: Motion regime: the glacier's snow line is fixed at the ice surface this far (fraction of the
+#: ROI height) down the glacier; the tongue below stays bare ice all year.
+STABLE_SNOWLINE_FRAC = 0.22
 #: Acquisition's filter (SPEC 1.1): what a real download would keep.
 MAX_CLOUD, MAX_MISSING = 20.0, 0.5
 #: Time origin of the scene time t (days) that drives the terminus retreat and the texture.
@@ -115,6 +138,7 @@ TEXTURE_REACH_DAYS = 8 * 365.25
 #: Rendering margin (px) around the scene grid, larger than any misregistration.
 PAD = 8
 _NDSI_SOFT = 110.0  # m: width of the snow line's transition
+_FIRN_BAND = 250.0  # m: the firn zone above the snow line on the glacier (aged snow only)
 
 _DAY = np.timedelta64(1, "D")
 
@@ -131,10 +155,30 @@ def _spectrum(coastal, blue, green, red, nir08, swir16, swir22) -> np.ndarray:
 #: Surface reflectance of the materials (7 bands). Snow and ice absorb in the SWIR (high NDSI);
 #: rock, debris and dry vegetation reflect more in SWIR than in green (negative NDSI); the river is
 #: shallow, silty water over gravel in 30 m mixed pixels (NDSI ≈ 0.25 from reflectance).
+#:
+#: Snow, firn and ice are calibrated to a real Landsat-8 OLI glacier scene (Athabasca Glacier,
+#: 2020-08-16, HLS L30 surface reflectance; see docs/synthetic.md): its snow/ice pixels
+#: (NDSI ≥ 0.3) have swir16 median 0.008 (95th percentile 0.019) and green median 0.94 (5th
+#: percentile 0.31); their NDSI from Collection-2 DN spans 0.41–0.72, snow at ≈ 0.69, ice at
+#: 0.40–0.60. From DN, NDSI = (g − s) / (g + s + 0.4) in reflectance (the −0.2 offset), so
+#: the DN-NDSI of a surface depends on its brightness, not only on its green/swir16 ratio:
+#:   summer (old, coarse-grained, wet) snow: green 0.93, swir16 0.008 → DN-NDSI 0.69 (the mode).
+#:     Ice absorbs strongly at 1.6 µm, and the more so the larger the grains: coarse old snow
+#:     falls to ~0.01 there while fine-grained fresh snow keeps 0.1–0.2 (Wiscombe & Warren 1980;
+#:     Dozier 1989), so ``snow_fresh`` keeps 0.12 (DN-NDSI 0.56, winter scenes);
+#:   firn (last years' snow, denser, dustier): green 0.73, swir16 0.015 → DN-NDSI 0.62;
+#:   clean glacier ice (bubbly, few scattering surfaces): green 0.52, swir16 0.012 → 0.55;
+#:     the rendered ice mixes in 0–45 % debris dust (8 % on average: ogive bands, mottling),
+#:     which spreads it over ≈ 0.39–0.55 like the real ice; crevasse shadows lower it further;
+#:   supraglacial debris: a rock mixture, brighter in the SWIR than in green (NDSI −0.28 from
+#:     reflectance, −0.14 from DN).
+#: The snow–ice DN-NDSI contrast is thus ≈ 0.15–0.2 (it was ≈ 0.05 before this calibration,
+#: with old snow swir16 0.08 and ice 0.04).
 SPECTRA: dict[str, np.ndarray] = {
     "snow_fresh": _spectrum(0.92, 0.93, 0.92, 0.90, 0.80, 0.12, 0.07),
-    "snow_old": _spectrum(0.78, 0.79, 0.78, 0.74, 0.62, 0.08, 0.05),
-    "ice": _spectrum(0.56, 0.56, 0.53, 0.47, 0.33, 0.04, 0.03),
+    "snow_old": _spectrum(0.92, 0.93, 0.93, 0.91, 0.72, 0.008, 0.004),
+    "firn": _spectrum(0.74, 0.75, 0.73, 0.69, 0.52, 0.015, 0.008),
+    "ice": _spectrum(0.55, 0.56, 0.52, 0.45, 0.28, 0.012, 0.008),
     "debris": _spectrum(0.09, 0.11, 0.14, 0.17, 0.21, 0.25, 0.21),
     "rock_light": _spectrum(0.10, 0.12, 0.16, 0.20, 0.26, 0.32, 0.27),
     "rock_dark": _spectrum(0.06, 0.07, 0.09, 0.11, 0.15, 0.19, 0.16),
@@ -145,6 +189,120 @@ SPECTRA: dict[str, np.ndarray] = {
     "cloud_ice": _spectrum(0.76, 0.76, 0.75, 0.75, 0.73, 0.24, 0.13),
     "haze": _spectrum(0.03, 0.02, 0.012, 0.008, 0.004, 0.0, 0.0),
 }
+
+
+# ------------------------------------------------------------------------ summer NDSI statistics
+#: Months whose scenes the summer DN-NDSI statistics pool (Jul–Sep: the glacier's ice shows).
+SUMMER_MONTHS = (7, 8, 9)
+#: Percentiles of the summer DN-NDSI of snow/ice pixels that ``synthesize`` reports.
+NDSI_PERCENTILES = (5, 25, 50, 75, 95)
+#: The same statistics of a real Landsat-8 OLI glacier scene, for comparison (Athabasca Glacier,
+#: 2020-08-16, HLS L30; NDSI ≥ 0.3 computed from Collection-2 DN): the range they span.
+REAL_SUMMER_NDSI = (0.41, 0.72)
+_NDSI_EDGES = np.linspace(0.3, 1.0, 701)  # 0.001-wide bins over the snow/ice range
+
+
+class SnowNdsiHistogram:
+    """Pooled histogram of the DN-NDSI of snow/ice pixels (NDSI ≥ 0.3) of clear, valid ROI
+    pixels, scene by scene (bins 0.001 wide: the percentiles are exact to 0.001)."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(len(_NDSI_EDGES) - 1, dtype=np.int64)
+
+    def add(self, dn: np.ndarray, roi: tuple[int, int, int, int], cloudy: np.ndarray) -> None:
+        """Add one scene: ``dn`` uint16 (7, Hg, Wg), ``cloudy`` bool (Hg, Wg) is left out."""
+        r0, r1, c0, c1 = roi
+        g = dn[BANDS.index("green"), r0:r1, c0:c1].astype(np.float32)
+        s = dn[BANDS.index("swir16"), r0:r1, c0:c1].astype(np.float32)
+        ok = (g > 0) & (s > 0) & ~cloudy[r0:r1, c0:c1]
+        nd = (g[ok] - s[ok]) / (g[ok] + s[ok])  # DN-NDSI, as preprocessing computes it by default
+        self.counts += np.histogram(nd[nd >= 0.3], bins=_NDSI_EDGES)[0]
+
+    @property
+    def n(self) -> int:
+        return int(self.counts.sum())
+
+    def percentiles(self, q: tuple[float, ...] = NDSI_PERCENTILES) -> np.ndarray:
+        """The pooled percentiles ``q`` (float64, bin centres); NaN when no pixel was added."""
+        if self.n == 0:
+            return np.full(len(q), np.nan)
+        cum = np.cumsum(self.counts) / self.n
+        k = np.searchsorted(cum, np.asarray(q, dtype=np.float64) / 100.0)
+        centres = 0.5 * (_NDSI_EDGES[1:] + _NDSI_EDGES[:-1])
+        return centres[np.minimum(k, len(centres) - 1)]
+
+
+def _month(time: np.datetime64) -> int:
+    return int(np.datetime64(time, "M").astype(int) % 12) + 1
+
+
+class WindowMotionShare:
+    """The motion share (:func:`flow.motion_share`) of window means of the clean surface,
+    streamed scene by scene in time order.
+
+    Each window of ``window_months`` months (as preprocessing cuts them) averages the green and
+    swir16 DN of its scenes' clean surface (:meth:`Generator.render_full`), then takes the DN-NDSI
+    masked at 0.3, as preprocessing does; consecutive windows with scenes are compared over the
+    ROI's glacier pixels (the ice extent of the later window), the earlier advected by the true
+    velocity × the days between the windows' mean scene times.
+    """
+
+    def __init__(self, gen: Generator, window_months: int, keep_frames: bool = False):
+        self.gen, self.months = gen, window_months
+        #: with ``keep_frames``: every window's frame (H, W) NDSI and mean scene time (days)
+        self.frames: list[np.ndarray] | None = [] if keep_frames else None
+        self.times: list[float] = []
+        g = gen.geom
+        r0, r1, c0, c1 = gen.roi
+        y = np.arange(r0, r1, dtype=np.float64)[:, None]
+        x = np.arange(c0, c1, dtype=np.float64)[None, :]
+        s, eta = g.coords(x, y)
+        band = np.abs(eta) < 1.0
+        self.along = np.where(band, g.along(s, eta), np.inf)
+        vx, vy = g.velocity(x, y)
+        self.velocity = np.stack([np.where(band, vx, 0), np.where(band, vy, 0)]).astype(np.float32)
+        self.key: tuple[int, int] | None = None  # (year, window) being summed
+        self.sum, self.n, self.t = np.zeros(0), 0, 0.0  # its clean-surface sum, scenes, times
+        self.prev: tuple[np.ndarray, float] | None = None  # the last window's frame and time
+        self.persist = self.advected = 0.0
+        self.pairs = 0
+
+    def add(self, p: ScenePlan, clean: np.ndarray) -> None:
+        """Add a scene's clean surface: green/swir16 reflectance (2, Hg, Wg) in the TRUE frame."""
+        year = int(np.datetime64(p.time, "Y").astype(int)) + 1970
+        key = (year, (_month(p.time) - 1) // self.months)
+        if key != self.key:
+            self._close()
+            self.key, self.sum, self.n, self.t = key, np.zeros_like(clean, np.float64), 0, 0.0
+        self.sum += clean
+        self.n += 1
+        self.t += p.t
+
+    def _close(self) -> None:
+        if self.key is None:
+            return
+        r0, r1, c0, c1 = self.gen.roi
+        dn = (self.sum[:, r0:r1, c0:c1] / self.n - OFFSET) / SCALE
+        frame = preprocessing.snow_mask(preprocessing.ndsi(dn[0], dn[1]))
+        t = self.t / self.n
+        if self.frames is not None:
+            self.frames.append(frame)
+            self.times.append(t)
+        if self.prev is not None:
+            before, t0 = self.prev
+            mask = self.along <= self.gen.geom.terminus(t)
+            p, a, _ = flow.motion_share_terms(before, frame, self.velocity * (t - t0), mask)
+            self.persist, self.advected, self.pairs = (
+                self.persist + p,
+                self.advected + a,
+                self.pairs + 1,
+            )
+        self.prev, self.key = (frame, t), None
+
+    def share(self) -> float:
+        """The pooled motion share of the windows added so far (NaN under two windows)."""
+        self._close()
+        return flow.share_from_terms(self.persist, self.advected)
 
 
 # ------------------------------------------------------------------------------------- climate
@@ -357,7 +515,15 @@ class Generator:
     ``size`` is the ROI size (H, W); the scene grid is (roi_row0 + H, roi_col0 + W).
     """
 
-    def __init__(self, cfg: GlacierConfig, size: tuple[int, int] | None = None, seed: int = 0):
+    def __init__(
+        self,
+        cfg: GlacierConfig,
+        size: tuple[int, int] | None = None,
+        seed: int = 0,
+        regime: str = "realistic",
+    ):
+        if regime not in REGIMES:
+            raise GlacierError(f"unknown regime {regime!r}: choose one of {', '.join(REGIMES)}")
         h, w = size if size is not None else cfg.roi_shape
         h, w = int(h), int(w)
         if min(h, w) < MIN_SIZE:
@@ -369,7 +535,11 @@ class Generator:
         if seed < 0:
             raise GlacierError(f"seed {seed} is negative: use a seed >= 0")
         self.cfg, self.seed, self.size = cfg, int(seed), (h, w)
+        self.regime = regime
         self.clim = climate(cfg)
+        if regime == "motion":  # speeds scale with the landscape (px per px of the ROI)
+            ratio = min(h, w) / min(cfg.roi_shape)
+            self.clim = dataclasses.replace(self.clim, max_speed=MOTION_SPEED * ratio)
         r0, c0 = cfg.roi[0], cfg.roi[2]
         self.roi = (r0, r0 + h, c0, c0 + w)
         self.shape = (r0 + h, c0 + w)  # the raw scene grid
@@ -480,6 +650,10 @@ class Generator:
         )
         self.band_col = ((be + 1.0) * w0 + 3.0).astype(np.float32)
         self._t_epoch = float((TEXTURE_EPOCH - EPOCH) / _DAY)
+        # motion regime: the glacier's fixed snow line, the ice surface on the centreline there
+        r_line = min(PAD + g.r0 + int(STABLE_SNOWLINE_FRAC * g.H), hp - 1)
+        c_line = int(np.clip(round(xc[r_line]) + PAD, 0, wp - 1))
+        self.z_stable = float(z[r_line, c_line])
 
     @functools.cached_property
     def pattern(self) -> np.ndarray:
@@ -497,6 +671,14 @@ class Generator:
             ogive, cc, rr + 0.35 * w0 * eta**2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
         )
         albedo = 0.6 * ogive + 0.4 * _aniso(rng, shape, 1.5, 1.5)
+        if self.regime == "motion":
+            # ogives as they form: one light/dark band pair per year's travel, arcs bent
+            # downstream, with wandering phase and strength (an exact period would alias motion
+            # estimates); mottling on top
+            lam = max(6.0, self.clim.max_speed * 365.25)
+            phase = 2 * np.pi * (rr + 0.35 * w0 * eta**2) / lam + 0.8 * _aniso(rng, shape, 20, 20)
+            strength = 1.0 + 0.3 * _aniso(rng, shape, 15, 15)
+            albedo = strength * np.cos(phase) + 0.35 * _aniso(rng, shape, 1.5, 1.5)
         # crevasses: zero crossings of a field stretched across flow, bent into chevrons
         crev = _aniso(rng, shape, 1.3, max(3.0, 0.12 * w0))
         crev = cv2.remap(
@@ -716,6 +898,15 @@ class Generator:
 
     def render(self, p: ScenePlan) -> np.ndarray:
         """The observed scene: uint16 DN (7, Hg, Wg), 0 = nodata. Sets ``p.cloud_cover`` (%)."""
+        return self.render_full(p)[0]
+
+    def render_full(
+        self, p: ScenePlan, cloud_mask: bool = False, clean: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """:meth:`render` plus, with ``cloud_mask``, where clouds or their shadows touch the
+        observed scene (bool (Hg, Wg), sensor frame) and, with ``clean``, the clean surface:
+        green and swir16 reflectance float32 (2, Hg, Wg) in the TRUE frame, lit, without clouds,
+        haze, misregistration, noise or gaps (``None`` where not asked for)."""
         g = self.geom
         hg, wg = self.shape
         hp, wp = hg + 2 * PAD, wg + 2 * PAD
@@ -745,11 +936,20 @@ class Generator:
         tex = self.texture(p.t, sel)
         # dirty/clean ogive bands and mottling (fine dust: lowers NDSI a little), debris patches and
         # medial moraines (NDSI < 0.3), crevasses (shadowed lines: darker, lower NDSI from DN)
-        dirt = np.clip(0.12 + 0.10 * tex[:, 0], 0.0, 0.45)
+        motion = self.regime == "motion"
+        if motion:
+            # high contrast: white bubbly ogive bands (towards old snow, DN-NDSI up to ≈ 0.65),
+            # dusty bands, and debris bands where the dust wins (DN-NDSI < 0.3)
+            bright = np.clip(0.45 * tex[:, 0], 0.0, 0.8)
+            dirt = np.clip(0.10 - 0.28 * tex[:, 0], 0.0, 0.85)
+        else:
+            dirt = np.clip(0.08 + 0.10 * tex[:, 0], 0.0, 0.45)
         crev = np.exp(-((tex[:, 1] / 0.22) ** 2)) * np.clip(tex[:, 2] + 0.3, 0.0, 1.0)
         patches = np.clip((tex[:, 3] - 0.9) / 0.5, 0.0, 1.0)
         debris = np.maximum(np.maximum(dirt, patches), self.band_moraine[sel])
         ice = (1.0 - 0.5 * crev)[:, None] * SPECTRA["ice"]
+        if motion:
+            ice += bright[:, None] * (SPECTRA["snow_old"] - ice)
         ice += debris[:, None] * (SPECTRA["debris"] - ice)
         idx = self.band_idx[sel]
         fi = f_ice[sel].astype(np.float32)[:, None]
@@ -762,14 +962,49 @@ class Generator:
         snow_dim = np.ones(hp * wp, np.float32)
         snow_dim[idx] -= 0.25 * crev * fi[:, 0]
         np.multiply(snow_dim.reshape(hp, wp, 1), snow, out=tmp)
+        # firn: on the glacier, the aged snow pack just above the season's snow line is last
+        # years' firn (denser, dustier, darker than the snow higher up)
+        if age > 0:
+            firn = age * np.clip(1.0 - (self.z_snow.ravel()[idx] - p.snowline) / _FIRN_BAND, 0, 1)
+            tmp.reshape(-1, len(BANDS))[idx] += (firn * snow_dim[idx])[:, None] * (
+                SPECTRA["firn"] - snow
+            )
+        if motion:
+            # the glacier's snow line is stable and its snow old: below it the tongue is bare
+            # ice all year, above it the accumulation area's snow and firn do not change
+            zs = self.z_snow.ravel()[idx]
+            f_snow.ravel()[idx] = (
+                np.clip((zs - self.z_stable) / _NDSI_SOFT + 0.5, 0, 1) * (self.shed.ravel()[idx])
+            )
+            firn = np.clip(1.0 - (zs - self.z_stable) / _FIRN_BAND, 0, 1)[:, None]
+            glacier_snow = SPECTRA["snow_old"] + firn * (SPECTRA["firn"] - SPECTRA["snow_old"])
+            tmp.reshape(-1, len(BANDS))[idx] = snow_dim[idx, None] * glacier_snow
         tmp -= surf
         tmp *= f_snow[..., None]
         surf += tmp
         surf *= shade[..., None]
+        surface = None
+        if clean:
+            inner = surf[PAD:-PAD, PAD:-PAD]
+            surface = np.stack(
+                [inner[..., BANDS.index("green")], inner[..., BANDS.index("swir16")]]
+            )
 
         # clouds and their shadows, then a haze term
         alpha, ice_share, shadow, cover = self.clouds(p, sun)
         p.cloud_cover = cover
+        cloudy = None
+        if cloud_mask:
+            cloudy = (
+                cv2.warpPerspective(
+                    np.maximum(alpha, shadow),
+                    p.warp @ np.array([[1, 0, -PAD], [0, 1, -PAD], [0, 0, 1]], dtype=np.float64),
+                    (wg, hg),
+                    flags=cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REPLICATE,
+                )
+                > 0.01
+            )
         if cover > 0:
             surf *= (1.0 - 0.55 * shadow * (1.0 - alpha))[..., None]
             cw, ci = SPECTRA["cloud_water"], SPECTRA["cloud_ice"]
@@ -798,7 +1033,7 @@ class Generator:
         dn = np.empty((len(BANDS), hg, wg), dtype=np.uint16)
         np.copyto(dn, obs.transpose(2, 0, 1), casting="unsafe")  # transpose and cast in one pass
         dn *= ~self.nodata(p)  # nodata: 0 in every band
-        return dn
+        return dn, cloudy, surface
 
     # -------------------------------------------------------------------------------- truth
     def truth(self, plans: list[ScenePlan], written: np.ndarray) -> dict[str, np.ndarray]:
@@ -875,8 +1110,13 @@ def synthesize(
     progress: bool = True,
     only_kept: bool = False,
     force: bool = False,
+    regime: str = "realistic",
 ) -> list[Path]:
     """Write ``<root>/<glacier>/raw/<year>.npz`` for each year and ``<root>/<glacier>/truth.npz``.
+
+    ``regime`` (:data:`REGIMES`): ``realistic`` (default) or ``motion`` (the motion benchmark).
+    Besides the files, the truth holds the summer DN-NDSI percentiles of snow/ice pixels and the
+    motion share of the clean surface's window means (:class:`WindowMotionShare`).
 
     ``size`` is the ROI size (H, W) (default: the configured ROI, Parvati 800×800, Aletsch
     600×600); the scene grid is (roi_row0 + H, roi_col0 + W). Returns the year files, then the
@@ -884,7 +1124,7 @@ def synthesize(
     ``force`` — a glacier folder that holds scene files but no truth.npz (real downloads).
     """
     first, last = _check_years(years)
-    gen = Generator(cfg, size, seed)
+    gen = Generator(cfg, size, seed, regime)
     paths = Paths(Path(root), cfg.name)
     existing = sorted(paths.raw_dir.glob("*.npz")) if paths.raw_dir.is_dir() else []
     if existing and not paths.truth.exists() and not force:
@@ -912,11 +1152,18 @@ def synthesize(
         unit="scene",
         disable=None if progress else True,
     )
+    summer = SnowNdsiHistogram()
+    motion = WindowMotionShare(gen, cfg.window_months)
     with bar:
         for year, year_plans in plans.items():
             data = np.empty((len(year_plans), len(BANDS), *gen.shape), dtype=np.uint16)
             for j, p in enumerate(year_plans):
-                data[j] = gen.render(p)
+                is_summer = _month(p.time) in SUMMER_MONTHS
+                data[j], cloudy, clean = gen.render_full(p, cloud_mask=is_summer, clean=True)
+                if is_summer:
+                    summer.add(data[j], gen.roi, cloudy)
+                if round(p.cloud_cover, 2) <= MAX_CLOUD and p.missing < MAX_MISSING:
+                    motion.add(p, clean)  # the scenes preprocessing would average
                 bar.update()
             cc = np.array([p.cloud_cover for p in year_plans], dtype=np.float64)
             miss = np.array([p.missing for p in year_plans], dtype=np.float64)
@@ -940,6 +1187,10 @@ def synthesize(
             out.append(io.write_scenes(paths.raw_year(year), scenes))
             del data, scenes
     truth = gen.truth(flat, written)
+    truth["summer_ndsi_percentiles"] = summer.percentiles()
+    truth["summer_ndsi_pixels"] = np.int64(summer.n)
+    truth["motion_share"] = np.float64(motion.share())
+    truth["regime"] = np.array(regime)
     truth["cloud_cover"] = np.round(truth["cloud_cover"], 2)
     truth["kept"] = (truth["cloud_cover"] <= MAX_CLOUD) & (truth["missing_fraction"] < MAX_MISSING)
     out.append(io.save_npz(paths.truth, compress=True, **truth))
@@ -960,6 +1211,20 @@ def summarize(cfg: GlacierConfig, root: str | Path) -> list[str]:
             f"(cloud <= {MAX_CLOUD:.0f} %, missing < {MAX_MISSING}), {int(t['written'][sel].sum())} written; "
             f"cloud {cc.min():.0f}-{cc.max():.0f} %, missing {miss.min():.2f}-{miss.max():.2f} "
             f"-> {paths.raw_year(int(year))}"
+        )
+    if "summer_ndsi_percentiles" in t:
+        pct = " ".join(f"{v:.3f}" for v in t["summer_ndsi_percentiles"])
+        lines.append(
+            f"{cfg.name}: summer (Jul-Sep) DN-NDSI of snow/ice pixels (NDSI >= 0.3, clear, valid; "
+            f"{int(t['summer_ndsi_pixels'])} px), percentiles "
+            f"{'/'.join(str(q) for q in NDSI_PERCENTILES)}: {pct} (a real Landsat-8 glacier, "
+            f"Athabasca 2020-08-16: {REAL_SUMMER_NDSI[0]}-{REAL_SUMMER_NDSI[1]}, snow mode 0.69)"
+        )
+    if "motion_share" in t:
+        lines.append(
+            f"{cfg.name}: regime {t['regime']}, motion share {float(t['motion_share']):.3f} (the "
+            "part of the change between consecutive windows on the glacier that the true ice "
+            "motion explains, clean surface)"
         )
     return lines
 
@@ -1036,6 +1301,14 @@ def register(sub, common) -> None:
         help="random seed (default 0); the same seed gives the same data",
     )
     p.add_argument(
+        "--regime",
+        choices=REGIMES,
+        default="realistic",
+        help="realistic (default: seasonal snow over the valley) or motion (a benchmark where ice "
+        "motion dominates the frame-to-frame change: stable snow line, textured bare tongue, "
+        "speeds scaled with --size)",
+    )
+    p.add_argument(
         "--only-kept",
         action="store_true",
         help="write only the scenes acquisition would keep (cloud <= 20 %%, missing < 0.5)",
@@ -1064,6 +1337,7 @@ def run(args: argparse.Namespace) -> int:
         progress=True,
         only_kept=args.only_kept,
         force=args.force,
+        regime=args.regime,
     )
     for line in summarize(cfg, root):
         print(line)

@@ -122,15 +122,19 @@ def load_sequences(
     patch: int,
     stride: int,
     split: str = "paper",
+    clim_input: bool = False,
 ) -> tuple[tuple[Any, np.ndarray], tuple[Any, np.ndarray], dict[str, Any]]:
     """The training and validation sequences of one or several glaciers (names or configs).
 
     Each glacier's frames (``<root>/<glacier>/frames.npz``) become a ``SequenceDataset`` (only its
-    training frames: Aletsch's first 19); several glaciers are concatenated and every glacier is
-    split chronologically on its own. Returns ``(dataset, train_indices)``,
-    ``(dataset, val_indices)`` and a description.
+    training frames: Aletsch's first 19) that knows its climatology and interpolated windows
+    (``baselines.glacier_sequences``); with ``clim_input`` its batches carry the climatology for
+    the ``+clim`` models. Several glaciers are concatenated and every glacier is split
+    chronologically on its own. Returns ``(dataset, train_indices)``, ``(dataset, val_indices)``
+    and a description, which holds the climatology baseline's validation MSE.
     """
-    from .sequences import ConcatSequences, SequenceDataset, split_indices
+    from .baselines import glacier_sequences
+    from .sequences import ConcatSequences, split_indices
 
     gl = [glaciers] if isinstance(glaciers, str | config.GlacierConfig) else list(glaciers)
     if not gl:
@@ -145,9 +149,8 @@ def load_sequences(
                 f"no frames for {cfg.name} at {path}: run `glacier-movement preprocess --glacier "
                 f"{cfg.name}` first (after `synthesize` or `acquire`)"
             )
-        frames = io.read_frames(path).frames
-        max_frame = min(cfg.train_frames, len(frames)) if cfg.train_frames else None
-        parts.append(SequenceDataset(frames, patch=patch, stride=stride, max_frame=max_frame))
+        ds, _ = glacier_sequences(io.read_frames(path), cfg.train_frames, patch, stride, clim_input)
+        parts.append(ds)
     ds = parts[0] if len(parts) == 1 else ConcatSequences(parts)
     sp = split_indices(ds, split)
     if not len(sp.val):
@@ -158,9 +161,28 @@ def load_sequences(
     info = {
         "glaciers": [cfg.name for cfg in cfgs],
         "n_sequences": len(ds),
+        "climatology_val_loss": _climatology_loss(parts, ds, sp.val),
         **sp.counts,
     }
     return (ds, sp.train), (ds, sp.val), info
+
+
+def _climatology_loss(parts: list, ds: Any, idx: np.ndarray) -> float:
+    """MSE per pixel of the climatology baseline on sequences ``idx`` of ``ds`` (one part or a
+    ``ConcatSequences`` of ``parts``)."""
+    sse, n = 0.0, 0
+    offsets = getattr(ds, "offsets", np.array([0, len(ds)]))
+    for part, lo, hi in zip(parts, offsets[:-1], offsets[1:], strict=True):
+        local = idx[(idx >= lo) & (idx < hi)] - lo
+        for a in range(0, len(local), 4096):
+            b = local[a : a + 4096]
+            s, r, c = part.position(b)
+            first, _ = part.target_frames(b)
+            target_idx = first[:, None] + np.arange(part.n_out)
+            err = part.take("clim", target_idx, r, c) - part.take("frames", target_idx, r, c)
+            sse += float(np.square(err, dtype=np.float64).sum())
+            n += err.size
+    return sse / n if n else math.nan
 
 
 def _fetch(ds, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -908,6 +930,7 @@ def train_model(
     patch: int | None = None,
     stride: int | None = None,
     convlstm: str | tuple[int, ...] | None = None,
+    climatology_input: bool = False,
     **overrides,
 ) -> TrainResult:
     """Train ``model`` on the sequences of ``glaciers`` (one name, or several to mix them) at a
@@ -919,6 +942,8 @@ def train_model(
     checkpoint of the same model (experiment 2's fine-tuning). With ``resume`` a run continues
     from its ``last.pt`` with its stored settings (only ``epochs``, ``max_steps``, ``val_every`` and
     ``ckpt_every`` may change); an existing run is otherwise refused unless ``overwrite``.
+    ``climatology_input`` trains the ``+clim`` variant (models/climatology.py; run name
+    ``<model>+clim-…``).
     Returns the :class:`TrainResult` (run directory, final losses, persistence baseline).
     """
     if model not in MODELS:
@@ -936,11 +961,14 @@ def train_model(
         except ValueError as e:
             raise GlacierError(str(e)) from None
     pre = override(pre, patch=patch, stride=stride)
+    if climatology_input:
+        pre = override(pre, model=override(pre.model, climatology_input=True))
     gl = [glaciers] if isinstance(glaciers, str) else list(glaciers)
     cfgs = [config.get_glacier(g, root) for g in gl]
     gl = [cfg.name for cfg in cfgs]
     root = config.data_root(root)
-    name = run_name or default_run_name(model, gl, pre.name, split, finetuned=init_from is not None)
+    label = model + ("+clim" if pre.model.climatology_input else "")
+    name = run_name or default_run_name(label, gl, pre.name, split, finetuned=init_from is not None)
     run_dir = config.Paths(root, gl[0]).models_dir / name
     cfg = override(pre.train_config(model), **overrides)
 
@@ -978,7 +1006,10 @@ def train_model(
             ("split", split),
             ("patch", pre.patch),
             ("stride", pre.stride),
+            ("climatology_input", pre.model.climatology_input),
         ):
+            if key == "climatology_input":
+                stored[key] = bool(stored.get("model_config", {}).get(key, False))
             if stored.get(key) != now:
                 raise GlacierError(
                     f"run {name!r} was trained with {key}={stored.get(key)!r}, not {now!r}: use another --run-name"
@@ -990,7 +1021,9 @@ def train_model(
             file=sys.stderr,
         )
 
-    train, val, info = load_sequences(root, cfgs, pre.patch, pre.stride, split)
+    train, val, info = load_sequences(
+        root, cfgs, pre.patch, pre.stride, split, pre.model.climatology_input
+    )
     _seed_all(cfg.seed)  # the same initial weights for the same seed
     net = build_model(model, pre)
     if init_from is not None:
@@ -1011,10 +1044,11 @@ def train_model(
         "split": split,
         "init_from": str(init_from) if init_from else None,
         "n_sequences": info["n_sequences"],
+        "climatology_val_loss": info["climatology_val_loss"],
     }
     if rank == 0 and progress:
         print(
-            f"training {model} ({count_parameters(net):,} parameters) on {'+'.join(gl)}: "
+            f"training {label} ({count_parameters(net):,} parameters) on {'+'.join(gl)}: "
             f"{info['train']:,} training / {info['val']:,} validation sequences of {pre.patch}×{pre.patch} px, "
             f"preset {pre.name}, {cfg.epochs} epochs × batch {cfg.batch_size}"
             + (f", at most {cfg.max_steps} steps" if cfg.max_steps else "")
@@ -1105,6 +1139,12 @@ def register(sub, common) -> None:
         help="ConvLSTM channels: big, small or six numbers",
     )
     p.add_argument(
+        "--climatology-input",
+        action="store_true",
+        help="the +clim variant (beyond the paper): the model gets the climatology of its input "
+        "and target windows and predicts the departure from it",
+    )
+    p.add_argument(
         "--run-name",
         default=None,
         help="run folder under <data-root>/models (default <model>-<glaciers>-<preset>)",
@@ -1158,6 +1198,7 @@ def run(args: argparse.Namespace) -> int:
         patch=args.patch,
         stride=args.stride,
         convlstm=args.convlstm,
+        climatology_input=args.climatology_input,
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -1170,10 +1211,13 @@ def run(args: argparse.Namespace) -> int:
         teacher_forcing=args.teacher_forcing,
     )
     if int(os.environ.get("RANK", "0")) == 0:
-        gain = res.persistence_val_loss / res.val_loss if res.val_loss > 0 else math.inf
+        clim = json.loads((res.run_dir / "summary.json").read_text())["config"].get(
+            "climatology_val_loss", math.nan
+        )
         print(
-            f"{args.model}: {res.step} steps, {res.epoch:g} epochs in {res.seconds:.0f} s; validation MSE "
-            f"{res.val_loss:.5f} (best {res.best_val_loss:.5f}; persistence {res.persistence_val_loss:.5f}, "
-            f"{gain:.2f}× higher); checkpoints in {res.run_dir}"
+            f"{args.model}{'+clim' if args.climatology_input else ''}: {res.step} steps, "
+            f"{res.epoch:g} epochs in {res.seconds:.0f} s; validation MSE {res.val_loss:.5f} (best "
+            f"{res.best_val_loss:.5f}); baselines on the same sequences: persistence "
+            f"{res.persistence_val_loss:.5f}, climatology {clim:.5f}; checkpoints in {res.run_dir}"
         )
     return 0

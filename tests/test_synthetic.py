@@ -13,15 +13,20 @@ import pytest
 from pyproj import Transformer
 from skimage.registration import phase_cross_correlation
 
-from glacier_movement import io
+from glacier_movement import flow, io
 from glacier_movement.cli import main
 from glacier_movement.config import BANDS, GREEN, OFFSET, SCALE, SWIR16, Paths, get_glacier
 from glacier_movement.errors import GlacierError
 from glacier_movement.synthetic import (
     MAX_SPEED,
+    NDSI_PERCENTILES,
+    REGIMES,
+    SPECTRA,
     Generator,
+    WindowMotionShare,
     geotransform,
     quicklooks,
+    summarize,
     synthesize,
 )
 
@@ -212,6 +217,56 @@ def test_ndsi_separates_snow_and_ice_from_everything_else(parvati):
     assert checked["ice"] >= 10 and checked["ground"] >= 1 and checked["winter"] >= 2, checked
 
 
+def _dn_ndsi(spectrum: np.ndarray) -> float:
+    """NDSI of a reflectance spectrum computed from its DN, as preprocessing does by default."""
+    g, s = (spectrum[[GREEN, SWIR16]].astype(np.float64) - OFFSET) / SCALE
+    return float((g - s) / (g + s))
+
+
+def test_spectra_are_calibrated_to_a_real_glacier():
+    """Summer snow at the real scene's mode (≈ 0.69 from DN), firn between snow and ice, clean ice
+    in the real ice range, a snow–ice contrast ≥ 0.1; fine-grained fresh snow stays bright at
+    1.6 µm (0.1–0.2) and debris stays below the 0.3 threshold."""
+    snow, firn, ice = (_dn_ndsi(SPECTRA[k]) for k in ("snow_old", "firn", "ice"))
+    assert 0.67 <= snow <= 0.71
+    assert 0.40 <= ice <= 0.60 and ice < firn < snow
+    assert snow - ice >= 0.1
+    assert SPECTRA["snow_old"][SWIR16] <= 0.019 and SPECTRA["ice"][SWIR16] <= 0.019
+    assert 0.1 <= SPECTRA["snow_fresh"][SWIR16] <= 0.2
+    assert _dn_ndsi(SPECTRA["debris"]) < 0.3
+
+
+def test_summer_ndsi_percentiles_in_the_real_range(parvati):
+    """The stored summer DN-NDSI percentiles of snow/ice pixels land in the range of the real
+    Athabasca scene (0.41–0.72, a little slack for a small ROI), increasing, with a snow mode
+    near the top; synthesize prints them."""
+    root, _, t = parvati
+    pct = t["summer_ndsi_percentiles"]
+    assert pct.shape == (len(NDSI_PERCENTILES),) and np.all(np.diff(pct) >= 0)
+    assert t["summer_ndsi_pixels"] > 1000
+    assert 0.38 <= pct[0] and pct[-1] <= 0.74, pct
+    assert 0.60 <= pct[2] <= 0.70 and pct[-1] >= 0.66, pct
+    line = [x for x in summarize(get_glacier("parvati"), root) if "DN-NDSI" in x]
+    assert len(line) == 1 and f"{pct[2]:.3f}" in line[0]
+
+
+def test_summer_snow_ice_contrast_in_rendered_scenes():
+    """A clear late-summer scene: bare ice (below the snow line) and snow (well above it) differ by
+    ≥ 0.1 in DN-NDSI at the median, as on the real glacier (it was ≈ 0.05–0.15 before)."""
+    gen = Generator(get_glacier("parvati"), (128, 128), seed=0)
+    plan = replace(_clear_late_summer(gen, 2016), warp=np.eye(3))
+    dn = gen.render(plan)
+    t = gen.truth([plan], np.ones(1, bool))
+    nd = _ndsi(dn[GREEN], dn[SWIR16])
+    with np.errstate(invalid="ignore"):
+        ice = t["glacier_mask"] & (t["along_flow"] <= t["terminus_position"][0])
+    ice &= t["elevation"] < plan.snowline - 150
+    snow = (t["elevation"] > plan.snowline + 300) & (nd >= 0.3)
+    assert ice.sum() > 300 and snow.sum() > 300
+    assert 0.40 <= np.median(nd[ice]) <= 0.55 and np.median(nd[snow]) >= 0.65  # real: 0.69
+    assert np.median(nd[snow]) - np.median(nd[ice]) >= 0.1
+
+
 def test_snow_line_rises_through_summer(parvati):
     _, _, t = parvati
     doy = _doy(t["scene_times"])
@@ -360,6 +415,94 @@ def test_texture_moves_with_the_velocity_field():
     static = np.abs(b[inner] - a[inner])
     # texture is unit-variance: advected values match far better than values left in place
     assert np.median(err[:, [0, 1, 3]]) < 0.15 < np.median(static[:, [0, 1, 3]])
+
+
+# --------------------------------------------------------------------------- motion regime
+def test_motion_share_of_known_changes():
+    """The motion share itself: a texture moved by exactly the displacement given is all motion
+    (1), an unrelated frame is none (≤ 0), and a moved texture that also brightens is in between."""
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur(rng.random((60, 60), dtype=np.float32), (0, 0), 2.0)
+    disp = np.zeros((2, 60, 60), np.float32)
+    disp[1] = 2.0  # two rows down
+    moved = np.roll(base, 2, axis=0)
+    mask = np.zeros((60, 60), bool)
+    mask[10:50, 10:50] = True
+    assert flow.motion_share(np.stack([base, moved]), disp[None], mask) == pytest.approx(1.0)
+    other = cv2.GaussianBlur(rng.random((60, 60), dtype=np.float32), (0, 0), 2.0)
+    zero = np.zeros_like(disp)
+    assert flow.motion_share(np.stack([base, other]), zero[None], mask) == 0.0
+    both = flow.motion_share(np.stack([base, moved + 0.02]), disp[None], mask)
+    assert 0.0 < both < 1.0
+    with pytest.raises(GlacierError, match="displacement"):
+        flow.motion_share(np.stack([base, moved]), disp, mask)
+
+
+def test_motion_share_per_regime(tmp_path):
+    """Realistic: ice motion explains little of the change between windows (seasonal snow does);
+    motion: it explains most of it. Both written to truth.npz and printed."""
+    cfg = get_glacier("parvati")
+    shares = {}
+    for regime in REGIMES:
+        root = tmp_path / regime
+        synthesize(
+            cfg, root, size=(64, 64), years=(2015, 2016), seed=0, progress=False, regime=regime
+        )
+        t = io.load_npz(Paths(root, "parvati").truth)
+        assert str(t["regime"]) == regime
+        shares[regime] = float(t["motion_share"])
+        line = [x for x in summarize(cfg, root) if "motion share" in x]
+        assert len(line) == 1 and f"{shares[regime]:.3f}" in line[0]
+    assert shares["realistic"] < 0.2 and shares["motion"] >= 0.5, shares
+
+
+def test_motion_regime_speeds_snow_line_and_texture():
+    """Speeds scale with --size (the demo size moves 1–3 px per 3-month window); the tongue stays
+    bare ice all year with a texture across the snow/ice range and dark bands below 0.3."""
+    cfg = get_glacier("parvati")
+    assert Generator(cfg, (96, 96), regime="realistic").clim.max_speed == MAX_SPEED
+    assert Generator(cfg, (400, 400), regime="motion").clim.max_speed == pytest.approx(0.08)
+    gen = Generator(cfg, (160, 160), seed=1, regime="motion")
+    plans = gen.plan_year(2016)
+    truth = gen.truth(plans[:1], np.ones(1, bool))
+    per_window = np.hypot(*truth["velocity"])[truth["glacier_mask"]] * 365.25 / 4
+    assert 2.5 <= per_window.max() <= 3.0 and np.median(per_window) >= 1.5
+    tongue = truth["glacier_mask"] & (truth["elevation"] < gen.z_stable - 50)
+    assert tongue.sum() > 0.5 * truth["glacier_mask"].sum()
+    medians = []
+    for doy in (20, 245):  # mid-winter and late summer
+        plan = min(plans, key=lambda p: abs(p.doy - doy))
+        plan = replace(plan, cloud=0.0, wedge=None, stripes=0, holes=0.0, warp=np.eye(3))
+        dn = gen.render(plan)
+        nd = _ndsi(dn[GREEN], dn[SWIR16])[tongue]
+        assert 0.1 < np.mean(nd < 0.3) < 0.4  # dark debris bands
+        assert np.percentile(nd, 25) < 0.4 and np.percentile(nd, 90) > 0.6  # ice texture
+        medians.append(np.median(nd))
+    assert abs(medians[0] - medians[1]) < 0.03  # no winter snow on the tongue
+    with pytest.raises(GlacierError, match="regime"):
+        Generator(cfg, (64, 64), regime="fast")
+
+
+def test_flow_of_true_frames_beats_zero_flow_in_the_motion_regime():
+    """The benchmark checks itself: on window means of a motion-regime glacier (another seed and
+    years than the tuning's), Farneback flow of the true frames with the tuned setting is far
+    closer to the true motion than zero flow; the paper's setting is reported, not required."""
+    cfg = get_glacier("parvati")
+    gen = Generator(cfg, (128, 128), seed=3, regime="motion")
+    windows = WindowMotionShare(gen, cfg.window_months, keep_frames=True)
+    for year in (2019, 2020):
+        for p in gen.plan_year(year):
+            _, _, clean = gen.render_full(p, clean=True)
+            windows.add(p, clean)
+    assert windows.share() >= 0.5
+    frames, times = np.stack(windows.frames), np.array(windows.times)
+    assert len(frames) == 8
+    true = windows.velocity[None] * np.diff(times)[:, None, None, None]
+    mask = windows.along <= gen.geom.terminus(times[-1])
+    zero = flow.endpoint_error(np.zeros_like(true), true, mask).mean()
+    tuned = flow.endpoint_error(flow.sequence_flow(frames, **flow.FARNEBACK_TUNED), true, mask)
+    assert 1.0 < zero < 3.0
+    assert tuned.mean() < 0.5 * zero, (tuned, zero)
 
 
 # ------------------------------------------------------------------------------ quick-looks

@@ -18,6 +18,7 @@ from ..errors import GlacierError
 from ..presets import Preset, get_preset
 from .base import Forecaster
 from .baselines import LinearExtrapolation, Persistence
+from .climatology import ClimatologyInput
 from .convlstm import CONVLSTM_CONFIGS, ConvLSTM, resolve_channels
 from .lstm import SALSTM, LSTMEncDec
 from .unet import UNet
@@ -27,6 +28,7 @@ __all__ = [
     "TRAINABLE",
     "BASELINES",
     "CONVLSTM_CONFIGS",
+    "ClimatologyInput",
     "ConvLSTM",
     "Forecaster",
     "LSTMEncDec",
@@ -91,9 +93,16 @@ def build_model(name: str, preset: Preset | str = "paper") -> Forecaster:
     if isinstance(preset, str):
         preset = get_preset(preset)
     try:
-        return MODELS[name].build(preset)
+        model = MODELS[name].build(preset)
     except ValueError as e:  # an impossible size combination in a preset or override
         raise GlacierError(f"cannot build {name} with preset {preset.name!r}: {e}") from None
+    if preset.model.climatology_input:
+        if name not in TRAINABLE:
+            raise GlacierError(
+                f"{name} has no parameters: a +clim variant applies to trained models"
+            )
+        model = ClimatologyInput(model)
+    return model
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

@@ -15,6 +15,9 @@ class Forecaster(nn.Module):
     forcing). In evaluation mode ``y`` is ignored, so a validation loss is an honest forecast.
     """
 
+    #: whether ``x`` must carry the climatology (the ``+clim`` variants, models/climatology.py)
+    clim_input = False
+
     def __init__(self, patch: int, n_in: int = 4, n_out: int = 4) -> None:
         super().__init__()
         self.patch = int(patch)

@@ -1,0 +1,234 @@
+"""Forecasts a forecaster gets for free: persistence, climatology, seasonal-naive,
+damped persistence and linear extrapolation (see docs/evaluation.md).
+
+Every baseline predicts the ``n_out`` target frames of a sequence that starts at frame ``s`` from
+what is known at forecast time: the input frames ``s … s+n_in−1`` and the glacier's frames before
+its first test target frame (``first_test_target``). None of them reads a target frame.
+
+- ``persistence``: the last input frame, repeated.
+- ``climatology``: for target frame ``j``, the mean of the frames of the same window of the year
+  (``window_of_year``) among the *observed* frames before ``first_test_target`` (interpolated
+  windows are not observations).
+- ``seasonal-naive``: the same window one year earlier, ``j − K·m`` with K windows per year and
+  the smallest m that reaches a frame known at forecast time (``≤ s+n_in−1``).
+- ``damped-persistence``: climatology plus the last input frame's departure from its own
+  climatology times a per-lead factor ``a_k`` fitted by least squares on the training starts
+  (anomaly persistence, the classic benchmark of seasonal forecasting), clipped to [0, 1].
+- ``linear``: the last change continued, ``x_last + k·(x_last − x_prev)``, clipped to [0, 1].
+
+Shapes: frames (T, H, W) masked NDSI; a forecast is (B, n_out, …) where … is the patch (P, P) of
+a sequence or the whole frame (H, W), gathered through a ``take(stack, frame_indices)`` callable
+so that the same code serves patch sequences and full scenes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import GlacierError
+from .io import Frames, load_npz
+from .sequences import SequenceDataset, split_indices
+
+#: Baselines in table order.
+BASELINES: tuple[str, ...] = (
+    "persistence",
+    "climatology",
+    "seasonal-naive",
+    "damped-persistence",
+    "linear",
+)
+
+#: take(stack, frame_indices (B, k)) → (B, k, …): ``stack`` is "frames" or "clim".
+Take = Callable[[str, np.ndarray], np.ndarray]
+
+
+def window_of_year(window_start: np.ndarray, window_months: int) -> np.ndarray:
+    """Index of each window within its year, (T,) datetime64 → (T,) int in 0 … 12/months − 1."""
+    months = np.asarray(window_start).astype("datetime64[M]").astype(np.int64) % 12
+    return months // int(window_months)
+
+
+def climatology_frames(frames: np.ndarray, woy: np.ndarray, fit: np.ndarray) -> np.ndarray:
+    """The climatology of every frame's window of the year, (T, H, W) float32.
+
+    ``fit`` (T,) bool marks the frames the climatology may be built from. A window of the year
+    without any fit frame takes the mean of all fit frames.
+    """
+    frames = np.asarray(frames, dtype=np.float32)
+    woy, fit = np.asarray(woy), np.asarray(fit, dtype=bool)
+    if not fit.any():
+        raise GlacierError(
+            "no observed frame before the first test target to build a climatology from: "
+            "preprocess more years"
+        )
+    overall = frames[fit].mean(axis=0, dtype=np.float64)
+    by_window = {
+        int(k): (
+            frames[fit & (woy == k)].mean(axis=0, dtype=np.float64)
+            if (fit & (woy == k)).any()
+            else overall
+        )
+        for k in np.unique(woy)
+    }
+    return np.stack([by_window[int(k)] for k in woy]).astype(np.float32)
+
+
+def fit_damping(
+    frames: np.ndarray, clim: np.ndarray, starts: np.ndarray, n_in: int = 4, n_out: int = 4
+) -> np.ndarray:
+    """Least-squares factors a_k (n_out,) of anomaly persistence over the frames of ``starts``.
+
+    a_k = Σ A_last·A_k / Σ A_last² over every pixel of every start, with A = frame − climatology,
+    A_last the last input frame's anomaly and A_k the anomaly of target k; clipped to [0, 1]
+    (a departure neither grows nor flips sign on average). No start → zeros (= climatology).
+    """
+    starts = np.asarray(starts, dtype=np.int64)
+    if starts.size == 0:
+        return np.zeros(n_out)
+    anom = np.asarray(frames, np.float64) - clim
+    last = anom[starts + n_in - 1]
+    den = float((last * last).sum())
+    if den == 0.0:
+        return np.zeros(n_out)
+    num = np.array([(last * anom[starts + n_in + k]).sum() for k in range(n_out)])
+    return np.clip(num / den, 0.0, 1.0)
+
+
+@dataclass
+class Reference:
+    """What the baselines (and the ``+clim`` models) know about one glacier.
+
+    ``frames`` (T, H, W) NDSI; ``woy`` (T,) window of the year; ``per_year`` windows per year;
+    ``first_test_target`` the first frame any test sequence predicts; ``fit`` (T,) the frames the
+    climatology is built from; ``clim`` (T, H, W) the climatology of each frame's window;
+    ``damping`` (n_out,) the anomaly-persistence factors.
+    """
+
+    frames: np.ndarray
+    woy: np.ndarray
+    per_year: int
+    first_test_target: int
+    fit: np.ndarray
+    clim: np.ndarray
+    damping: np.ndarray
+    n_in: int = 4
+    n_out: int = 4
+
+
+def reference(
+    frames: np.ndarray,
+    window_start: np.ndarray,
+    window_months: int,
+    interpolated: np.ndarray,
+    first_test_target: int,
+    n_in: int = 4,
+    n_out: int = 4,
+) -> Reference:
+    """Build a glacier's :class:`Reference` from its frames (``io.Frames`` fields).
+
+    The climatology uses the observed frames before ``first_test_target``; the damping factors are
+    fitted on every start whose targets all lie before it (the training period).
+    """
+    frames = np.asarray(frames, dtype=np.float32)
+    t = frames.shape[0]
+    if not 0 < first_test_target <= t:
+        raise GlacierError(f"first test target frame {first_test_target} is outside 1…{t}")
+    woy = window_of_year(window_start, window_months)
+    fit = (np.arange(t) < first_test_target) & ~np.asarray(interpolated, dtype=bool)
+    clim = climatology_frames(frames, woy, fit)
+    train_starts = np.arange(max(0, first_test_target - n_in - n_out + 1))
+    return Reference(
+        frames=frames,
+        woy=woy,
+        per_year=12 // int(window_months),
+        first_test_target=int(first_test_target),
+        fit=fit,
+        clim=clim,
+        damping=fit_damping(frames, clim, train_starts, n_in, n_out),
+        n_in=n_in,
+        n_out=n_out,
+    )
+
+
+def forecast(name: str, ref: Reference, starts: np.ndarray, take: Take) -> np.ndarray:
+    """Baseline ``name``'s forecast of the sequences starting at ``starts`` (B,) → (B, n_out, …).
+
+    ``take(stack, idx)`` gathers frames (``"frames"``) or climatology (``"clim"``) at frame
+    indices ``idx`` (B, k) for each of the B sequences (their patch, or the whole frame).
+    """
+    n_in, n_out = ref.n_in, ref.n_out
+    s = np.asarray(starts, dtype=np.int64).reshape(-1, 1)
+    lead = np.arange(n_out).reshape(1, -1)
+    last = s + n_in - 1  # (B, 1)
+    target = s + n_in + lead  # (B, n_out)
+
+    def per_lead(v: np.ndarray, like: np.ndarray) -> np.ndarray:
+        return np.asarray(v, np.float32).reshape((1, n_out) + (1,) * (like.ndim - 2))
+
+    if name == "persistence":
+        return np.repeat(take("frames", last), n_out, axis=1)
+    if name == "linear":
+        x_last, x_prev = take("frames", last), take("frames", last - 1)
+        k = per_lead(np.arange(1, n_out + 1), x_last)
+        return np.clip(x_last + k * (x_last - x_prev), 0.0, 1.0)
+    if name == "climatology":
+        return take("clim", target)
+    if name == "seasonal-naive":
+        k = ref.per_year
+        m = -(-(target - last) // k)  # ceil: the latest same-window frame known at forecast time
+        source = target - k * m
+        # no frame a year earlier (only with more windows per year than inputs): persistence
+        source = np.where(source >= 0, source, np.broadcast_to(last, source.shape))
+        return take("frames", source)
+    if name == "damped-persistence":
+        departure = take("frames", last) - take("clim", last)  # (B, 1, …)
+        c = take("clim", target)
+        return np.clip(c + per_lead(ref.damping, c) * departure, 0.0, 1.0)
+    raise GlacierError(f"unknown baseline {name!r}: choose one of {', '.join(BASELINES)}")
+
+
+def scene_take(ref: Reference) -> Take:
+    """``take`` over whole frames: (B, k) indices → (B, k, H, W)."""
+    stacks = {"frames": ref.frames, "clim": ref.clim}
+    return lambda stack, idx: stacks[stack][np.asarray(idx)]
+
+
+def glacier_sequences(
+    fr: Frames, train_frames: int | None, patch: int, stride: int, clim_input: bool = False
+) -> tuple[SequenceDataset, Reference]:
+    """A glacier's sequence dataset with its climatology and interpolation flags, and its
+    :class:`Reference`.
+
+    ``train_frames`` limits the sequences to the first frames (Aletsch: 19); the first test target
+    is that of the ``paper`` split of those sequences (the strict split shares it), and the
+    climatology uses only observed frames before it.
+    """
+    t = fr.frames.shape[0]
+    max_frame = min(train_frames, t) if train_frames else None
+    kw = {"patch": patch, "stride": stride, "max_frame": max_frame}
+    probe = SequenceDataset(fr.frames, interpolated=fr.interpolated, **kw)
+    first = split_indices(probe, "paper").test_target_frames[0]
+    ref = reference(fr.frames, fr.window_start, fr.window_months, fr.interpolated, first)
+    ds = SequenceDataset(
+        fr.frames, climatology=ref.clim, interpolated=fr.interpolated, clim_input=clim_input, **kw
+    )
+    return ds, ref
+
+
+def glacier_mask(fr: Frames, ref: Reference, truth: Path | None = None) -> tuple[np.ndarray, str]:
+    """Glacier pixels of the frames' grid (H, W) bool and where they come from.
+
+    Synthetic data: the true ice extent of ``truth.npz`` (cropped to the ROI). Real data: the
+    pixels that are snow/ice in every observed frame before the test period.
+    """
+    h, w = fr.frames.shape[1:]
+    if truth is not None and Path(truth).is_file():
+        m = load_npz(Path(truth), {"glacier_mask": "ice extent (H, W)"})["glacier_mask"]
+        r0, c0 = fr.roi[0], fr.roi[2]
+        if m.ndim == 2 and m.shape[0] >= r0 + h and m.shape[1] >= c0 + w:
+            return np.asarray(m[r0 : r0 + h, c0 : c0 + w], dtype=bool), "true ice extent"
+    return (ref.frames[ref.fit] > 0).all(axis=0), "snow/ice in every training frame"
