@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import as_completed as futures_as_completed
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlparse, urlunparse
@@ -101,58 +101,13 @@ class AcquireSettings:
     timeout: tuple[float, float] = (10.0, 60.0)
 
 
-def validate_bbox(bbox: Sequence[float]) -> tuple[float, float, float, float]:
-    """Check a lon/lat bbox (W, S, E, N); GlacierError in one line if it is not a valid box."""
-    if len(bbox) != 4:
-        raise GlacierError(f"a bbox is 4 numbers W S E N, got {len(bbox)}")
-    w, s, e, n = (float(v) for v in bbox)
-    if not all(math.isfinite(v) for v in (w, s, e, n)):
-        raise GlacierError(f"bbox {w} {s} {e} {n} holds a non-finite number: give degrees W S E N")
-    if not (-180 <= w <= 180 and -180 <= e <= 180 and -90 <= s <= 90 and -90 <= n <= 90):
-        raise GlacierError(
-            f"bbox {w} {s} {e} {n} is out of range: longitudes must lie in [-180, 180] and "
-            "latitudes in [-90, 90] (order W S E N)"
-        )
-    if w >= e or s >= n:
-        raise GlacierError(
-            f"bbox {w} {s} {e} {n} is empty or reversed: give W S E N with W < E and S < N"
-        )
-    return w, s, e, n
-
-
-def utm_epsg(lon: float, lat: float) -> int:
-    """EPSG code of the WGS 84 UTM zone holding (lon, lat): 326zz north, 327zz south.
-
-    (The Norway/Svalbard zone exceptions are ignored: pass ``--epsg`` there.)
-    """
-    zone = int((lon + 180.0) // 6.0) % 60 + 1
-    return (32600 if lat >= 0 else 32700) + zone
-
-
-def validate_epsg(epsg: int) -> int:
-    """Check that ``epsg`` is a projected CRS in metres (a 30 m grid needs one)."""
-    from pyproj import CRS
-    from pyproj.exceptions import CRSError
-
-    try:
-        crs = CRS.from_epsg(int(epsg))
-    except CRSError:
-        raise GlacierError(
-            f"EPSG:{epsg} is not a known coordinate system: give a UTM zone such as 32643"
-        ) from None
-    if not crs.is_projected or crs.axis_info[0].unit_name not in ("metre", "meter"):
-        raise GlacierError(
-            f"EPSG:{epsg} is not a projected CRS in metres: give a UTM zone such as 32643"
-        )
-    return int(epsg)
+# The checks of a glacier's settings live in config (a config file is checked the same way).
+validate_bbox, utm_epsg, validate_epsg = config.validate_bbox, config.utm_epsg, config.validate_epsg
 
 
 def validate_settings(s: AcquireSettings) -> AcquireSettings:
     """Check everything that can be checked before touching the network."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", s.name or ""):
-        raise GlacierError(
-            f"bad name {s.name!r}: use letters, digits, '_', '-' or '.' (it names the data folder)"
-        )
+    config.validate_name(s.name, "name", shipped=True)
     validate_bbox(s.bbox)
     config.parse_years(f"{s.years[0]}-{s.years[1]}")
     if s.collection not in COLLECTIONS:
@@ -277,7 +232,7 @@ def item_time(item) -> np.datetime64:
     """Acquisition time of a pystac Item as naive-UTC datetime64[ns]."""
     dt = item.datetime or item.common_metadata.start_datetime
     if dt.tzinfo is not None:
-        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
     return np.datetime64(dt, "ns")
 
 
@@ -937,9 +892,9 @@ def format_report(reports: Sequence[YearReport], s: AcquireSettings) -> str:
 
 # ------------------------------------------------------------------------------------------ CLI
 def settings_from_args(args: argparse.Namespace) -> AcquireSettings:
-    """Settings from the parsed command line (named glacier or --bbox/--name)."""
+    """Settings from the parsed command line (a configured --glacier, or --bbox/--name)."""
     if args.glacier:
-        g = config.get_glacier(args.glacier)
+        g = config.get_glacier(args.glacier, args.data_root)
         bbox, name, epsg, years = g.bbox, g.name, g.epsg, g.years
         if args.name and args.name != g.name:
             raise GlacierError("--name goes with --bbox; a named --glacier uses its own name")
@@ -947,8 +902,9 @@ def settings_from_args(args: argparse.Namespace) -> AcquireSettings:
         bbox = validate_bbox(args.bbox)
         if not args.name:
             raise GlacierError("--bbox needs --name NAME (the folder the scenes go to)")
+        config.validate_name(args.name, "name")
         name, years = args.name, (2013, 2021)
-        epsg = utm_epsg((bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2)
+        epsg = config.default_epsg(bbox)
     if args.years:
         years = config.parse_years(args.years)
     s = AcquireSettings(
@@ -968,9 +924,37 @@ def settings_from_args(args: argparse.Namespace) -> AcquireSettings:
     return validate_settings(s)
 
 
+def bbox_glacier(
+    s: AcquireSettings, root: str | os.PathLike | None
+) -> tuple[config.GlacierConfig, bool]:
+    """The glacier config ``acquire --bbox … --name`` stands for, and whether it must be written.
+
+    An existing config of the name must hold the same bbox and CRS (the scenes on disk belong to
+    it); otherwise a one-line error before anything is downloaded.
+    """
+    from .registry import existing_config
+
+    old = existing_config(s.name, root)
+    if old is not None:
+        cfg = config.get_glacier(old.stem, root)
+        if tuple(cfg.bbox) != tuple(s.bbox) or cfg.epsg != s.epsg:
+            raise GlacierError(
+                f"glacier {s.name!r} is configured in {old} with bbox "
+                f"{' '.join(f'{v:g}' for v in cfg.bbox)} on EPSG:{cfg.epsg}: use `acquire "
+                f"--glacier {cfg.name}`, or another --name for this bbox"
+            )
+        return cfg, False
+    cfg = config.glacier_from_dict(
+        {"name": s.name, "bbox": list(s.bbox), "epsg": s.epsg, "years": list(s.years)}
+    )
+    return cfg, True
+
+
 def run(args: argparse.Namespace) -> int:
     s = settings_from_args(args)
     root = config.data_root(args.data_root)
+    # check (and make) the config of a --bbox glacier before downloading, write it after success
+    glacier, new = bbox_glacier(s, root) if not args.glacier else (None, False)
     t0 = time.perf_counter()
     reports = acquire(s, root)
     written = [r for r in reports if r.status == "written"]
@@ -978,6 +962,11 @@ def run(args: argparse.Namespace) -> int:
         f"{len(written)} year files written, {sum(r.status.startswith('exists') for r in reports)} "
         f"skipped, under {config.Paths(root, s.name).raw_dir} in {time.perf_counter() - t0:.0f} s"
     )
+    if new:
+        from .registry import write_glacier
+
+        path = write_glacier(glacier, root, comment="written by `glacier-movement acquire --bbox`")
+        print(f"glacier config -> {path}: use --glacier {s.name} in the next commands")
     return 0
 
 
@@ -997,7 +986,10 @@ def register(sub, common) -> None:
     )
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument(
-        "--glacier", choices=sorted(config.GLACIERS), help="a named glacier of the paper"
+        "--glacier",
+        metavar="NAME",
+        help="a configured glacier (parvati, aletsch, one added with `glacier add`) or the path "
+        "of its .toml",
     )
     where.add_argument(
         "--bbox",
@@ -1006,8 +998,12 @@ def register(sub, common) -> None:
         metavar=("W", "S", "E", "N"),
         help="any lon/lat box (degrees); needs --name",
     )
-    p.add_argument("--name", help="data folder name for --bbox")
-    p.add_argument("--years", help="YYYY or FIRST-LAST (default 2013-2021)")
+    p.add_argument(
+        "--name",
+        help="glacier name for --bbox: its data folder, and <data-root>/glaciers/NAME.toml is "
+        "written so later stages accept --glacier NAME",
+    )
+    p.add_argument("--years", help="YYYY or FIRST-LAST (default: the glacier's; --bbox 2013-2021)")
     p.add_argument(
         "--max-cloud",
         type=float,
@@ -1033,7 +1029,12 @@ def register(sub, common) -> None:
         metavar="URL",
         help="STAC API (default: Planetary Computer)",
     )
-    p.add_argument("--epsg", type=int, help="output CRS (default: UTM zone of the bbox centre)")
+    p.add_argument(
+        "--epsg",
+        type=int,
+        help="output CRS (default: the glacier's; for --bbox the UTM zone of the bbox centre, "
+        "polar stereographic beyond UTM)",
+    )
     p.add_argument(
         "--scheduler",
         default="threads",

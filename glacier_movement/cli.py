@@ -21,6 +21,7 @@ from .errors import GlacierError
 #: Stage modules that contribute subcommands, in pipeline order (this is also --help's order).
 #: A module registers through ``register(subparsers, common)``.
 STAGES = [
+    "glacier_movement.registry",  # glacier add|list|show
     "glacier_movement.synthetic",  # synthesize
     "glacier_movement.acquisition",  # acquire
     "glacier_movement.preprocessing",  # preprocess

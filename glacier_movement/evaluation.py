@@ -856,7 +856,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--glacier",
         default=None,
-        help="glacier to evaluate on (default: the run's first training glacier)",
+        help="glacier to evaluate on, a name or a path to its .toml (default: the run's first "
+        "training glacier)",
     )
     g.add_argument(
         "--name", default=None, help="label of the outputs (default: the run's folder name)"
@@ -954,7 +955,7 @@ def select(args: argparse.Namespace, with_model: bool = True) -> Selected:
                 f"checkpoint {path} holds a {name!r} model, not {args.model!r}: pick the {args.model} run's checkpoint"
             )
     trained_on = ckpt.get("config", {}).get("glaciers") or []
-    glacier = config.get_glacier(args.glacier or (trained_on[0] if trained_on else ""))
+    glacier = config.get_glacier(args.glacier or (trained_on[0] if trained_on else ""), root)
     return Selected(
         path=path,
         label=label,

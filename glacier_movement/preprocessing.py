@@ -1022,7 +1022,11 @@ def register(sub, common) -> None:
             "interpolate empty windows; write frames.npz, alignment.npz and figures/frames.{png,gif}."
         ),
     )
-    p.add_argument("--glacier", required=True, help="glacier configuration (parvati, aletsch)")
+    p.add_argument(
+        "--glacier",
+        required=True,
+        help="glacier: parvati, aletsch, one added with `glacier add`, or a path to its .toml",
+    )
     p.add_argument(
         "--window-months",
         type=int,
@@ -1120,7 +1124,7 @@ def register(sub, common) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = get_glacier(args.glacier)
+    cfg = get_glacier(args.glacier, args.data_root)
     root = data_root(args.data_root)
     if not 0 <= args.max_cloud <= 100:
         raise GlacierError(f"--max-cloud {args.max_cloud:g} is not a percentage: use 0–100")

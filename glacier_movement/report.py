@@ -105,7 +105,7 @@ def scene_scores(
 
 def run_scene_scores(args: argparse.Namespace) -> int:
     root = config.data_root(args.data_root)
-    glacier = config.get_glacier(args.glacier).name
+    glacier = config.get_glacier(args.glacier, root).name
     table, scenes = scene_scores(root, glacier, args.scenes)
     paths = config.Paths(root, glacier)
     out = paths.results_dir / f"{args.name}_scene_scores.csv"
@@ -733,7 +733,11 @@ def register(sub, common) -> None:
             "<glacier>/figures/<name>_generalization.png."
         ),
     )
-    p.add_argument("--glacier", required=True, help="glacier name (parvati, aletsch)")
+    p.add_argument(
+        "--glacier",
+        required=True,
+        help="glacier: parvati, aletsch, one added with `glacier add`, or a path to its .toml",
+    )
     p.add_argument(
         "--scenes", nargs="+", required=True, metavar="LABEL", help="labels given to `infer --name`"
     )

@@ -782,7 +782,11 @@ def register(sub, common) -> None:
             "layout only when asked."
         ),
     )
-    p.add_argument("--glacier", required=True, help="glacier name (parvati, aletsch)")
+    p.add_argument(
+        "--glacier",
+        required=True,
+        help="glacier: parvati, aletsch, one added with `glacier add`, or a path to its .toml",
+    )
     p.add_argument(
         "--preset",
         default=None,
@@ -939,7 +943,7 @@ def _print_table(ds: SequenceDataset, splits: dict[str, Split | str], chosen: st
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = config.get_glacier(args.glacier)
+    cfg = config.get_glacier(args.glacier, args.data_root)
     paths = config.Paths(config.data_root(args.data_root), cfg.name)
     if not paths.frames.is_file():
         raise DataError(

@@ -1279,7 +1279,11 @@ def register(sub, common) -> None:
             "in px/day, glacier mask, per-scene warps), plus RGB quick-looks in <glacier>/figures/."
         ),
     )
-    p.add_argument("--glacier", required=True, help="glacier configuration: parvati or aletsch")
+    p.add_argument(
+        "--glacier",
+        required=True,
+        help="glacier: parvati, aletsch, one added with `glacier add`, or a path to its .toml",
+    )
     p.add_argument(
         "--size",
         nargs=2,
@@ -1287,7 +1291,9 @@ def register(sub, common) -> None:
         metavar=("H", "W"),
         help="ROI size in pixels (default: the configured ROI, 800 800 / 600 600)",
     )
-    p.add_argument("--years", default="2013-2021", help="year range FIRST-LAST (default 2013-2021)")
+    p.add_argument(
+        "--years", default=None, help="year range FIRST-LAST (default: the glacier's, 2013-2021)"
+    )
     p.add_argument(
         "--seed",
         type=int,
@@ -1319,8 +1325,8 @@ def register(sub, common) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = config.get_glacier(args.glacier)
-    years = config.parse_years(args.years)
+    cfg = config.get_glacier(args.glacier, args.data_root)
+    years = config.parse_years(args.years) if args.years else cfg.years
     root = config.data_root(args.data_root)
     files = synthesize(
         cfg,

@@ -118,13 +118,13 @@ def default_run_name(
 # --------------------------------------------------------------------------------------- data
 def load_sequences(
     root: str | os.PathLike,
-    glaciers: str | Sequence[str],
+    glaciers: str | config.GlacierConfig | Sequence[str | config.GlacierConfig],
     patch: int,
     stride: int,
     split: str = "paper",
     clim_input: bool = False,
 ) -> tuple[tuple[Any, np.ndarray], tuple[Any, np.ndarray], dict[str, Any]]:
-    """The training and validation sequences of one or several glaciers.
+    """The training and validation sequences of one or several glaciers (names or configs).
 
     Each glacier's frames (``<root>/<glacier>/frames.npz``) become a ``SequenceDataset`` (only its
     training frames: Aletsch's first 19) that knows its climatology and interpolated windows
@@ -136,13 +136,13 @@ def load_sequences(
     from .baselines import glacier_sequences
     from .sequences import ConcatSequences, split_indices
 
-    gl = [glaciers] if isinstance(glaciers, str) else list(glaciers)
+    gl = [glaciers] if isinstance(glaciers, str | config.GlacierConfig) else list(glaciers)
     if not gl:
         raise GlacierError("no glacier given: pass --glacier NAME (several for mixed training)")
     root = Path(root)
+    cfgs = [g if isinstance(g, config.GlacierConfig) else config.get_glacier(g, root) for g in gl]
     parts = []
-    for name in gl:
-        cfg = config.get_glacier(name)
+    for cfg in cfgs:
         path = config.Paths(root, cfg.name).frames
         if not path.is_file():
             raise DataError(
@@ -159,7 +159,7 @@ def load_sequences(
             "frames or a smaller patch/stride"
         )
     info = {
-        "glaciers": [config.get_glacier(g).name for g in gl],
+        "glaciers": [cfg.name for cfg in cfgs],
         "n_sequences": len(ds),
         "climatology_val_loss": _climatology_loss(parts, ds, sp.val),
         **sp.counts,
@@ -1103,7 +1103,8 @@ def train_model(
     if climatology_input:
         pre = override(pre, model=override(pre.model, climatology_input=True))
     gl = [glaciers] if isinstance(glaciers, str) else list(glaciers)
-    gl = [config.get_glacier(g).name for g in gl]
+    cfgs = [config.get_glacier(g, root) for g in gl]
+    gl = [cfg.name for cfg in cfgs]
     root = config.data_root(root)
     label = model + ("+clim" if pre.model.climatology_input else "")
     name = run_name or default_run_name(label, gl, pre.name, split, finetuned=init_from is not None)
@@ -1174,7 +1175,7 @@ def _train_locked(
         )
 
     train, val, info = load_sequences(
-        root, gl, pre.patch, pre.stride, split, pre.model.climatology_input
+        root, cfgs, pre.patch, pre.stride, split, pre.model.climatology_input
     )
     _seed_all(cfg.seed)  # the same initial weights for the same seed
     net = build_model(model, pre)
@@ -1242,7 +1243,8 @@ def register(sub, common) -> None:
         action="append",
         required=True,
         metavar="NAME",
-        help="glacier to train on; repeat to mix glaciers (experiment 3)",
+        help="glacier to train on (a name or a path to its .toml); repeat to mix glaciers "
+        "(experiment 3)",
     )
     p.add_argument("--model", required=True, choices=TRAINABLE, help="which model")
     p.add_argument("--preset", default="demo", help="paper, demo or tiny (default demo)")

@@ -176,6 +176,23 @@ def test_acquire_end_to_end_then_resume(stac, tmp_path, capsys):
     assert (raw / "2016.npz").stat().st_mtime_ns != mtimes[raw / "2016.npz"]
     np.testing.assert_array_equal(io.read_scenes(raw / "2016.npz").data, s16.data)
 
+    # --bbox … --name wrote the glacier's config (after the first success), so the name is a
+    # glacier every later stage accepts
+    g = config.get_glacier("testglacier", tmp_path)
+    assert (tmp_path / "glaciers" / "testglacier.toml").is_file()
+    assert (g.bbox, g.epsg, g.years, g.window_months) == (tuple(BBOX), EPSG, (2015, 2017), 3)
+    # the default ROI is the whole grid: at least the grid acquisition built
+    h, w = s16.data.shape[2:]
+    assert g.roi[0] == g.roi[2] == 0 and g.roi[1] >= h and g.roi[3] >= w
+    capsys.readouterr()
+    assert main(["acquire", "--glacier", "testglacier", "--stac-url", dead, "--years", "2015",
+                 "--data-root", str(tmp_path)]) == 0  # fmt: skip
+    assert "exists, skipped" in capsys.readouterr().out
+    # the same name for another box is refused before anything is downloaded
+    other = (BBOX[0], BBOX[1], BBOX[2] - 0.001, BBOX[3])
+    assert _acquire(dead, tmp_path, "--years", "2015", bbox=other) == 2
+    _one_line_error(capsys, "'testglacier' is configured in", "--glacier testglacier")
+
 
 def test_legacy_collection(stac, tmp_path):
     server, _, truth = stac

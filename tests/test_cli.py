@@ -11,7 +11,7 @@ from glacier_movement.cli import STAGES, build_parser, main
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = [
-    "synthesize", "acquire", "preprocess", "sequences", "models", "train", "test", "infer",
+    "glacier", "synthesize", "acquire", "preprocess", "sequences", "models", "train", "test", "infer",
     "loss-curves", "flow", "scene-scores", "report", "reproduce",
 ]  # fmt: skip
 SCRIPTS = sorted(str(p.relative_to(REPO)) for p in REPO.glob("experiment[123]/**/*.py"))
@@ -23,7 +23,7 @@ def _subcommands() -> list[str]:
 
 
 def test_every_stage_registers_and_help_lists_all_commands(capsys):
-    assert len(STAGES) == 10
+    assert len(STAGES) == 11
     assert _subcommands() == COMMANDS
     with pytest.raises(SystemExit) as done:
         main(["--help"])
