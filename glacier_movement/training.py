@@ -1114,17 +1114,19 @@ def train_model(
     first = int(os.environ.get("RANK", "0")) == 0
     with locks.hold(run_dir, f"run {name!r}") if first else contextlib.nullcontext():
         return _train_locked(
-            model, pre, gl, root, name, run_dir, cfg, overrides, split=split, resume=resume,
+            model, pre, cfgs, root, name, run_dir, cfg, overrides, split=split, resume=resume,
             overwrite=overwrite, init_from=init_from, wandb=wandb, amp=amp, device=device,
             progress=progress,
         )  # fmt: skip
 
 
 def _train_locked(
-    model, pre, gl, root, name, run_dir, cfg, overrides, *, split, resume, overwrite, init_from,
+    model, pre, cfgs, root, name, run_dir, cfg, overrides, *, split, resume, overwrite, init_from,
     wandb, amp, device, progress,
 ) -> TrainResult:  # fmt: skip
     """The rest of :func:`train_model`, under the run's lock."""
+    gl = [c.name for c in cfgs]
+    label = model + ("+clim" if pre.model.climatology_input else "")
     last = run_dir / "last.pt"
     rank = int(os.environ.get("RANK", "0"))
     if last.is_file() and not resume:

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 
 from glacier_movement import config, io
+from glacier_movement.baselines import BASELINES
 from glacier_movement.cli import main
-from glacier_movement.reproduce import MODELS, STAGES, Job, reproduce, run_name
+from glacier_movement.report import RESULT_COLUMNS
+from glacier_movement.reproduce import MODELS, STAGES, Job, reproduce
 from glacier_movement.sequences import SequenceDataset, split_indices
 from glacier_movement.training import load_sequences
-
-RESULT_COLUMNS = "experiment,glacier,model,split,MSE,MAE,MSE_low,MSE_high,MAE_low,MAE_high"
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +28,8 @@ def job(tmp_path_factory):
         bootstrap=200,
         wandb="disabled",
         years="2013-2021",
+        seeds=1,
+        heldout=1,
     )
     reproduce(job)
     return job
@@ -41,24 +43,42 @@ def test_every_stage_finished_with_its_time(job):
         assert s["seconds"] >= 0 and s["commands"], name
 
 
-def test_results_csv_has_every_experiment_with_persistence(job):
+def test_results_csv_has_every_experiment_with_the_baselines(job):
     text = (job.results / "results.csv").read_text()
-    assert text.splitlines()[0] == RESULT_COLUMNS
-    df = pd.read_csv(job.results / "results.csv")
+    assert text.splitlines()[0] == ",".join(RESULT_COLUMNS)
+    df = pd.read_csv(job.results / "results.csv", keep_default_na=False, na_values=[""])
     assert set(df["experiment"]) == {1, 2, 3}
-    exp1 = df[df["experiment"] == 1]
-    assert {run_name(1, m, "tiny") for m in MODELS} <= set(exp1["model"])
-    assert run_name(1, "salstm", "tiny", "strict") in set(exp1["model"])
-    # persistence beside the models, for both split modes, with bootstrap intervals
-    persist = exp1[exp1["model"] == "persistence"]
-    assert set(persist["split"]) == {"paper", "strict"}
-    assert (persist["MSE_low"] <= persist["MSE"]).all() and (
-        persist["MSE"] <= persist["MSE_high"]
-    ).all()
-    models = exp1[exp1["model"] != "persistence"]
-    assert models[["MSE_low", "MSE_high", "MAE_low", "MAE_high"]].notna().all().all()
-    assert "persistence" in set(df[df["experiment"] == 2]["model"])
-    assert "persistence" in set(df[df["experiment"] == 3]["model"])
+    exp1 = df[(df["experiment"] == 1) & (df["test_set"] == "parvati-test")]
+    assert {*MODELS, *(f"{m}+clim" for m in MODELS), *BASELINES} <= set(exp1["model"])
+    assert "salstm (strict)" in set(exp1["model"])
+    assert set(exp1["targets"]) <= {"observed", "all"}
+    # the held-out glacier table: the same models and baselines, glacier "heldout"
+    held = df[df["test_set"] == "heldout"]
+    assert set(held["glacier"]) == {"heldout"} and {*MODELS, *BASELINES} <= set(held["model"])
+    # paired columns and verdict words
+    models = exp1[exp1["model"].isin(MODELS)]
+    assert models["dMSE_climatology"].notna().all()
+    assert models["vs_climatology"].str.match(r"better|worse|not distinguishable|too few").all()
+    assert (df.loc[df["model"].isin(BASELINES), "MSE_sd"].fillna(0) == 0).all()
+    for exp in (2, 3):
+        assert set(BASELINES) <= set(df[df["experiment"] == exp]["model"])
+    per_seed = pd.read_csv(job.results / "results_per_seed.csv")
+    assert {"model", "seed", "MSE", "test_set"} <= set(per_seed.columns)
+
+
+def test_no_test_period_frame_reaches_training_or_the_climatology(job):
+    from glacier_movement.baselines import glacier_sequences
+
+    pre = job.settings
+    fr = io.read_frames(config.Paths(job.root, "parvati").frames)
+    ds, ref = glacier_sequences(fr, None, pre.patch, pre.stride)
+    strict = split_indices(ds, "strict")
+    first, last = strict.test_target_frames
+    used = np.concatenate([strict.train, strict.val])
+    s = ds.position(used)[0]
+    assert (s + ds.length - 1 < first).all() or (s > last).all()
+    assert not ref.fit[first:].any()  # the climatology uses frames before the test period
+    assert not ref.fit[fr.interpolated].any()  # and no interpolated window
 
 
 def test_report_holds_three_experiments_paper_numbers_figures_and_timings(job):
@@ -73,7 +93,8 @@ def test_report_holds_three_experiments_paper_numbers_figures_and_timings(job):
         assert heading in text
     assert "0.0467" in text  # the paper's SA-LSTM score, beside ours
     assert "synthetic glaciers, not on Landsat-8 data" in text
-    assert "persistence" in text and "strict" in text
+    assert "persistence" in text and "strict" in text and "climatology" in text
+    assert "held-out glaciers" in text and "independent clusters" in text
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert len(links) >= 6
     for target in links:

@@ -1,0 +1,132 @@
+"""Baselines against hand-computed values on a tiny frame stack; the +clim wrapper; strict gap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from glacier_movement import baselines as bl
+from glacier_movement.models import ClimatologyInput, Persistence, build_model
+from glacier_movement.presets import get_preset, override
+from glacier_movement.sequences import SequenceDataset, split_indices
+
+
+def stack(t=12, value=lambda k: 0.1 * k):
+    """(T, 1, 1) frames whose value is known per frame; 3-month windows from 2013-01."""
+    frames = np.array([value(k) for k in range(t)], np.float32).reshape(t, 1, 1)
+    start = (np.datetime64("2013-01", "M") + 3 * np.arange(t)).astype("datetime64[D]")
+    return frames, start
+
+
+def test_window_of_year():
+    _, start = stack(8)
+    np.testing.assert_array_equal(bl.window_of_year(start, 3), [0, 1, 2, 3, 0, 1, 2, 3])
+    # Jan, Apr, Jul, Oct, Jan, Apr in 4-month windows
+    np.testing.assert_array_equal(bl.window_of_year(start[:6], 4), [0, 0, 1, 2, 0, 0])
+
+
+def test_climatology_uses_observed_frames_before_the_test_period_only():
+    frames, start = stack(12)
+    interp = np.zeros(12, bool)
+    interp[4] = True  # window 0 of year 2: not an observation
+    ref = bl.reference(frames, start, 3, interp, first_test_target=9)
+    # window 0: frames 0 and 8 (4 interpolated) → (0.0 + 0.8) / 2; window 1: frames 1, 5 (9 is test)
+    assert ref.clim[0, 0, 0] == pytest.approx(0.4)
+    assert ref.clim[1, 0, 0] == pytest.approx(0.3)
+    assert ref.clim[9, 0, 0] == pytest.approx(0.3)  # a test frame gets its window's climatology
+    assert ref.clim[3, 0, 0] == pytest.approx(0.5)  # window 3: frames 3, 7
+    assert not ref.fit[9:].any() and not ref.fit[4]
+
+
+def test_each_baseline_against_hand_computed_values():
+    frames, start = stack(12)
+    ref = bl.reference(frames, start, 3, np.zeros(12, bool), first_test_target=9)
+    take = bl.scene_take(ref)
+    s = np.array([4])  # inputs 4…7, targets 8…11
+    f = {name: bl.forecast(name, ref, s, take)[0, :, 0, 0] for name in bl.BASELINES}
+    np.testing.assert_allclose(f["persistence"], [0.7] * 4)
+    np.testing.assert_allclose(f["linear"], [0.8, 0.9, 1.0, 1.0], atol=1e-6)  # clipped at 1
+    # climatology of windows 0…3 from frames 0…8: (0, 4, 8), (1, 5), (2, 6), (3, 7)
+    np.testing.assert_allclose(f["climatology"], [0.4, 0.3, 0.4, 0.5], atol=1e-6)
+    # seasonal-naive: the same window a year earlier, frames 4…7
+    np.testing.assert_allclose(f["seasonal-naive"], [0.4, 0.5, 0.6, 0.7], atol=1e-6)
+    a = ref.damping
+    dep = 0.7 - 0.5  # last input (window 3) minus its climatology
+    np.testing.assert_allclose(
+        f["damped-persistence"], np.clip([0.4, 0.3, 0.4, 0.5] + a * dep, 0, 1), atol=1e-6
+    )
+
+
+def test_seasonal_naive_never_reads_a_target_with_three_windows_a_year():
+    frames, start = stack(12)
+    ref = bl.reference(frames, start, 4, np.zeros(12, bool), first_test_target=9)
+    out = bl.forecast("seasonal-naive", ref, np.array([2]), bl.scene_take(ref))[0, :, 0, 0]
+    # targets 6, 7, 8, 9; a year = 3 windows: 3, 4, 5, then 9 − 3 = 6 is a target → 9 − 6 = 3
+    np.testing.assert_allclose(out, [0.3, 0.4, 0.5, 0.3], atol=1e-6)
+
+
+def test_damping_is_fitted_by_least_squares_and_clipped():
+    rng = np.random.default_rng(0)
+    clim = np.zeros((20, 4, 4), np.float32)
+    frames = np.zeros((20, 4, 4), np.float32)
+    frames[0] = rng.random((4, 4))
+    for k in range(1, 20):  # AR(1) anomalies with factor 0.5
+        frames[k] = 0.5 * frames[k - 1]
+    a = bl.fit_damping(frames, clim, np.arange(5), 4, 4)
+    np.testing.assert_allclose(a, [0.5, 0.25, 0.125, 0.0625], rtol=1e-5)
+    assert (bl.fit_damping(-frames * 0 + frames[::-1], clim, np.arange(3), 4, 4) <= 1).all()
+
+
+def test_dataset_take_matches_reference_forecasts_on_patches():
+    rng = np.random.default_rng(1)
+    frames = rng.random((12, 20, 20)).astype(np.float32)
+    _, start = stack(12)
+    ref = bl.reference(frames, start, 3, np.zeros(12, bool), first_test_target=9)
+    ds = SequenceDataset(frames, patch=10, stride=5, climatology=ref.clim)
+    idx = np.array([0, 7, len(ds) - 1])
+    s, r, c = ds.position(idx)
+    got = bl.forecast("climatology", ref, s, lambda st, fi: ds.take(st, fi, r, c))
+    for k in range(len(idx)):
+        y0, x0 = r[k] * 5, c[k] * 5
+        want = ref.clim[s[k] + 4 : s[k] + 8, y0 : y0 + 10, x0 : x0 + 10]
+        np.testing.assert_array_equal(got[k], want)
+
+
+def test_clim_input_batches_and_wrapper():
+    rng = np.random.default_rng(2)
+    frames = rng.random((10, 12, 12)).astype(np.float32)
+    clim = rng.random((10, 12, 12)).astype(np.float32)
+    ds = SequenceDataset(frames, patch=6, stride=6, climatology=clim, clim_input=True)
+    x, y = ds.batch([0, 5])
+    assert x.shape == (2, 12, 6, 6) and y.shape == (2, 4, 6, 6)
+    np.testing.assert_array_equal(x[0, 4:].numpy(), clim[0:8, :6, :6])
+    # a wrapped persistence predicts climatology + the last input's departure
+    m = ClimatologyInput(Persistence(6))
+    pred = m(x)
+    want = x[:, 3:4] - x[:, 7:8] + x[:, 8:]
+    torch.testing.assert_close(pred, want)
+    # every trainable model gets a +clim variant through the preset
+    pre = get_preset("tiny")
+    pre = override(pre, model=override(pre.model, climatology_input=True))
+    net = build_model("salstm", pre)
+    assert net.clim_input and net(torch.zeros(2, 12, pre.patch, pre.patch)).shape == (
+        2,
+        4,
+        pre.patch,
+        pre.patch,
+    )
+
+
+def test_strict_split_drops_windows_interpolated_from_the_test_period():
+    frames = np.random.default_rng(3).random((20, 10, 10)).astype(np.float32)
+    interp = np.zeros(20, bool)
+    plain = split_indices(SequenceDataset(frames, patch=10, stride=10), "strict")
+    first = plain.test_target_frames[0]
+    interp[first - 2 : first] = True  # filled from the first test target frame
+    ds = SequenceDataset(frames, patch=10, stride=10, interpolated=interp)
+    strict = split_indices(ds, "strict")
+    starts = ds.position(np.concatenate([strict.train, strict.val]))[0]
+    assert (starts + ds.length - 1 < first - 2).all()
+    assert strict.dropped == plain.dropped + 2
+    np.testing.assert_array_equal(ds.observed_targets([0]), [True])
