@@ -5,10 +5,10 @@
   from a ``SequenceDataset``, forward with teacher forcing, MSE, backward, clipping, AdamW) and
   (b) the whole :func:`glacier_movement.training.fit` loop over the same steps (progress, CSV
   logs, validation batches, checkpoints). (b)/(a) is the cost of the loop's bookkeeping.
-* paper preset — seconds per training step at batch 100 (SPEC 1.6) for the models where one
+* paper preset — seconds per training step at batch 100 (docs/models.md) for the models where one
   step fits in about a minute of CPU; the ConvLSTM ``big`` step is timed at batch 10 and scaled
-  ×10 (SPEC section 3 measured ≈ 52 s and 8.5 GB at batch 100). A model is skipped when its
-  estimated memory exceeds half of the available memory. SPEC section 3's figures (2 threads:
+  ×10 (README measured ≈ 52 s and 8.5 GB at batch 100). A model is skipped when its
+  estimated memory exceeds half of the available memory. README's figures (2 threads:
   LSTM 2500×3 ≈ 2.6 s, U-Net ≈ 11 s, ConvLSTM ≈ 52 s) are printed beside ours.
 
 The data are synthetic drifting snow fields of the demo size (36 frames of 160×160). Runs on 2
@@ -33,7 +33,7 @@ from glacier_movement.presets import get_preset, override
 from glacier_movement.sequences import IndexBatchSampler, SequenceDataset
 from glacier_movement.training import fit
 
-#: SPEC section 3: CPU seconds per paper-size training step at batch 100 on 2 threads.
+#: README: CPU seconds per paper-size training step at batch 100 on 2 threads.
 SPEC_STEP_S = {"lstm": 2.6, "unet": 11.0, "convlstm": 52.0}
 #: Paper-size runs: (batch actually run, factor to batch 100).
 PAPER_BATCH = {
@@ -186,7 +186,7 @@ def main() -> int:
         print(
             f"\nPaper preset (50×50 patches), seconds per training step at batch 100 ({args.threads} threads)"
         )
-        print(f"{'model':<10} {'params':>13} {'s/step':>8} {'SPEC s/step':>12}  note")
+        print(f"{'model':<10} {'params':>13} {'s/step':>8} {'paper-era s/step':>12}  note")
         for r in paper:
             spec = SPEC_STEP_S.get(r["model"])
             print(

@@ -1,4 +1,4 @@
-"""Test-set scores, full-scene predictions and loss curves (SPEC 1.7).
+"""Test-set scores, full-scene predictions and loss curves (docs/evaluation.md).
 
 * **Scores** — per-pixel MSE and MAE (the paper's convention: the mean over every predicted pixel
   of every test sequence), SSIM and PSNR per predicted frame (data range 1.0, NDSI units),
@@ -46,7 +46,7 @@ from .training import load_checkpoint, load_model, resolve_device
 
 #: Name of the persistence baseline in every table.
 PERSISTENCE = "persistence"
-#: Split modes of ``sequences.split_indices`` (SPEC 1.4).
+#: Split modes of ``sequences.split_indices`` (README, Preprocessing and sequences).
 SPLITS = ("paper", "strict")
 #: PSNR of a frame predicted without any error is infinite; it is capped here (MSE floor 1e-10
 #: for data range 1) so that means stay finite and the ordering of predictors is kept.
@@ -163,7 +163,7 @@ def bootstrap_interval(
     """Percentile bootstrap of the mean of ``values`` (N,), resampled with replacement.
 
     Returns the mean of the bootstrap distribution and its (1−c)/2 and (1+c)/2 percentiles
-    (2.5 / 97.5 % for c = 0.95), as the paper's bootstrap option did (SPEC 1.4).
+    (2.5 / 97.5 % for c = 0.95), as the paper's bootstrap option did (README, Preprocessing and sequences).
     """
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 1 or values.size < 2:

@@ -1,9 +1,9 @@
-"""Optical flow of glacier snow/ice frames and its endpoint error against known motion (SPEC 1.7, 3).
+"""Optical flow of glacier snow/ice frames and its endpoint error against known motion (docs/evaluation.md, 3).
 
 Dense Farneback flow (``cv2.calcOpticalFlowFarneback``, the original's parameters) between
 consecutive frames of the full-scene targets and of the model's predictions (re-thresholded at
 NDSI 0.3 first, as the original). Frames are scaled from NDSI 0–1 to 0–255 (uint8) first: on
-0–1 floats Farneback returns almost no flow (SPEC 3) — the original passed 0–1 images.
+0–1 floats Farneback returns almost no flow (README) — the original passed 0–1 images.
 
 On synthetic data the true motion is known (``truth.npz``: velocity in px/day on the raw grid),
 so the flow gets a number the paper could not give: the **endpoint error** (EPE), the mean

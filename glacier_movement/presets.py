@@ -1,6 +1,6 @@
 """Presets: plain dataclasses for sizes and hyperparameters (command-line options override fields).
 
-``paper`` is the original study (SPEC 1.5/1.6: 50×50 patches, LSTM hidden 2,500, GPU);
+``paper`` is the original study (docs/models.md/1.6: 50×50 patches, LSTM hidden 2,500, GPU);
 ``demo`` trains all models to a useful level on a 2-core CPU in minutes; ``tiny`` is for tests.
 """
 
@@ -13,7 +13,7 @@ from .errors import GlacierError
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings of one model (SPEC 1.6)."""
+    """Optimisation settings of one model (docs/models.md)."""
 
     lr: float = 1e-4
     weight_decay: float = 1e-3
@@ -31,7 +31,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture sizes (SPEC 1.5).
+    """Architecture sizes (docs/models.md).
 
     The LSTM models' hidden size is patch² (2,500 in the paper): their LSTM outputs are frames.
     ``heads`` must divide patch². ``convlstm`` is a named configuration (``big``, ``small``) or six
@@ -62,7 +62,7 @@ class Preset:
     name: str
     patch: int = 50
     stride: int = 10
-    #: ROI size of the synthetic glaciers (rows, cols) per glacier; None = the SPEC ROI.
+    #: ROI size of the synthetic glaciers (rows, cols) per glacier; None = the paper's ROI.
     scene_size: dict[str, tuple[int, int]] | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
     train: dict[str, TrainConfig] = field(default_factory=dict)

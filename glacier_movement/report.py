@@ -30,7 +30,7 @@ from .errors import GlacierError
 from .io import atomic_path
 from .presets import get_preset
 
-#: SPEC 1.8: Parvati test set, the original (non-chronological) split.
+#: docs/evaluation.md: Parvati test set, the original (non-chronological) split.
 PAPER_SCORES = pd.DataFrame(
     [
         ("salstm", "LSTM with self-attention", 0.0467, 0.1356),

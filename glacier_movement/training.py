@@ -1,4 +1,4 @@
-"""Training: the loop, checkpoints, exact resume, Weights & Biases, DistributedDataParallel (SPEC 1.6).
+"""Training: the loop, checkpoints, exact resume, Weights & Biases, DistributedDataParallel (docs/models.md).
 
 ``glacier-movement train --glacier G --model NAME --preset demo`` (or :func:`train_model`) trains
 one model on a glacier's patch sequences (or on several glaciers' sequences together) and writes,
@@ -1234,7 +1234,7 @@ def register(sub, common) -> None:
         parents=[common],
         help="train a model on a glacier's patch sequences (checkpoints, resume, wandb, DDP)",
         description=(
-            "Train one model (SPEC 1.6: MSE loss, AdamW or RMSprop, gradient clipping by value 3) on "
+            "Train one model (docs/models.md: MSE loss, AdamW or RMSprop, gradient clipping by value 3) on "
             "the patch sequences of one or several glaciers. Writes <data-root>/models/<run>/ "
             "{last.pt, best.pt, losses.csv, epochs.csv, summary.json}. Command-line options override "
             "the preset. Under `torchrun --nproc_per_node=N` it trains with DistributedDataParallel."

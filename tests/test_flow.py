@@ -34,7 +34,7 @@ def test_flow_of_a_known_shift_is_recovered(dx, dy):
 
 
 def test_flow_needs_the_0_255_scale():
-    """SPEC 3: Farneback on 0–1 floats (as the original passed them) sees almost no motion."""
+    """README: Farneback on 0–1 floats (as the original passed them) sees almost no motion."""
     import cv2
 
     img, core = textured_blob()

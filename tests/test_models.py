@@ -25,7 +25,7 @@ from glacier_movement.models import (
 from glacier_movement.models.simvp import INCEPTION_KERNELS
 from glacier_movement.presets import PRESETS, get_preset, override
 
-#: The paper's published parameter counts (SPEC 1.8).
+#: The paper's published parameter counts (docs/evaluation.md).
 PAPER_COUNTS = {
     "salstm": 200_072_500,
     "lstm": 300_120_000,

@@ -4,7 +4,7 @@
 The original `lstmAttentionTrain.py` of experiment 2: the SA-LSTM trained on Parvati
 (`<data-root>/models/salstm-parvati-<preset>/last.pt`) is trained further on the Aletsch training
 sequences (the first 19 of the 27 four-month frames; the last 8 are the full-scene test) with the
-SPEC hyperparameters (AdamW lr 1e-4, weight decay 1e-3, batch 100, clipping 3.0). Writes
+the paper's hyperparameters (AdamW lr 1e-4, weight decay 1e-3, batch 100, clipping 3.0). Writes
 `<data-root>/models/salstm-aletsch-<preset>-finetuned/`. The paper preset needs a GPU; pass
 `--preset demo` for a CPU run of minutes. A killed run continues where it stopped when started again.
 """

@@ -1,4 +1,4 @@
-"""Baselines without learned parameters, with the forecasters' interface (SPEC 2)."""
+"""Baselines without learned parameters, with the forecasters' interface (README)."""
 
 from __future__ import annotations
 

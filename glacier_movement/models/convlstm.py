@@ -1,4 +1,4 @@
-"""Convolutional LSTM forecaster (SPEC 1.5), with the named channel configurations of the original."""
+"""Convolutional LSTM forecaster (docs/models.md), with the named channel configurations of the original."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The two LSTM forecasters of the paper (SPEC 1.5): encoder–decoder and self-attention (SA-LSTM).
+"""The two LSTM forecasters of the paper (docs/models.md): encoder–decoder and self-attention (SA-LSTM).
 
 Both work on frames flattened to vectors of P² values (2,500 for 50×50 patches); the LSTM hidden
 size equals P², so an LSTM output *is* a frame (no read-out layer), as in the original.

@@ -1,4 +1,4 @@
-"""U-Net (SPEC 1.5): the standard encoder–decoder with skips, applied one frame at a time."""
+"""U-Net (docs/models.md): the standard encoder–decoder with skips, applied one frame at a time."""
 
 from __future__ import annotations
 
