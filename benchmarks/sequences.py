@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: sequences served from the frames, against the original's files and a training step.
 
-Two claims of issue 4 (README, Preprocessing and sequences):
+Two claims of issue 4 (docs/preprocessing.md):
 
 * disk — no bytes per sequence beyond the frames. The frames of a Parvati-size (36 × 800 × 800)
   and an Aletsch-size (27 × 600 × 600) glacier are written with ``io.write_frames`` (masked NDSI,

@@ -46,7 +46,7 @@ from .training import load_checkpoint, load_model, resolve_device
 
 #: Name of the persistence baseline in every table.
 PERSISTENCE = "persistence"
-#: Split modes of ``sequences.split_indices`` (README, Preprocessing and sequences).
+#: Split modes of ``sequences.split_indices`` (docs/preprocessing.md).
 SPLITS = ("paper", "strict")
 #: PSNR of a frame predicted without any error is infinite; it is capped here (MSE floor 1e-10
 #: for data range 1) so that means stay finite and the ordering of predictors is kept.
@@ -163,7 +163,7 @@ def bootstrap_interval(
     """Percentile bootstrap of the mean of ``values`` (N,), resampled with replacement.
 
     Returns the mean of the bootstrap distribution and its (1−c)/2 and (1+c)/2 percentiles
-    (2.5 / 97.5 % for c = 0.95), as the paper's bootstrap option did (README, Preprocessing and sequences).
+    (2.5 / 97.5 % for c = 0.95), as the paper's bootstrap option did (docs/preprocessing.md).
     """
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 1 or values.size < 2:
@@ -985,7 +985,7 @@ def register(sub, common) -> None:
             "testsetPerformance.py): per-pixel MSE and MAE (the paper's convention), SSIM and PSNR "
             "per frame, for the model and for the persistence baseline on the same sequences, with "
             "a percentile bootstrap of MSE and MAE. Writes <data-root>/<glacier>/results/"
-            "<name>_results.csv, <name>_bootstraped_results.csv and <name>_results.md."
+            "<name>_results.csv (scores of the model and every baseline with clustered, paired intervals), <name>_per_sequence.csv.gz and <name>_results.md."
         ),
     )
     add_model_arguments(p)

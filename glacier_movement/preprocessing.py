@@ -1,6 +1,6 @@
 """Scene preprocessing: missing-pixel filling, ECC alignment, seasonal windows, NDSI frames.
 
-This is the original ``createPatches.py`` / ``monthlyAverageScenesEnCC`` (README, Preprocessing and sequences), rebuilt:
+This is the original ``createPatches.py`` / ``monthlyAverageScenesEnCC`` (docs/preprocessing.md), rebuilt:
 
 1. crop the region of interest (ROI) and keep the green and swir16 bands (digital numbers, DN);
 2. fill missing pixels with the 5×5 kernel of Vonica, Ancuța & Frîncu (2021), pass after pass
@@ -69,7 +69,7 @@ SELECTIONS = ("auto", "config", "all")
 ECC_TEMPLATES = ("swir", "zero")
 ECC_INPUTS = ("standardized", "dn")
 
-#: Acquisition's filter (README, Data), applied again to the scene files (synthetic ones hold all).
+#: Acquisition's filter (docs/data.md), applied again to the scene files (synthetic ones hold all).
 MAX_CLOUD, MAX_MISSING = 20.0, 0.5
 
 _MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
@@ -216,7 +216,7 @@ def ecc_template(scenes: Sequence[np.ndarray] | np.ndarray, third: str = "swir")
     ``scenes`` is (N, 2, H, W) (green, swir16), any linear unit (DN). The mean of the 3-channel
     images (green, swir16, swir16) is taken and its first two channels are median-filtered (3×3,
     ``cv2.medianBlur``); ``cv2.COLOR_BGR2GRAY`` then gives the template, (H, W) float32.
-    ``third="swir"`` (default, as README, Preprocessing and sequences describes it) keeps the mean swir16 as the third
+    ``third="swir"`` (default, as docs/preprocessing.md describes it) keeps the mean swir16 as the third
     channel, so the template mixes the bands like every scene's gray image
     (0.114·green + 0.886·swir16). ``third="zero"`` reproduces the original code, which filtered
     into a zeroed array and never wrote the third channel: its template is
@@ -263,7 +263,7 @@ def find_warp(
     (homography as the original; affine, euclidean, translation). OpenCV stops when the
     correlation changes by less than ``eps`` between iterations, or after ``iterations``.
 
-    Two additions, both measured on the synthetic glaciers (README, "Alignment"):
+    Two additions, both measured on the synthetic glaciers (docs/preprocessing.md):
 
     * ``standardize`` (default): both images are shifted and scaled to zero mean and unit standard
       deviation first. The ECC criterion is invariant to that, but OpenCV computes it in float32,
@@ -506,7 +506,7 @@ def ndsi(
 
     ``green``/``swir`` are digital numbers. ``source="dn"`` computes it from DN as the original
     did; ``"reflectance"`` converts first (DN·scale + offset), which shifts the meaning of the 0.3
-    threshold (README, Data). Where green + swir16 ≤ 0 (only possible for reflectance: dark pixels have
+    threshold (docs/data.md). Where green + swir16 ≤ 0 (only possible for reflectance: dark pixels have
     negative reflectance) NDSI is undefined and set to 0; values are clipped to [−1, 1].
     """
     if source not in NDSI_INPUTS:

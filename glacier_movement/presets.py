@@ -1,6 +1,6 @@
 """Presets: plain dataclasses for sizes and hyperparameters (command-line options override fields).
 
-``paper`` is the original study (docs/models.md/1.6: 50×50 patches, LSTM hidden 2,500, GPU);
+``paper`` is the original study (docs/models.md: 50×50 patches, LSTM hidden 2,500, GPU);
 ``demo`` trains all models to a useful level on a 2-core CPU in minutes; ``tiny`` is for tests.
 """
 

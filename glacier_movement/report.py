@@ -749,10 +749,11 @@ def register(sub, common) -> None:
         parents=[common],
         help="collect every result into <results>/README.md and results.csv",
         description=(
-            "Write <results>/README.md (score tables with persistence, bootstrap intervals and "
-            "split modes, the paper's numbers beside ours, figures, settings, stage times) and "
-            "<results>/results.csv (experiment, glacier, model, split, MSE, MAE, MSE_low, "
-            "MSE_high, MAE_low, MAE_high) from what the stages wrote."
+            "Write <results>/README.md (held-out glaciers headline, experiment tables with every "
+            "baseline, clustered paired intervals and verdicts, per-lead and on/off-glacier "
+            "scores, forecast structure, training, flow, the paper's numbers, figures, settings, "
+            "stage times), <results>/results.csv and <results>/results_per_seed.csv (columns: "
+            "docs/evaluation.md) from what the stages wrote."
         ),
     )
     p.add_argument(

@@ -8,7 +8,7 @@ atomically, and a training run that was cut short continues from its last checkp
 SIGINT stops the running stage (a training run after its current step, with a checkpoint at that
 step), records it as ``interrupted``, and a re-run resumes it.
 
-Experiments (docs/models.md/1.7, README):
+Experiments (docs/evaluation.md):
 1. Parvati: the four models (and persistence), test scores for the paper and strict splits with
    bootstrap intervals, full-scene predictions, optical flow scored against the true motion;
 2. transfer to Aletsch: the experiment-1 SA-LSTM before and after fine-tuning on Aletsch;

@@ -1,4 +1,4 @@
-"""Patches and sequences of NDSI frames, without one file per sequence (README, Preprocessing and sequences, 1.4).
+"""Patches and sequences of NDSI frames, without one file per sequence (docs/preprocessing.md).
 
 The original cut every frame into 50×50 patches with stride 10 and wrote two pickle files per
 sequence (about 80 KB each sequence, over 13 GB for Parvati). Sequences overlap heavily, so here

@@ -124,7 +124,7 @@ MOTION_SPEED = 0.16
 #: Motion regime: the glacier's snow line is fixed at the ice surface this far (fraction of the
 #: ROI height) down the glacier; the tongue below stays bare ice all year.
 STABLE_SNOWLINE_FRAC = 0.22
-#: Acquisition's filter (README, Data): what a real download would keep.
+#: Acquisition's filter (docs/data.md): what a real download would keep.
 MAX_CLOUD, MAX_MISSING = 20.0, 0.5
 #: Time origin of the scene time t (days) that drives the terminus retreat and the texture.
 EPOCH = np.datetime64("2013-01-01T00:00:00", "ns")

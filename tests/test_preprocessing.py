@@ -107,7 +107,7 @@ def test_fill_missing_without_holes_and_bad_input():
 # ------------------------------------------------------------------------------ NDSI, windows
 def test_ndsi_from_dn_and_reflectance():
     s, o = 0.0000275, -0.2
-    g_dn, s_dn = (0.8 - o) / s, (0.1 - o) / s  # reflectance 0.8 and 0.1 (README, Data)
+    g_dn, s_dn = (0.8 - o) / s, (0.1 - o) / s  # reflectance 0.8 and 0.1 (docs/data.md)
     assert ndsi(np.array([g_dn]), np.array([s_dn]), "reflectance", s, o)[0] == pytest.approx(
         0.7778, abs=1e-4
     )
