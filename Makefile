@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PRESET ?= demo
 STAMP  := $(VENV)/.installed
 
-.PHONY: install reproduce test test-slow lint bench clean
+.PHONY: install reproduce reproduce-motion test test-slow lint bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ install: $(STAMP)
 
 reproduce: $(STAMP)
 	$(BIN)/glacier-movement reproduce --preset $(PRESET)
+
+# experiment 4, the motion benchmark (beyond the paper); adds its section to results/README.md
+reproduce-motion: $(STAMP)
+	$(BIN)/glacier-movement reproduce --preset $(PRESET) --experiments 4
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

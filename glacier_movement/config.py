@@ -431,6 +431,11 @@ def user_glacier_files(root: str | os.PathLike | None = None) -> list[Path]:
 HELDOUT = "-heldout-"
 
 
+#: ``<glacier>-motion``: a shipped glacier's configuration for the synthetic motion regime
+#: (``synthesize --regime motion``; experiment 4, docs/synthetic.md).
+MOTION = "-motion"
+
+
 def heldout_name(base: str, k: int) -> str:
     """Name of the k-th held-out replicate of ``base`` (``parvati-heldout-1``)."""
     return f"{base}{HELDOUT}{k}"
@@ -445,12 +450,15 @@ def get_glacier(name: str, root: str | os.PathLike | None = None) -> GlacierConf
     """The configuration of a glacier: a shipped name (parvati, aletsch; case-insensitive), a
     name added under the data root (``<root>/glaciers/<name>.toml``, ``root`` as
     :func:`data_root`), or the path of a config file (ends in .toml or holds a '/').
-    ``<glacier>-heldout-<k>`` is a held-out replicate with the configuration of ``<glacier>``."""
+    ``<glacier>-heldout-<k>`` is a held-out replicate with the configuration of ``<glacier>``;
+    ``<glacier>-motion`` the configuration of a shipped glacier for the motion regime."""
     name = str(name)
     if is_config_path(name):
         return load_glacier_file(name)
     if name.lower() in GLACIERS:
         return GLACIERS[name.lower()]
+    if name.lower().endswith(MOTION) and name.lower().removesuffix(MOTION) in GLACIERS:
+        return replace(GLACIERS[name.lower().removesuffix(MOTION)], name=name.lower())
     base, sep, k = name.lower().partition(HELDOUT)
     if sep and k.isdigit() and base:
         cfg = get_glacier(name[: len(base)], root)

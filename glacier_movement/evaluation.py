@@ -422,7 +422,9 @@ def results_markdown(results: pd.DataFrame, versus: Sequence[str] = REFERENCE_BA
     header = ["model", "MSE [95 % CI]", "MAE [95 % CI]", "SSIM"]
     header += [f"MSE − {b} [95 % CI]: verdict" for b in versus if f"dMSE_{b}" in results]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in results.to_dict(orient="records"):
+    records = results.to_dict(orient="records")
+    records.sort(key=lambda r: r["model"] in BASELINES)  # the models first, then the baselines
+    for r in records:
         cells = [
             str(r["model"]),
             f"{r['MSE']:.4f} {_ci(r['MSE_low'], r['MSE_high'])}",
@@ -454,6 +456,7 @@ def result_paths(results_dir: Path, label: str) -> dict[str, Path]:
     return {
         "results": results_dir / f"{label}_results.csv",
         "per_sequence": results_dir / f"{label}_per_sequence.csv.gz",
+        "motion": results_dir / f"{label}_motion_epe.csv",
         "markdown": results_dir / f"{label}_results.md",
     }
 
@@ -1004,6 +1007,14 @@ def register(sub, common) -> None:
         help="bootstrap resamples (default 1000; 0 = none)",
     )
     p.add_argument("--seed", type=int, default=0, help="bootstrap random seed (default 0)")
+    p.add_argument(
+        "--flow",
+        choices=("none", "paper", "tuned"),
+        default="none",
+        help="also score the motion in full-scene forecasts at every test start against the true "
+        "displacement (synthetic data): Farneback with the paper's or the tuned parameters; "
+        "writes <name>_motion_epe.csv (default none)",
+    )
     p.set_defaults(func=run_test)
 
     p = sub.add_parser(
@@ -1086,6 +1097,34 @@ def test_scores(
     return per, summarize(per, sel.label, glacier.name, n_bootstrap, seed)
 
 
+def test_motion(
+    sel: Selected,
+    glacier: config.GlacierConfig,
+    setting: str = "tuned",
+    device: str | torch.device | None = "auto",
+    batch_size: int = 100,
+) -> pd.DataFrame:
+    """Endpoint errors of the motion in the model's full-scene forecasts at every test forecast
+    start of a synthetic ``glacier`` (``flow.motion_errors``; Farneback ``setting``)."""
+    from .flow import FARNEBACK_SETTINGS, load_truth, motion_errors
+
+    paths = config.Paths(sel.paths.root, glacier.name)
+    if not paths.truth.is_file():
+        raise DataError(
+            f"{paths.truth} does not exist: motion can be scored on synthetic glaciers only "
+            "(drop --flow for real data)"
+        )
+    fr = read_frames(paths.frames)
+    model = sel.load_model(device)
+    ds, ref = glacier_sequences(fr, glacier.train_frames, sel.patch, sel.stride)
+    starts = np.unique(ds.position(split_indices(ds, "paper").test)[0])
+    truth = load_truth(paths.truth, fr.roi, fr.frames.shape[1:])
+    return motion_errors(
+        model, fr.frames, fr.window_start, ref.clim, starts, truth, sel.patch,
+        FARNEBACK_SETTINGS[setting], batch_size, device,
+    )  # fmt: skip
+
+
 def run_test(args: argparse.Namespace) -> int:
     if args.bootstrap < 0:
         raise GlacierError(
@@ -1111,7 +1150,20 @@ def run_test(args: argparse.Namespace) -> int:
     )
     write_text(f"# {sel.label} on {sel.glacier.name}: test scores\n\n{md}", out["markdown"])
     print(md, end="")
-    for path in (out["per_sequence"], out["results"], out["markdown"]):
+    written = [out["per_sequence"], out["results"], out["markdown"]]
+    if args.flow != "none":
+        motion = test_motion(sel, sel.glacier, args.flow, args.device, args.batch_size)
+        write_csv(motion, out["motion"])
+        written.append(out["motion"])
+        print(
+            "endpoint error of the forecasts' motion (px per window, mean over test starts): "
+            + ", ".join(
+                f"{k} {v:.3f}" for k, v in motion.groupby("source")["epe_px"].mean().items()
+            )
+        )
+    else:
+        out["motion"].unlink(missing_ok=True)  # no stale motion scores beside new ones
+    for path in written:
         print(f"wrote {path}")
     return 0
 

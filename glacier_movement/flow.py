@@ -277,6 +277,48 @@ def load_flow_errors(paths: config.Paths, label: str) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+def motion_errors(
+    model,
+    frames: np.ndarray,
+    window_start: np.ndarray,
+    clim: np.ndarray,
+    starts: np.ndarray,
+    truth: Truth,
+    patch: int,
+    params: dict,
+    batch_size: int = 100,
+    device=None,
+) -> pd.DataFrame:
+    """Is there *motion* in a model's forecasts? Endpoint errors at every forecast start.
+
+    For each start s (inputs s … s+3, targets s+4 … s+7) the model predicts the full scene; the
+    flow of the sequence [last input, 4 predictions] (re-thresholded at 0.3) is scored against the
+    true displacement of those 4 window pairs on the glacier, beside the flow of
+    [last input, 4 targets] and zero flow (persistence). ``clim`` (T, H, W) is the climatology
+    (for ``+clim`` models). Rows: ``start``, ``source`` (predictions | targets | zero),
+    ``epe_px`` (mean over the 4 pairs, px per window), ``true_px`` (mean true displacement).
+    """
+    from .evaluation import N_IN, N_OUT, predict_scene
+
+    rows = []
+    for s in np.asarray(starts, dtype=np.int64):
+        idx = np.arange(s, s + N_IN + N_OUT)
+        pred = predict_scene(model, frames[idx], patch, batch_size, device, climatology=clim[idx])
+        last = frames[s + N_IN - 1 : s + N_IN]
+        days = window_days(window_start[s + N_IN - 1 : s + N_IN + N_OUT])
+        true = truth.displacement(days)
+        true_px = float(endpoint_error(np.zeros_like(true), true, truth.mask).mean())
+        sources = {
+            "predictions": sequence_flow(np.concatenate([last, threshold(pred)]), **params),
+            "targets": sequence_flow(frames[s + N_IN - 1 : s + N_IN + N_OUT], **params),
+            "zero": np.zeros_like(true),
+        }
+        for name, flow in sources.items():
+            epe = float(endpoint_error(flow, true, truth.mask).mean())
+            rows.append({"start": int(s), "source": name, "epe_px": epe, "true_px": true_px})
+    return pd.DataFrame(rows)
+
+
 # ------------------------------------------------------------------------------------------ CLI
 def register(sub, common) -> None:
     """Add the ``flow`` subcommand."""

@@ -27,7 +27,7 @@ from . import config, metrics
 from . import evaluation as ev
 from .baselines import BASELINES
 from .errors import GlacierError
-from .io import atomic_path
+from .io import atomic_path, load_npz
 from .presets import get_preset
 
 #: docs/evaluation.md: Parvati test set, the original (non-chronological) split.
@@ -368,6 +368,7 @@ class ReportSettings:
     heldout: int = 6
     clim_variants: bool = True
     strict_models: tuple[str, ...] = ("salstm",)
+    experiments: tuple[int, ...] = (1, 2, 3)
 
 
 def _score_section(table: pd.DataFrame, models: list[str], what: str) -> list[str]:
@@ -434,12 +435,205 @@ def _structure_md(root: Path, labels: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+def motion_table(root: Path, glaciers: list[str], runs: dict[str, list[str]], n_bootstrap: int):
+    """Endpoint errors of the motion in each model's forecasts (``test --flow``), pooled over
+    ``glaciers`` × test starts, paired against zero flow and against the targets' own flow.
+    Returns (table, number of clusters); an empty table when no run wrote its file."""
+    rows, zero_targets = [], None
+    for label, names in runs.items():
+        parts = []
+        for k, name in enumerate(names):
+            for g in glaciers:
+                path = config.Paths(root, g).results_dir / f"{name}_motion_epe.csv"
+                if not path.is_file():
+                    break
+                parts.append(pd.read_csv(path).assign(glacier=g, seed=k))
+        if len(parts) != len(names) * len(glaciers):
+            continue
+        df = pd.concat(parts, ignore_index=True)
+        df["cluster"] = df["glacier"] + "|" + df["start"].astype(str)
+        wide = df.pivot_table(index=["seed", "cluster"], columns="source", values="epe_px")
+        clusters = wide.xs(0, level="seed").index.to_numpy()
+        pred = np.stack(
+            [wide.xs(k, level="seed").loc[clusters, "predictions"] for k in range(len(names))]
+        )
+        if zero_targets is None:
+            zero_targets = (clusters, wide.xs(0, level="seed").loc[clusters])
+        row = {"model": label, "EPE": float(pred.mean()), "n_clusters": len(clusters)}
+        iv = metrics.cluster_bootstrap(pred, clusters, n_bootstrap)
+        row |= {"EPE_low": iv.low, "EPE_high": iv.high}
+        for b in ("zero", "targets"):
+            d = metrics.paired_difference(
+                pred, wide.xs(0, level="seed").loc[clusters, b].to_numpy(), clusters, n_bootstrap
+            )
+            row |= {
+                f"d_{b}": d.mean,
+                f"d_{b}_low": d.low,
+                f"d_{b}_high": d.high,
+                f"vs_{b}": metrics.verdict(d)
+                if len(clusters) >= ev.MIN_VERDICT_CLUSTERS
+                else f"too few clusters ({len(clusters)})",
+            }
+        rows.append(row)
+    if zero_targets is not None:
+        clusters, w = zero_targets
+        for b in ("targets", "zero"):
+            iv = metrics.cluster_bootstrap(w[b].to_numpy(), clusters, n_bootstrap)
+            rows.append(
+                {
+                    "model": f"({b} flow)" if b == "targets" else "(zero flow = persistence)",
+                    "EPE": iv.mean,
+                    "EPE_low": iv.low,
+                    "EPE_high": iv.high,
+                    "n_clusters": len(clusters),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _motion_md(t: pd.DataFrame) -> str:
+    lines = [
+        "| forecast | EPE [95 % CI] (px/window) | − zero flow [95 % CI]: verdict | − targets' flow [95 % CI]: verdict |",
+        "|---|---|---|---|",
+    ]
+    for r in t.to_dict(orient="records"):
+        cells = [r["model"], f"{r['EPE']:.3f} {ev._ci(r['EPE_low'], r['EPE_high'], 3)}"]
+        for b in ("zero", "targets"):
+            if pd.isna(r.get(f"d_{b}", np.nan)):
+                cells.append("")
+            else:
+                cells.append(
+                    f"{r[f'd_{b}']:+.3f} {ev._ci(r[f'd_{b}_low'], r[f'd_{b}_high'], 3)}: **{r[f'vs_{b}']}**"
+                )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _experiment4_md(root: Path, rs: ReportSettings) -> tuple[list[str], list[dict]]:
+    from .reproduce import EXP4_MODELS, MOTION_GLACIER, run_name
+
+    glaciers = [
+        MOTION_GLACIER,
+        *(config.heldout_name(MOTION_GLACIER, k) for k in range(1, rs.heldout + 1)),
+    ]
+    runs = {
+        m: [run_name(4, m, rs.preset, seed_index=k) for k in range(rs.seeds)] for m in EXP4_MODELS
+    }
+    t4, _ = pooled_scores(root, glaciers, runs, rs.n_bootstrap)
+    if t4.empty:
+        return ["## Experiment 4 — the motion benchmark", "", "Not run yet.", ""], []
+    share = []
+    for g in glaciers:
+        try:
+            share.append(
+                float(
+                    load_npz(config.Paths(root, g).truth, {"motion_share": "motion share"})[
+                        "motion_share"
+                    ]
+                )
+            )
+        except GlacierError:
+            pass
+    mt = motion_table(root, glaciers, runs, rs.n_bootstrap)
+    md = [
+        "## Experiment 4 — the motion benchmark (beyond the paper)",
+        "",
+        f"The five models (the paper's four and SimVP; {rs.seeds} seed(s)) trained on a synthetic "
+        "Parvati in the **motion regime** — a bare-ice tongue with moving ogives, crevasses and "
+        "debris bands below a stable snowline, so that ice motion is the dominant frame-to-frame "
+        f"signal — and scored on its test windows and those of {len(glaciers) - 1} held-out "
+        "motion-regime glaciers (other seeds), pooled"
+        + (
+            f". Motion share of the glaciers (1 − MSE of the truly advected previous frame / MSE of the previous frame, on the glacier): {np.mean(share):.2f} on average."
+            if share
+            else "."
+        ),
+        "",
+        *_score_section(t4, list(EXP4_MODELS), "motion glaciers pooled"),
+    ]
+    if len(mt):
+        md += [
+            "### Is there motion in the forecasts?",
+            "",
+            "At every test forecast start, the flow (Farneback, the tuned setting chosen on "
+            "training frames: docs/synthetic.md) of [last input, 4 forecast frames] against the "
+            "true displacement on the glacier: endpoint error in pixels per window, mean over "
+            "the 4 window pairs. Beside it the flow of the true target frames (what the flow "
+            "method can recover at best) and zero flow (persistence). Paired over clusters "
+            "(forecast start × glacier), as the scores.",
+            "",
+            _motion_md(mt),
+            "",
+        ]
+    rows = results_rows(4, "parvati-motion+heldout", "motion", t4)
+    return md, rows
+
+
+def _settings_for(
+    results: Path, rs: ReportSettings
+) -> tuple[ReportSettings | None, ReportSettings | None]:
+    """The settings of the paper's experiments (1–3) and of experiment 4 to report: this call's
+    for the experiments it ran, the stored ones (``<results>/report.json``) for the others — a
+    job that runs only experiment 4 adds its section beside the earlier experiments 1–3."""
+    stored = _read_json(results / "report.json")
+    groups = {}
+    for key, exps in (("paper", {1, 2, 3}), ("motion", {4})):
+        if exps & set(rs.experiments):
+            groups[key] = asdict(rs) | {"experiments": sorted(exps & set(rs.experiments))}
+        elif key in stored:
+            groups[key] = stored[key]
+    with atomic_path(results / "report.json") as tmp:
+        tmp.write_text(json.dumps(groups, indent=2, default=list) + "\n")
+
+    def load(d: dict | None) -> ReportSettings | None:
+        if d is None:
+            return None
+        return ReportSettings(
+            **{
+                **d,
+                "strict_models": tuple(d["strict_models"]),
+                "experiments": tuple(d["experiments"]),
+            }
+        )
+
+    return load(groups.get("paper")), load(groups.get("motion"))
+
+
 def write_report(root: Path, results: Path, rs: ReportSettings) -> tuple[Path, Path]:
     """Write ``<results>/README.md``, ``results.csv`` and ``results_per_seed.csv`` from the
     stages' outputs."""
+    results.mkdir(parents=True, exist_ok=True)
+    paper, motion = _settings_for(results, rs)
+    exp4_md, exp4_rows = _experiment4_md(root, motion) if motion else ([], [])
+    if paper is None:
+        return _write_motion_only(root, results, motion, exp4_md, exp4_rows)
+    return _write_paper(root, results, paper, exp4_md, exp4_rows)
+
+
+def _write_motion_only(
+    root: Path, results: Path, rs: ReportSettings, md: list[str], rows: list[dict]
+) -> tuple[Path, Path]:
+    csv_path = results / "results.csv"
+    with atomic_path(csv_path) as tmp:
+        pd.DataFrame(rows, columns=RESULT_COLUMNS).to_csv(tmp, index=False, float_format="%.6g")
+    head = [
+        "# Results: glacier movement prediction",
+        "",
+        f"Preset **{rs.preset}**, synthetic data, {rs.seeds} seed(s), {rs.n_bootstrap} bootstrap "
+        "resamples. How to read the intervals and verdicts: docs/evaluation.md.",
+        "",
+    ]
+    readme = results / "README.md"
+    with atomic_path(readme) as tmp:
+        tmp.write_text("\n".join([*head, *md]), encoding="utf-8")
+    return readme, csv_path
+
+
+def _write_paper(
+    root: Path, results: Path, rs: ReportSettings, exp4_md: list[str], exp4_rows: list[dict]
+) -> tuple[Path, Path]:
     from .reproduce import MODELS, run_name
 
-    results.mkdir(parents=True, exist_ok=True)
     pre = get_preset(rs.preset)
     labels = [*MODELS, *([f"{m}+clim" for m in MODELS] if rs.clim_variants else [])]
     runs = {m: [run_name(1, m, rs.preset, seed_index=k) for k in range(rs.seeds)] for m in labels}
@@ -634,6 +828,7 @@ def write_report(root: Path, results: Path, rs: ReportSettings) -> tuple[Path, P
             ]
     else:
         md += ["Not run yet.", ""]
+    md += exp4_md
     md += [
         "## The paper's published numbers (Parvati, original split)",
         "",
@@ -703,6 +898,8 @@ def _read_json(path: Path) -> dict:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from .reproduce import parse_experiments
+
     root = config.data_root(args.data_root)
     strict = tuple(m for m in args.strict_models.split(",") if m and m != "none")
     rs = ReportSettings(
@@ -713,6 +910,7 @@ def run_report(args: argparse.Namespace) -> int:
         args.heldout,
         args.clim_variants,
         strict,
+        parse_experiments(args.experiments),
     )
     readme, csv = write_report(root, Path(args.results), rs)
     print(f"wrote {readme} and {csv}")
@@ -778,5 +976,10 @@ def register(sub, common) -> None:
         "--strict-models",
         default="salstm",
         help="comma-separated models with a strict-split run (default salstm; none)",
+    )
+    p.add_argument(
+        "--experiments",
+        default="1,2,3",
+        help="experiments whose runs this report reads (default 1,2,3; 4 = the motion benchmark)",
     )
     p.set_defaults(func=run_report)

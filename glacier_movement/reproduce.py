@@ -34,6 +34,10 @@ from .signals import Interrupted
 
 #: The four models of the paper, in the paper's table order.
 MODELS = ("salstm", "lstm", "convlstm", "unet")
+#: Experiment 4 (the motion benchmark, beyond the paper): the four and SimVP.
+EXP4_MODELS = (*MODELS, "simvp")
+#: Experiment 4's glacier: Parvati's configuration, synthesized in the motion regime.
+MOTION_GLACIER = "parvati" + config.MOTION
 SOURCES = ("synthetic", "planetary-computer")
 
 
@@ -59,6 +63,8 @@ class Job:
     wandb: str = "offline"
     device: str | None = None
     glaciers: tuple[str, ...] = ("parvati", "aletsch")
+    #: which experiments to run: 1–3 (the paper's) and/or 4 (the motion benchmark)
+    experiments: tuple[int, ...] = (1, 2, 3)
 
     @property
     def settings(self) -> Preset:
@@ -80,7 +86,9 @@ def run_name(
     may carry ``+clim``; the k-th extra seed adds ``-seed<k>``."""
     from .training import default_run_name
 
-    glaciers = {1: ["parvati"], 2: ["aletsch"], 3: ["parvati", "aletsch"]}[experiment]
+    glaciers = {1: ["parvati"], 2: ["aletsch"], 3: ["parvati", "aletsch"], 4: [MOTION_GLACIER]}[
+        experiment
+    ]
     name = default_run_name(model, glaciers, preset, split, finetuned=experiment == 2)
     return name + (f"-seed{seed_index}" if seed_index else "")
 
@@ -90,15 +98,38 @@ def variants(job: Job) -> list[str]:
     return [*MODELS, *([f"{m}+clim" for m in MODELS] if job.clim_variants else [])]
 
 
-def heldout_glaciers(job: Job) -> list[str]:
+def heldout_glaciers(job: Job, base: str = "parvati") -> list[str]:
     """The held-out glaciers of the job (synthetic data only)."""
     if job.source != "synthetic":
         return []
-    return [config.heldout_name("parvati", k) for k in range(1, job.heldout + 1)]
+    return [config.heldout_name(base, k) for k in range(1, job.heldout + 1)]
+
+
+def motion_glaciers(job: Job) -> list[str]:
+    """Experiment 4's glaciers: the motion-regime Parvati and its held-out replicates."""
+    if 4 not in job.experiments or job.source != "synthetic":
+        return []
+    return [MOTION_GLACIER, *heldout_glaciers(job, MOTION_GLACIER)]
 
 
 def data_glaciers(job: Job) -> list[str]:
-    return [*job.glaciers, *heldout_glaciers(job)]
+    paper = [*job.glaciers, *heldout_glaciers(job)] if _paper(job) else []
+    return [*paper, *motion_glaciers(job)]
+
+
+def _paper(job: Job) -> bool:
+    return bool({1, 2, 3} & set(job.experiments))
+
+
+def exp4_runs(job: Job) -> list[Run]:
+    """Experiment 4: the five models on the motion-regime glacier at every seed."""
+    if 4 not in job.experiments:
+        return []
+    return [
+        Run(m, "paper", k, run_name(4, m, job.preset, seed_index=k))
+        for m in EXP4_MODELS
+        for k in range(job.seeds)
+    ]
 
 
 def scene_label(experiment: int, what: str, preset: str) -> str:
@@ -120,6 +151,8 @@ class Run:
 def exp1_runs(job: Job) -> list[Run]:
     """Every experiment-1 training run: each variant at every seed (paper split), then the
     strict-split runs (first seed)."""
+    if 1 not in job.experiments:
+        return []
     runs = [
         Run(m, "paper", k, run_name(1, m, job.preset, seed_index=k))
         for m in variants(job)
@@ -163,8 +196,9 @@ def stage_data(job: Job) -> list[Command]:
         return [
             ["synthesize", "--glacier", g, "--years", job.years, "--seed", str(job.seed + k)]
             + (["--size", *map(str, size[base])] if base in size else [])
+            + (["--regime", "motion"] if g in motion_glaciers(job) else [])
             for k, g in enumerate(data_glaciers(job))
-            for base in [config.get_glacier(g).name.split(config.HELDOUT)[0]]
+            for base in [g.split(config.HELDOUT)[0].removesuffix(config.MOTION)]
         ]
     return [["acquire", "--glacier", g, "--years", job.years] for g in job.glaciers]
 
@@ -174,13 +208,17 @@ def stage_preprocess(job: Job) -> list[Command]:
 
 
 def stage_sequences(job: Job) -> list[Command]:
-    return [["sequences", "--glacier", g, "--preset", job.preset] for g in job.glaciers]
+    glaciers = [*(job.glaciers if _paper(job) else ()), *motion_glaciers(job)[:1]]
+    return [["sequences", "--glacier", g, "--preset", job.preset] for g in glaciers]
 
 
 def stage_train(job: Job) -> list[Command]:
     return [
         _train(job, r.model, ["parvati"], r.name, r.split, seed=r.seed_index)
         for r in exp1_runs(job)
+    ] + [
+        _train(job, r.model, [MOTION_GLACIER], r.name, r.split, seed=r.seed_index)
+        for r in exp4_runs(job)
     ]
 
 
@@ -198,6 +236,11 @@ def stage_test(job: Job) -> list[Command]:
         if r.split == "paper"
         for g in heldout_glaciers(job)
     ]
+    cmds += [  # experiment 4: scores and the motion in the forecasts (tuned Farneback)
+        ["test", "--run", r.name, "--glacier", g, "--flow", "tuned", *boot, *_device(job)]
+        for r in exp4_runs(job)
+        for g in motion_glaciers(job)
+    ]
     return cmds
 
 
@@ -205,6 +248,11 @@ def stage_infer(job: Job) -> list[Command]:
     return [
         ["infer", "--run", run_name(1, m, job.preset), "--glacier", "parvati", *_device(job)]
         for m in variants(job)
+        if 1 in job.experiments
+    ] + [
+        ["infer", "--run", run_name(4, m, job.preset), "--glacier", MOTION_GLACIER, *_device(job)]
+        for m in EXP4_MODELS
+        if 4 in job.experiments
     ]
 
 
@@ -212,6 +260,7 @@ def stage_flow(job: Job) -> list[Command]:
     return [
         ["flow", "--run", run_name(1, m, job.preset), "--glacier", "parvati", *_device(job)]
         for m in MODELS
+        if 1 in job.experiments
     ]
 
 
@@ -220,6 +269,8 @@ def _pretrained(job: Job) -> str:
 
 
 def stage_experiment2(job: Job) -> list[Command]:
+    if 2 not in job.experiments:
+        return []
     before, after = (scene_label(2, w, job.preset) for w in ("before", "after"))
     return [
         _train(
@@ -275,6 +326,8 @@ def stage_experiment2(job: Job) -> list[Command]:
 
 
 def stage_experiment3(job: Job) -> list[Command]:
+    if 3 not in job.experiments:
+        return []
     run = run_name(3, "salstm", job.preset)
     boot = ["--bootstrap", str(job.bootstrap), "--seed", str(job.seed)]
     aletsch = scene_label(3, "mixed", job.preset)
@@ -299,6 +352,7 @@ def stage_report(job: Job) -> list[Command]:
             "--seeds", str(job.seeds), "--heldout", str(len(heldout_glaciers(job))),
             "--clim-variants" if job.clim_variants else "--no-clim-variants",
             "--strict-models", ",".join(job.strict_models) or "none",
+            "--experiments", ",".join(map(str, job.experiments)),
         ],
     ]  # fmt: skip
 
@@ -368,6 +422,14 @@ def _execute(argv: Command, job: Job) -> None:
         raise GlacierError(f"`glacier-movement {shlex.join(full)}` exited with {rc}; see above")
 
 
+def state_path(job: Job) -> Path:
+    """``<results>/reproduce.json`` for the paper's experiments; another set of experiments keeps
+    its own (``reproduce-exp4.json``), so running experiment 4 does not undo experiments 1–3."""
+    if job.experiments == (1, 2, 3):
+        return job.results / "reproduce.json"
+    return job.results / f"reproduce-exp{''.join(map(str, job.experiments))}.json"
+
+
 def reproduce(job: Job, start: str | None = None, stop: str | None = None) -> State:
     """Run the stages in order, skipping those already done with the same settings."""
     names = list(STAGES)
@@ -377,7 +439,7 @@ def reproduce(job: Job, start: str | None = None, stop: str | None = None) -> St
     from .training import announce_device
 
     announce_device(job.device)  # one line; a missing GPU is an error before any stage runs
-    state = State.load(job.results / "reproduce.json", job.fingerprint())
+    state = State.load(state_path(job), job.fingerprint())
     first = names.index(start) if start else None
     last = names.index(stop) if stop else len(names) - 1
     t_job = time.perf_counter()
@@ -522,6 +584,13 @@ def register(sub, common) -> None:
         "none with --source planetary-computer)",
     )
     p.add_argument(
+        "--experiments",
+        default="1,2,3",
+        metavar="LIST",
+        help="comma-separated experiments to run: 1-3 are the paper's (default 1,2,3); 4 is the "
+        "motion benchmark (beyond the paper: the five models on a motion-regime glacier)",
+    )
+    p.add_argument(
         "--clim-variants",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -566,7 +635,24 @@ def _count(value: int | None, default: int, flag: str, least: int) -> int:
     return value
 
 
+def parse_experiments(text: str) -> tuple[int, ...]:
+    """``1,2,3`` → (1, 2, 3); each of 1–4, at least one."""
+    try:
+        out = tuple(sorted({int(t) for t in text.split(",") if t.strip()}))
+    except ValueError:
+        out = ()
+    if not out or not set(out) <= {1, 2, 3, 4}:
+        raise GlacierError(f"--experiments {text!r}: give a comma-separated list of 1, 2, 3, 4")
+    if (2 in out or 3 in out) and 1 not in out or (3 in out and 2 not in out):
+        raise GlacierError(
+            "experiment 2 builds on experiment 1's models and 3 on both: run 1,2,3 together "
+            "(--experiments 1,2,3), with or without 4"
+        )
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
+    experiments = parse_experiments(args.experiments)
     get_preset(args.preset)  # fail fast on a bad preset
     config.parse_years(args.years)
     job = Job(
@@ -578,7 +664,10 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         bootstrap=args.bootstrap,
         strict_models=_strict_models(args.strict_models),
-        seeds=_count(args.seeds, 1 if args.preset == "tiny" else 3, "--seeds", 1),
+        experiments=experiments,
+        seeds=_count(
+            args.seeds, 3 if args.preset != "tiny" and 1 in experiments else 1, "--seeds", 1
+        ),
         heldout=_count(args.heldout, 1 if args.preset == "tiny" else 6, "--heldout", 0),
         clim_variants=args.clim_variants,
         wandb=args.wandb,
