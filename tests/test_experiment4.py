@@ -1,0 +1,73 @@
+"""Experiment 4 (the motion benchmark) end to end at the tiny preset, and its options."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from glacier_movement import config
+from glacier_movement.errors import GlacierError
+from glacier_movement.reproduce import (
+    EXP4_MODELS,
+    MOTION_GLACIER,
+    Job,
+    parse_experiments,
+    reproduce,
+    run_name,
+    state_path,
+)
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    base = tmp_path_factory.mktemp("exp4")
+    job = Job(
+        preset="tiny",
+        root=base / "data",
+        results=base / "results",
+        bootstrap=200,
+        wandb="disabled",
+        seeds=1,
+        heldout=1,
+        experiments=(4,),
+    )
+    reproduce(job)
+    return job
+
+
+def test_motion_glaciers_are_parvati_in_the_motion_regime(job):
+    for g in (MOTION_GLACIER, config.heldout_name(MOTION_GLACIER, 1)):
+        cfg = config.get_glacier(g)
+        assert cfg.name == g and cfg.bbox == config.get_glacier("parvati").bbox
+        with np.load(config.Paths(job.root, g).truth) as f:
+            assert str(f["regime"]) == "motion" and float(f["motion_share"]) > 0.5
+
+
+def test_results_hold_the_five_models_the_baselines_and_motion_scores(job):
+    df = pd.read_csv(job.results / "results.csv")
+    exp4 = df[df["experiment"] == 4]
+    assert {*EXP4_MODELS, "persistence", "climatology"} <= set(exp4["model"])
+    assert (exp4["n_clusters"] >= 2).all()
+    text = (job.results / "README.md").read_text()
+    assert "Experiment 4" in text and "Is there motion in the forecasts?" in text
+    assert "(zero flow = persistence)" in text and "targets flow" in text
+    for m in EXP4_MODELS:
+        epe = pd.read_csv(
+            config.Paths(job.root, MOTION_GLACIER).results_dir
+            / f"{run_name(4, m, 'tiny')}_motion_epe.csv"
+        )
+        assert set(epe["source"]) == {"predictions", "targets", "zero"}
+        zero = epe[epe["source"] == "zero"]
+        assert (zero["epe_px"] - zero["true_px"]).abs().max() < 1e-9  # zero flow misses it all
+    # its own state file: experiments 1-3 keep theirs
+    assert state_path(job).name == "reproduce-exp4.json" and state_path(job).is_file()
+
+
+def test_experiment_lists():
+    assert parse_experiments("1,2,3") == (1, 2, 3)
+    assert parse_experiments("4") == (4,)
+    assert parse_experiments("4,1,2,3") == (1, 2, 3, 4)
+    for bad in ("5", "2", "1,3", "x", ""):
+        with pytest.raises(GlacierError):
+            parse_experiments(bad)
