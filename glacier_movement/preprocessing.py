@@ -62,6 +62,9 @@ ALIGN_METHODS = ("phase", "ecc")
 #: Phase correlation rounds: the first against the ECC template, each further one against the mean
 #: of the scenes aligned by the round before.
 PHASE_ROUNDS = 2
+#: Phase correlation resolves shifts to 1/PHASE_UPSAMPLE px (upsampled DFT around the peak).
+PHASE_UPSAMPLE = 50
+PHASE_NORMALIZATION = "phase"
 ECC_MOTIONS = {
     "homography": cv2.MOTION_HOMOGRAPHY,
     "affine": cv2.MOTION_AFFINE,
@@ -366,25 +369,37 @@ def _cv_message(e: Exception) -> str:
     return f"{m.group(1)}: {m.group(2)}".rstrip(": ") if m else text or type(e).__name__
 
 
-def phase_shift(template: np.ndarray, image: np.ndarray) -> tuple[np.ndarray, float]:
+def phase_shift(
+    template: np.ndarray, image: np.ndarray, upsample: int = PHASE_UPSAMPLE
+) -> np.ndarray:
     """Translation from ``template`` to ``image`` (both standardized (H, W) float32) by phase
-    correlation: (warp (3, 3) float64 with ``image(x + d) ≈ template(x)``, peak response).
+    correlation: warp (3, 3) float64 with ``image(x + d) ≈ template(x)``.
 
-    ``cv2.phaseCorrelate`` with a Hann window; the whitened cross-power spectrum weighs all
-    frequencies alike, so the broad seasonal changes of brightness (snow cover) that mislead ECC
-    weigh little beside the terrain's edges. Raises ``cv2.error`` where no peak is found (a
-    uniform image).
+    Both images are multiplied by a Hann window (no wrap-around edges), then
+    ``skimage.registration.phase_cross_correlation`` (normalization "phase", the whitened
+    cross-power spectrum, refined by an upsampled DFT to 1/``upsample`` px; Guizar-Sicairos et
+    al. 2008). Whitening weighs all frequencies alike, so the broad seasonal changes of
+    brightness (snow cover) that mislead ECC weigh little beside the terrain's edges; the
+    upsampled peak avoids the bias of ``cv2.phaseCorrelate``'s centroid towards whole pixels
+    (measured: 0.05 px common offset instead of 0.17 px). Raises ``cv2.error`` (as ECC does) for
+    a uniform image or a non-finite shift.
     """
+    from skimage.registration import phase_cross_correlation
+
     if not (np.ptp(template) > 0 and np.ptp(image) > 0):
         raise cv2.error("phase correlation found no peak: the image is uniform")
     h, w = template.shape
-    # cv2.phaseCorrelate (OpenCV 4.14) multiplies its inputs by the window in place: pass copies.
-    (dx, dy), response = cv2.phaseCorrelate(
-        template.copy(), image.copy(), cv2.createHanningWindow((w, h), cv2.CV_32F)
+    win = cv2.createHanningWindow((w, h), cv2.CV_32F)
+    shift, _, _ = phase_cross_correlation(
+        template * win,
+        image * win,
+        upsample_factor=int(upsample),
+        normalization=PHASE_NORMALIZATION,
     )
-    if not (np.isfinite(dx) and np.isfinite(dy) and np.isfinite(response)):
+    dy, dx = -float(shift[0]), -float(shift[1])  # skimage: the shift that registers image
+    if not (np.isfinite(dx) and np.isfinite(dy)):
         raise cv2.error("phase correlation returned a non-finite shift")
-    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]]), float(response)
+    return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy], [0.0, 0.0, 1.0]])
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -406,6 +421,7 @@ def align_scenes(
     *,
     method: str = "phase",
     rounds: int = PHASE_ROUNDS,
+    upsample: int = PHASE_UPSAMPLE,
     chain_init: bool = False,
     iterations: int = ECC_ITERATIONS,
     eps: float = ECC_EPS,
@@ -423,7 +439,7 @@ def align_scenes(
     """Align every scene (green, swir16; (2, H, W), DN) to a template made from all of them.
 
     ``method="phase"`` (default): a translation per scene by phase correlation
-    (:func:`phase_shift`) of its standardized gray image (:func:`scene_gray`) against the
+    (:func:`phase_shift`, to 1/``upsample`` px) of its standardized gray image (:func:`scene_gray`) against the
     template, first :func:`ecc_template`, then, for each further of ``rounds`` rounds, the mean of
     the scenes' gray images aligned by the previous round (sharper, so the next estimate is
     better). Measured on the synthetic glaciers' true warps, this is the most accurate setting and
@@ -504,7 +520,7 @@ def align_scenes(
             def estimate(i: int, ref: np.ndarray = ref) -> None:
                 t0 = time.perf_counter()
                 try:
-                    warps[i], _ = phase_shift(ref, grays[i])
+                    warps[i] = phase_shift(ref, grays[i], upsample)
                     success[i], errors[i] = True, ""
                 except cv2.error as e:
                     fail(i, e)
