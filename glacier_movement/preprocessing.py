@@ -919,6 +919,8 @@ class Preprocessed:
     window: np.ndarray  # (N,) window of each scene
     summary: list[str]
     written: list[Path] = field(default_factory=list)
+    #: the alignment error against truth.npz's warps (synthetic data), else None
+    error: AlignmentError | None = None
 
 
 def raw_files(paths: Paths) -> list[tuple[int, Path]]:
@@ -1130,6 +1132,8 @@ def run_preprocessing(
             raise GlacierError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     if ecc_iterations < 1:
         raise GlacierError(f"--ecc-iterations must be at least 1, got {ecc_iterations}")
+    if chain_init and align_method != "ecc":
+        raise GlacierError("--chain-init starts ECC from the previous warp: add --align ecc")
     if align_rounds < 1:
         raise GlacierError(f"--align-rounds must be at least 1, got {align_rounds}")
     workers = default_workers() if workers is None else workers
@@ -1268,7 +1272,7 @@ def run_preprocessing(
         )
     )
 
-    result = Preprocessed(fr, alignment, records, windex, summary)
+    result = Preprocessed(fr, alignment, records, windex, summary, error=error)
     if write:
         # the new alignment.npz replaces the old one only once frames.npz is written, so a
         # failed write (disk full) leaves the matching old pair, or neither file

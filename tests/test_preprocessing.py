@@ -528,7 +528,9 @@ def test_cli_preprocess_and_bad_input(tmp_path, capsys):
     # The whole scene missing fails acquisition's filter (missing ≥ 0.5): dropped and reported.
     s.data[3] = 0
     io.write_scenes(p, s)
-    rc = main([*args, "--ecc-iterations", "200", "--chain-init", "--no-figures"])
+    assert main([*args, "--chain-init"]) == 2
+    assert "--align ecc" in capsys.readouterr().err
+    rc = main([*args, "--align", "ecc", "--ecc-iterations", "200", "--chain-init", "--no-figures"])
     out = capsys.readouterr().out
     assert rc == 0 and "15 scenes used of 16" in out and "1 with ≥ 0.5 missing" in out
     assert "8 frames" in out and "frames.npz" in out and "alignment.npz" in out
@@ -562,7 +564,7 @@ def test_preprocess_synthetic_glacier_end_to_end(tmp_path):
     synthetic = pytest.importorskip("glacier_movement.synthetic")
     cfg = get_glacier("parvati")
     synthetic.synthesize(cfg, tmp_path, size=(64, 64), years=(2013, 2014), seed=0, progress=False)
-    res = run_preprocessing(cfg, tmp_path, figures=False, ecc_motion="translation")
+    res = run_preprocessing(cfg, tmp_path, figures=False)
     fr = io.read_frames(Paths(tmp_path, "parvati").frames)
     truth = io.load_npz(Paths(tmp_path, "parvati").truth)
     assert fr.frames.shape == (8, 64, 64) and fr.roi == (0, 64, 0, 64)
