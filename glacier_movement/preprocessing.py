@@ -1192,11 +1192,13 @@ def run_preprocessing(
         progress=progress,
         labels=labels,
     )
+    method_name = "ECC" if align_method == "ecc" else "phase correlation"
     means, counts = average_windows(aligned, windex, len(starts), average, use=alignment.used)
     have = counts > 0
     if not have.any():
         raise GlacierError(
-            f"ECC failed on every scene of {cfg.name} and --on-ecc-failure drop removed them all; "
+            f"{method_name} failed on every scene of {cfg.name} and --on-ecc-failure drop removed "
+            "them all; "
             "use --on-ecc-failure keep or check the scenes"
         )
     masked = np.zeros((len(starts), *means.shape[2:]), dtype=np.float32)
@@ -1241,7 +1243,8 @@ def run_preprocessing(
     if alignment.n_failed:
         policy = "kept unaligned" if on_failure == "keep" else "dropped"
         summary.append(
-            f"ECC failed on {alignment.n_failed} scene(s), {policy} (--on-ecc-failure {on_failure}):"
+            f"{method_name} failed on {alignment.n_failed} scene(s), {policy} "
+            f"(--on-ecc-failure {on_failure}):"
         )
         summary += [f"  {e}" for e in alignment.errors if e]
     else:
@@ -1440,7 +1443,8 @@ def register(sub, common) -> None:
         "--on-ecc-failure",
         choices=ECC_POLICIES,
         default="keep",
-        help="scenes where ECC does not converge: keep them unaligned (default) or drop them",
+        help="scenes where the alignment fails (ECC does not converge, phase correlation finds no "
+        "peak): keep them unaligned (default) or drop them",
     )
     p.add_argument(
         "--align",
