@@ -5,8 +5,11 @@ This is the original ``createPatches.py`` / ``monthlyAverageScenesEnCC`` (SPEC 1
 1. crop the region of interest (ROI) and keep the green and swir16 bands (digital numbers, DN);
 2. fill missing pixels with the 5×5 kernel of Vonica, Ancuța & Frîncu (2021), pass after pass
    (:func:`fill_missing`, a normalized convolution instead of a Python loop over pixels);
-3. align every scene to the median-filtered temporal mean with OpenCV's ECC maximisation
-   (:func:`align_scenes`), with a stated policy for scenes where ECC does not converge;
+3. align every scene to the median-filtered temporal mean (:func:`align_scenes`): by default a
+   translation by subpixel phase correlation, refined against the mean of the aligned scenes;
+   the paper's ECC maximisation is an option; scenes are aligned in parallel threads, with a
+   stated policy for scenes where the alignment fails. On synthetic data the residual
+   misregistration against the generator's warps is reported (:func:`alignment_error`);
 4. average the aligned scenes in fixed windows of ``window_months`` months per year
    (:func:`average_windows`);
 5. NDSI = (green − swir16) / (green + swir16) and the snow/ice mask: NDSI where NDSI ≥ 0.3 else 0
@@ -193,11 +196,11 @@ def fill_missing(band: np.ndarray, max_passes: int | None = None) -> np.ndarray:
 # ------------------------------------------------------------------------------ ECC alignment
 @dataclass
 class Alignment:
-    """ECC alignment of N scenes to one template.
+    """Alignment of N scenes to one template (phase correlation or ECC).
 
     ``warps`` (N, 3, 3) float64 homographies mapping template pixel coordinates (x, y, 1) to scene
-    coordinates (the ECC convention; identity for a failed scene); ``cc`` (N,) the final ECC
-    correlation coefficient (NaN where ECC failed); ``success`` (N,) bool; ``used`` (N,) bool,
+    coordinates (the ECC convention; identity for a failed scene); ``cc`` (N,) the final
+    correlation coefficient with the template (NaN where the alignment failed); ``success`` (N,) bool; ``used`` (N,) bool,
     False for scenes dropped by the failure policy; ``template`` (H, W) float32 gray template;
     ``errors`` the OpenCV message per failed scene ("" where it succeeded); ``seconds`` per scene.
     """
@@ -1494,8 +1497,8 @@ def register(sub, common) -> None:
         "--ecc-motion",
         choices=tuple(ECC_MOTIONS),
         default="homography",
-        help="ECC motion model (default homography, the original; translation is the most robust "
-        "where seasons change the scenes a lot)",
+        help="with --align ecc: the ECC motion model (default homography, the original; "
+        "translation is the most robust where seasons change the scenes a lot)",
     )
     p.add_argument(
         "--ecc-stop-px",
