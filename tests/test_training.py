@@ -380,7 +380,7 @@ def test_simvp_trains_saves_and_loads_through_the_cli(tmp_path, capsys, monkeypa
     capsys.readouterr()
     args = ["test", "--data-root", str(root), "--run", run.name, "--model", "simvp"]
     assert cli.main([*args, "--bootstrap", "0"]) == 0
-    assert "| simvp-parvati-tiny | paper |" in capsys.readouterr().out
+    assert "| simvp-parvati-tiny |" in capsys.readouterr().out
 
 
 def test_persistence_is_not_trainable(tmp_path):

@@ -136,18 +136,28 @@ def test_fewer_than_8_frames(cli, copy, raw_root, case):
 
 
 # ------------------------------------------------------------------------------------- ECC
-@pytest.mark.parametrize("policy", ["keep", "drop"])
-def test_ecc_non_convergence_policy_is_applied_and_reported(cli, copy, raw_root, policy):
-    """A featureless scene makes ECC fail; the stated policy keeps it unaligned or drops it, the
-    summary names the scene, and alignment.npz and frames.npz agree with what was done."""
+@pytest.mark.parametrize(
+    "policy, method, why",
+    [
+        ("keep", "ecc", "do not converge"),
+        ("drop", "ecc", "do not converge"),
+        ("drop", "phase", "uniform"),
+    ],
+)
+def test_ecc_non_convergence_policy_is_applied_and_reported(
+    cli, copy, raw_root, policy, method, why
+):
+    """A featureless scene makes the alignment fail (ECC, phase correlation); the stated policy
+    keeps it unaligned or drops it, the summary names the scene, and alignment.npz and
+    frames.npz agree with what was done."""
     root = copy(raw_root)
     k = _kept_scene(root / "parvati" / "raw" / "2014.npz")
     _rewrite(root / "parvati" / "raw" / "2014.npz", lambda a: a["data"][k].fill(9000))
-    res = cli.run(*PREPROCESS, "--on-ecc-failure", policy, root=root)
+    res = cli.run(*PREPROCESS, "--align", method, "--on-ecc-failure", policy, root=root)
     assert res.rc == 0 and "Traceback" not in res.stderr, res
     done = "kept unaligned" if policy == "keep" else "dropped"
     assert f"), {done} (--on-ecc-failure {policy}):" in res.stdout, res
-    assert f"  2014.npz scene {k} (2014-" in res.stdout and "do not converge" in res.stdout, res
+    assert f"  2014.npz scene {k} (2014-" in res.stdout and why in res.stdout, res
 
     al = load_npz(root / "parvati" / "alignment.npz")
     i = int(np.flatnonzero((al["source_year"] == 2014) & (al["source_index"] == k))[0])
@@ -164,7 +174,7 @@ def test_ecc_failing_on_every_scene_with_drop(cli, copy, raw_root):
     cli.expect_error(
         "preprocess",
         [*PREPROCESS[1:], "--on-ecc-failure", "drop"],
-        ["ECC failed on every scene of parvati", "use --on-ecc-failure keep"],
+        ["phase correlation failed on every scene of parvati", "use --on-ecc-failure keep"],
         root=root,
         watch=[root],
     )
