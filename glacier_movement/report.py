@@ -297,10 +297,10 @@ def _scene_md(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _flow_md(root: Path, labels: list[str]) -> tuple[str, list[dict]]:
+def _flow_md(root: Path, labels: list[str], glacier: str = "parvati") -> tuple[str, list[dict]]:
     from .flow import load_flow_errors
 
-    paths = config.Paths(root, "parvati")
+    paths = config.Paths(root, glacier)
     lines = [
         "| model | true displacement (px/window) | EPE of flow from targets | EPE of flow from predictions | EPE of persistence (zero flow) |",
         "|---|---:|---:|---:|---:|",
@@ -369,6 +369,8 @@ class ReportSettings:
     clim_variants: bool = True
     strict_models: tuple[str, ...] = ("salstm",)
     experiments: tuple[int, ...] = (1, 2, 3)
+    #: experiment 1's glacier
+    glacier: str = "parvati"
 
 
 def _score_section(table: pd.DataFrame, models: list[str], what: str) -> list[str]:
@@ -407,12 +409,12 @@ def _training_md(root: Path, runs: dict[str, list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _structure_md(root: Path, labels: dict[str, str]) -> str:
+def _structure_md(root: Path, labels: dict[str, str], glacier: str = "parvati") -> str:
     """Spatial structure of the full-scene forecasts (seed-0 runs) per predictor, lead-averaged and
     per lead for the pattern and anomaly correlations."""
     frames = []
     for label, run in labels.items():
-        scene = ev.load_scene(ev.scene_dir(config.Paths(root, "parvati"), run))
+        scene = ev.load_scene(ev.scene_dir(config.Paths(root, glacier), run))
         if scene is None:
             continue
         df = ev.structure_scores(scene)
@@ -636,17 +638,23 @@ def _write_paper(
 
     pre = get_preset(rs.preset)
     labels = [*MODELS, *([f"{m}+clim" for m in MODELS] if rs.clim_variants else [])]
-    runs = {m: [run_name(1, m, rs.preset, seed_index=k) for k in range(rs.seeds)] for m in labels}
+    g1 = rs.glacier
+    runs = {
+        m: [run_name(1, m, rs.preset, seed_index=k, glacier=g1) for k in range(rs.seeds)]
+        for m in labels
+    }
     boot = rs.n_bootstrap
-    t1, seeds1 = pooled_scores(root, ["parvati"], runs, boot)
+    t1, seeds1 = pooled_scores(root, [g1], runs, boot)
     if t1.empty:
         raise GlacierError(
             f"no test results under {root}/parvati/results: run `glacier-movement reproduce` "
             "(or train and test the models) first"
         )
-    strict = {f"{m} (strict)": [run_name(1, m, rs.preset, "strict")] for m in rs.strict_models}
-    t1s, _ = pooled_scores(root, ["parvati"], strict, boot)
-    heldout = [config.heldout_name("parvati", k) for k in range(1, rs.heldout + 1)]
+    strict = {
+        f"{m} (strict)": [run_name(1, m, rs.preset, "strict", glacier=g1)] for m in rs.strict_models
+    }
+    t1s, _ = pooled_scores(root, [g1], strict, boot)
+    heldout = [config.heldout_name(g1, k) for k in range(1, rs.heldout + 1)]
     th, seedsh = (
         pooled_scores(root, heldout, runs, boot) if heldout else (pd.DataFrame(), pd.DataFrame())
     )
@@ -655,13 +663,13 @@ def _write_paper(
     )
     s2 = _read_optional(root / "aletsch" / "results" / f"exp2-{rs.preset}_scene_scores.csv")
     s3 = _read_optional(root / "aletsch" / "results" / f"exp3-{rs.preset}_scene_scores.csv")
-    flow_md, flow_rows = _flow_md(root, [run_name(1, m, rs.preset) for m in MODELS])
+    flow_md, flow_rows = _flow_md(root, [run_name(1, m, rs.preset, glacier=g1) for m in MODELS], g1)
 
-    csv_rows = results_rows(1, "parvati", "parvati-test", t1)
+    csv_rows = results_rows(1, g1, f"{g1}-test", t1)
     csv_rows += results_rows(
         1,
-        "parvati",
-        "parvati-test",
+        g1,
+        f"{g1}-test",
         t1s[~t1s["model"].isin(BASELINES)] if len(t1s) else t1s,
         "strict",
     )
@@ -723,8 +731,8 @@ def _write_paper(
         md += [
             f"## Headline — held-out glaciers ({len(heldout)} synthetic glaciers never trained on)",
             "",
-            "The experiment-1 models (trained on Parvati) on the test windows of other synthetic "
-            "glaciers of Parvati's configuration, made with other seeds (other terrain, weather, "
+            f"The experiment-1 models (trained on {g1}) on the test windows of other synthetic "
+            f"glaciers of {g1}'s configuration, made with other seeds (other terrain, weather, "
             "snow years); each glacier's climatology comes from its own frames before its test "
             "period. Nothing was trained, tuned or stopped on them.",
             "",
@@ -735,37 +743,37 @@ def _write_paper(
             "## Held-out glaciers",
             "",
             "Not available for real data (`--source planetary-computer`): held-out replicates are "
-            "synthetic glaciers. The Parvati table below rests on few forecast starts.",
+            f"synthetic glaciers. The {g1} table below rests on few forecast starts.",
             "",
         ]
     md += [
-        "## Experiment 1 — Parvati test sequences",
+        f"## Experiment 1 — {g1} test sequences",
         "",
         "Split `paper`: the first 80 % of sequences in time order for training + validation, the "
         "last 20 % for testing (its test targets overlap late training sequences). The strict-"
         "split rows retrain without any sequence that touches a test target frame or a window "
         "interpolated from one (one seed).",
         "",
-        *_score_section(t1, labels, "Parvati"),
+        *_score_section(t1, labels, g1),
     ]
     if len(t1s):
         md += ["Strict split:", "", ev.results_markdown(t1s[t1s["targets"] == "observed"]), ""]
     md += [
         "### Per lead time and on / off the glacier (observed targets)",
         "",
-        "Parvati test:",
+        f"{g1} test:",
         "",
         lead_table(t1[t1["targets"] == "observed"]),
         "",
     ]
     if len(th):
         md += ["Held-out glaciers:", "", lead_table(th[th["targets"] == "observed"]), ""]
-    structure = _structure_md(root, {m: run_name(1, m, rs.preset) for m in labels})
+    structure = _structure_md(root, {m: run_name(1, m, rs.preset, glacier=g1) for m in labels}, g1)
     if structure:
         md += [
             "### Do the forecasts carry structure?",
             "",
-            "Full-scene forecasts of the last Parvati window (first seed): the spatial standard "
+            f"Full-scene forecasts of the last {g1} window (first seed): the spatial standard "
             "deviation of a forecast beside the target's (a gray field near the mean has a small "
             "one), the pattern correlation with the target, and the anomaly correlation against "
             "climatology (correlation of the departures from climatology: above 0 means the "
@@ -799,35 +807,37 @@ def _write_paper(
         "scene's patch-size tiles, which are not independent either — with a single forecast "
         "start no verdict can be given."
     )
-    md += ["## Experiment 2 — transfer to Aletsch", ""]
-    if s2 is not None:
-        md += [
-            "The experiment-1 SA-LSTM (first seed) before and after fine-tuning on the Aletsch "
-            "training sequences (first 19 frames), beside the baselines. " + scene_note,
-            "",
-            _scene_md(s2),
-            "",
-        ]
-    else:
-        md += ["Not run yet.", ""]
-    md += ["## Experiment 3 — mixed Parvati + Aletsch training", ""]
-    if len(t3) or s3 is not None:
-        md += [
-            "SA-LSTM (one seed) trained from scratch on the Parvati and Aletsch training sequences "
-            "together; both test sets are excluded from training.",
-            "",
-        ]
-        if len(t3):
-            md += _score_section(t3, ["salstm mixed (exp. 3)"], "Parvati test, mixed model")
-        if s3 is not None:
+    if 2 in rs.experiments:
+        md += ["## Experiment 2 — transfer to Aletsch", ""]
+        if s2 is not None:
             md += [
-                "Aletsch full scenes (beside experiment 2's models). " + scene_note,
+                "The experiment-1 SA-LSTM (first seed) before and after fine-tuning on the Aletsch "
+                "training sequences (first 19 frames), beside the baselines. " + scene_note,
                 "",
-                _scene_md(s3),
+                _scene_md(s2),
                 "",
             ]
-    else:
-        md += ["Not run yet.", ""]
+        else:
+            md += ["Not run yet.", ""]
+    if 3 in rs.experiments:
+        md += ["## Experiment 3 — mixed Parvati + Aletsch training", ""]
+        if len(t3) or s3 is not None:
+            md += [
+                "SA-LSTM (one seed) trained from scratch on the Parvati and Aletsch training sequences "
+                "together; both test sets are excluded from training.",
+                "",
+            ]
+            if len(t3):
+                md += _score_section(t3, ["salstm mixed (exp. 3)"], "Parvati test, mixed model")
+            if s3 is not None:
+                md += [
+                    "Aletsch full scenes (beside experiment 2's models). " + scene_note,
+                    "",
+                    _scene_md(s3),
+                    "",
+                ]
+        else:
+            md += ["Not run yet.", ""]
     md += exp4_md
     md += [
         "## The paper's published numbers (Parvati, original split)",
@@ -850,14 +860,14 @@ def _write_paper(
         "",
     ]
     figs = [
-        (root / "parvati" / "figures" / "frames.png", "Parvati: preprocessed NDSI frames"),
+        (root / g1 / "figures" / "frames.png", f"{g1}: preprocessed NDSI frames"),
         (root / "models" / "loss_curves.png", "Loss curves per epoch (train and validation)"),
         *[
-            (root / "parvati" / "figures" / f"{run_name(1, m, rs.preset)}_scene.png", f"{m}: full-scene prediction")
+            (root / g1 / "figures" / f"{run_name(1, m, rs.preset, glacier=g1)}_scene.png", f"{m}: full-scene prediction")
             for m in labels
         ],
         *[
-            (root / "parvati" / "figures" / f"{run_name(1, m, rs.preset)}_flow.png", f"{MODEL_NAMES[m]}: optical flow")
+            (root / g1 / "figures" / f"{run_name(1, m, rs.preset, glacier=g1)}_flow.png", f"{MODEL_NAMES[m]}: optical flow")
             for m in MODELS
         ],
         (root / "aletsch" / "figures" / "frames.png", "Aletsch: preprocessed NDSI frames"),
@@ -910,7 +920,8 @@ def run_report(args: argparse.Namespace) -> int:
         args.heldout,
         args.clim_variants,
         strict,
-        parse_experiments(args.experiments),
+        parse_experiments(args.experiments) if args.glacier in (None, "parvati") else (1,),
+        config.get_glacier(args.glacier, args.data_root).name if args.glacier else "parvati",
     )
     readme, csv = write_report(root, Path(args.results), rs)
     print(f"wrote {readme} and {csv}")
@@ -976,6 +987,11 @@ def register(sub, common) -> None:
         "--strict-models",
         default="salstm",
         help="comma-separated models with a strict-split run (default salstm; none)",
+    )
+    p.add_argument(
+        "--glacier",
+        default=None,
+        help="experiment 1's glacier (default parvati; with another, experiment 1 only)",
     )
     p.add_argument(
         "--experiments",

@@ -63,6 +63,8 @@ class Job:
     wandb: str = "offline"
     device: str | None = None
     glaciers: tuple[str, ...] = ("parvati", "aletsch")
+    #: experiment 1's glacier (``reproduce --glacier NAME`` runs experiment 1 on any glacier)
+    glacier: str = "parvati"
     #: which experiments to run: 1–3 (the paper's) and/or 4 (the motion benchmark)
     experiments: tuple[int, ...] = (1, 2, 3)
 
@@ -78,7 +80,12 @@ class Job:
 
 # ------------------------------------------------------------------------------- run names
 def run_name(
-    experiment: int, model: str, preset: str, split: str = "paper", seed_index: int = 0
+    experiment: int,
+    model: str,
+    preset: str,
+    split: str = "paper",
+    seed_index: int = 0,
+    glacier: str = "parvati",
 ) -> str:
     """Training runs under ``<root>/models/`` (also the labels of their outputs), named as
     ``glacier-movement train`` names them: ``salstm-parvati-demo``, ``…-strict``,
@@ -86,7 +93,7 @@ def run_name(
     may carry ``+clim``; the k-th extra seed adds ``-seed<k>``."""
     from .training import default_run_name
 
-    glaciers = {1: ["parvati"], 2: ["aletsch"], 3: ["parvati", "aletsch"], 4: [MOTION_GLACIER]}[
+    glaciers = {1: [glacier], 2: ["aletsch"], 3: ["parvati", "aletsch"], 4: [MOTION_GLACIER]}[
         experiment
     ]
     name = default_run_name(model, glaciers, preset, split, finetuned=experiment == 2)
@@ -98,11 +105,11 @@ def variants(job: Job) -> list[str]:
     return [*MODELS, *([f"{m}+clim" for m in MODELS] if job.clim_variants else [])]
 
 
-def heldout_glaciers(job: Job, base: str = "parvati") -> list[str]:
+def heldout_glaciers(job: Job, base: str | None = None) -> list[str]:
     """The held-out glaciers of the job (synthetic data only)."""
     if job.source != "synthetic":
         return []
-    return [config.heldout_name(base, k) for k in range(1, job.heldout + 1)]
+    return [config.heldout_name(base or job.glacier, k) for k in range(1, job.heldout + 1)]
 
 
 def motion_glaciers(job: Job) -> list[str]:
@@ -154,12 +161,12 @@ def exp1_runs(job: Job) -> list[Run]:
     if 1 not in job.experiments:
         return []
     runs = [
-        Run(m, "paper", k, run_name(1, m, job.preset, seed_index=k))
+        Run(m, "paper", k, run_name(1, m, job.preset, seed_index=k, glacier=job.glacier))
         for m in variants(job)
         for k in range(job.seeds)
     ]
     runs += [
-        Run(m, "strict", 0, run_name(1, m, job.preset, "strict"))
+        Run(m, "strict", 0, run_name(1, m, job.preset, "strict", glacier=job.glacier))
         for m in MODELS
         if m in job.strict_models
     ]
@@ -195,7 +202,8 @@ def stage_data(job: Job) -> list[Command]:
         size = job.settings.scene_size or {}
         return [
             ["synthesize", "--glacier", g, "--years", job.years, "--seed", str(job.seed + k)]
-            + (["--size", *map(str, size[base])] if base in size else [])
+            # a custom glacier's synthetic stand-in takes the preset's Parvati size
+            + (["--size", *map(str, size.get(base, size.get("parvati")))] if size else [])
             + (["--regime", "motion"] if g in motion_glaciers(job) else [])
             for k, g in enumerate(data_glaciers(job))
             for base in [g.split(config.HELDOUT)[0].removesuffix(config.MOTION)]
@@ -214,7 +222,7 @@ def stage_sequences(job: Job) -> list[Command]:
 
 def stage_train(job: Job) -> list[Command]:
     return [
-        _train(job, r.model, ["parvati"], r.name, r.split, seed=r.seed_index)
+        _train(job, r.model, [job.glacier], r.name, r.split, seed=r.seed_index)
         for r in exp1_runs(job)
     ] + [
         _train(job, r.model, [MOTION_GLACIER], r.name, r.split, seed=r.seed_index)
@@ -227,7 +235,17 @@ def stage_test(job: Job) -> list[Command]:
     (the report pools those with clustered intervals: no per-run bootstrap there)."""
     boot = ["--bootstrap", str(job.bootstrap), "--seed", str(job.seed)]
     cmds = [
-        ["test", "--run", r.name, "--glacier", "parvati", "--split", r.split, *boot, *_device(job)]
+        [
+            "test",
+            "--run",
+            r.name,
+            "--glacier",
+            job.glacier,
+            "--split",
+            r.split,
+            *boot,
+            *_device(job),
+        ]
         for r in exp1_runs(job)
     ]
     cmds += [
@@ -246,7 +264,7 @@ def stage_test(job: Job) -> list[Command]:
 
 def stage_infer(job: Job) -> list[Command]:
     return [
-        ["infer", "--run", run_name(1, m, job.preset), "--glacier", "parvati", *_device(job)]
+        ["infer", "--run", _exp1(job, m), "--glacier", job.glacier, *_device(job)]
         for m in variants(job)
         if 1 in job.experiments
     ] + [
@@ -258,10 +276,15 @@ def stage_infer(job: Job) -> list[Command]:
 
 def stage_flow(job: Job) -> list[Command]:
     return [
-        ["flow", "--run", run_name(1, m, job.preset), "--glacier", "parvati", *_device(job)]
+        ["flow", "--run", _exp1(job, m), "--glacier", job.glacier, *_device(job)]
         for m in MODELS
         if 1 in job.experiments
     ]
+
+
+def _exp1(job: Job, model: str) -> str:
+    """Experiment 1's first-seed run of ``model``."""
+    return run_name(1, model, job.preset, glacier=job.glacier)
 
 
 def _pretrained(job: Job) -> str:
@@ -353,6 +376,7 @@ def stage_report(job: Job) -> list[Command]:
             "--clim-variants" if job.clim_variants else "--no-clim-variants",
             "--strict-models", ",".join(job.strict_models) or "none",
             "--experiments", ",".join(map(str, job.experiments)),
+            "--glacier", job.glacier,
         ],
     ]  # fmt: skip
 
@@ -584,6 +608,14 @@ def register(sub, common) -> None:
         "none with --source planetary-computer)",
     )
     p.add_argument(
+        "--glacier",
+        default=None,
+        metavar="NAME",
+        help="run experiment 1 (models, baselines, scores, full scenes, flow, report) on this "
+        "glacier instead: a name added with `glacier add` or a .toml path (default: the paper's "
+        "three experiments on parvati and aletsch)",
+    )
+    p.add_argument(
         "--experiments",
         default="1,2,3",
         metavar="LIST",
@@ -653,18 +685,31 @@ def parse_experiments(text: str) -> tuple[int, ...]:
 
 def run(args: argparse.Namespace) -> int:
     experiments = parse_experiments(args.experiments)
+    glacier = "parvati"
+    if args.glacier is not None:
+        glacier = config.get_glacier(args.glacier, args.data_root).name
+        if experiments != (1, 2, 3) and experiments != (1,):
+            raise GlacierError(
+                "--glacier runs experiment 1 on that glacier: drop --experiments (2 and 3 are "
+                "the paper's Aletsch experiments, 4 the motion benchmark)"
+            )
+        experiments = (1,)
     get_preset(args.preset)  # fail fast on a bad preset
     config.parse_years(args.years)
     job = Job(
         preset=args.preset,
         source=args.source,
         root=config.data_root(args.data_root),
-        results=Path(args.results),
+        # a custom glacier's report goes beside, not over, the paper's
+        results=Path(args.results)
+        / (glacier if args.glacier and args.results == "results" else ""),
         years=args.years,
         seed=args.seed,
         bootstrap=args.bootstrap,
         strict_models=_strict_models(args.strict_models),
         experiments=experiments,
+        glacier=glacier,
+        glaciers=(glacier,) if args.glacier is not None else ("parvati", "aletsch"),
         seeds=_count(
             args.seeds, 3 if args.preset != "tiny" and 1 in experiments else 1, "--seeds", 1
         ),
