@@ -71,3 +71,37 @@ def test_experiment_lists():
     for bad in ("5", "2", "1,3", "x", ""):
         with pytest.raises(GlacierError):
             parse_experiments(bad)
+
+
+def test_reproduce_runs_experiment_1_on_a_custom_glacier(tmp_path, monkeypatch):
+    from glacier_movement.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    root = str(tmp_path / "data")
+    assert (
+        main(
+            ["glacier", "add", "myg", "--bbox", "7.9", "46.4", "8.0", "46.48", "--data-root", root]
+        )
+        == 0
+    )
+    argv = [
+        "reproduce",
+        "--glacier",
+        "myg",
+        "--preset",
+        "tiny",
+        "--heldout",
+        "1",
+        "--data-root",
+        root,
+    ]
+    argv += ["--no-clim-variants", "--strict-models", "none", "--wandb", "disabled"]
+    assert main(argv) == 0
+    df = pd.read_csv(tmp_path / "results" / "myg" / "results.csv")
+    assert set(df["glacier"]) == {"myg", "heldout"} and set(df["experiment"]) == {1}
+    assert {"salstm", "climatology"} <= set(df["model"])
+    text = (tmp_path / "results" / "myg" / "README.md").read_text()
+    assert "Experiment 1 — myg" in text and "Experiment 2" not in text
+    assert (tmp_path / "data" / "myg-heldout-1" / "frames.npz").is_file()
+    # a custom glacier runs experiment 1 only
+    assert main([*argv[:-2], "--experiments", "4"]) == 2
