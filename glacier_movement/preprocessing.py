@@ -1583,9 +1583,27 @@ def run(args: argparse.Namespace) -> int:
     )
     for line in result.summary:
         print(line)
+    truth = Paths(Path(root), cfg.name).truth
+    if truth.is_file():
+        print(_motion_share_line(truth, result.frames))
     for path in result.written:
         print(f"wrote {path}")
     return 0
+
+
+def _motion_share_line(truth_path: Path, fr: io.Frames) -> str:
+    """How much of the frames' change the known ice motion explains (synthetic data), beside the
+    generator's estimate on its clean surface (truth.npz ``motion_share``)."""
+    from .flow import load_truth, motion_share, window_days
+
+    truth = load_truth(truth_path, fr.roi, fr.frames.shape[1:])
+    share = motion_share(fr.frames, truth.displacement(window_days(fr.window_start)), truth.mask)
+    with np.load(truth_path) as f:
+        clean = float(f["motion_share"]) if "motion_share" in f.files else float("nan")
+    return (
+        f"motion share on the glacier (1 − MSE of the truly advected previous frame / MSE of the "
+        f"previous frame): {share:.3f} in these frames; {clean:.3f} on the clean surface"
+    )
 
 
 __all__ = [

@@ -105,3 +105,13 @@ def test_reproduce_runs_experiment_1_on_a_custom_glacier(tmp_path, monkeypatch):
     assert (tmp_path / "data" / "myg-heldout-1" / "frames.npz").is_file()
     # a custom glacier runs experiment 1 only
     assert main([*argv[:-2], "--experiments", "4"]) == 2
+
+
+def test_preprocess_reports_the_motion_share_of_its_frames(job):
+    from glacier_movement import io
+    from glacier_movement.preprocessing import _motion_share_line
+
+    paths = config.Paths(job.root, MOTION_GLACIER)
+    line = _motion_share_line(paths.truth, io.read_frames(paths.frames))
+    share = float(line.split("): ")[1].split(" in these frames")[0])
+    assert 0.2 < share <= 1.0  # motion explains a large part of the change in the frames too
