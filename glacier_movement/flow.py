@@ -352,6 +352,13 @@ def register(sub, common) -> None:
         default=QUIVER_GRID,
         help=f"arrow spacing in pixels (default {QUIVER_GRID})",
     )
+    p.add_argument(
+        "--farneback",
+        choices=tuple(FARNEBACK_SETTINGS),
+        default="paper",
+        help="Farneback parameters: paper (the original's, default) or tuned (one pyramid level, "
+        "chosen on training frames of the motion regime: docs/synthetic.md)",
+    )
     p.add_argument("--pdf", action="store_true", help="also write a PDF figure")
     p.set_defaults(func=run)
 
@@ -378,7 +385,11 @@ def run(args: argparse.Namespace) -> int:
     pairs = [f"{a}→{b}" for a, b in zip(idx[:-1], idx[1:], strict=True)]
     days = window_days(scene.window_start[ev.N_IN :])
     predictions = threshold(scene.predictions)
-    flows = {"target": sequence_flow(scene.targets), "prediction": sequence_flow(predictions)}
+    params = FARNEBACK_SETTINGS[args.farneback]
+    flows = {
+        "target": sequence_flow(scene.targets, **params),
+        "prediction": sequence_flow(predictions, **params),
+    }
     backgrounds = {"target": scene.targets[1:], "prediction": predictions[1:]}
     arrays = {"pairs": np.array(pairs), "days": days, **{f"flow_{k}": v for k, v in flows.items()}}
 
@@ -415,6 +426,7 @@ def run(args: argparse.Namespace) -> int:
             "days": days.tolist(),
             "mean_true_displacement_px": float(mean["true_px"].iloc[0]),
             "epe_px": {s: float(v) for s, v in mean["epe_px"].items()},
+            "farneback": args.farneback,
             "glacier_pixels": int(truth.mask.sum()),
         }
         ev.write_text(json.dumps(summary, indent=2) + "\n", out_dir / "flow_epe.json")
