@@ -224,6 +224,7 @@ def evaluate(
     progress: bool = True,
     ref: Reference | None = None,
     mask: np.ndarray | None = None,
+    baselines: bool = True,
 ) -> pd.DataFrame:
     """Score ``model`` and the baselines on the sequences ``dataset[indices]``.
 
@@ -252,7 +253,7 @@ def evaluate(
     mask_w = None
     if mask is not None and positions:
         mask_w = extract_patches(mask[None].astype(np.float32), dataset.patch, dataset.stride)[0]
-    names = ["model", *(BASELINES if ref is not None else (PERSISTENCE,))]
+    names = ["model", *(() if not baselines else BASELINES if ref is not None else (PERSISTENCE,))]
     parts: dict[str, list[dict[str, np.ndarray]]] = {n: [] for n in names}
     meta: dict[str, list[np.ndarray]] = {"start": [], "observed": []}
     # one vectorised gather per batch (SequenceDataset.batch), in index order
@@ -272,7 +273,9 @@ def evaluate(
             else:
                 meta["start"].append(np.full(len(y), -1))
                 meta["observed"].append(np.ones(len(y), bool))
-            if ref is not None:
+            if not baselines:
+                pass
+            elif ref is not None:
                 take = lambda stack, fi, r=r, c=c: dataset.take(stack, fi, r, c)  # noqa: E731
                 preds |= {b: forecast(b, ref, s, take) for b in BASELINES}
             else:
@@ -472,7 +475,10 @@ def load_per_sequence(results_dir: Path, label: str) -> pd.DataFrame:
 def write_csv(df: pd.DataFrame, path: Path) -> Path:
     """Write a DataFrame as CSV atomically (no index column; gzip for a ``.gz`` name)."""
     with atomic_path(path, suffix=".tmp" + "".join(path.suffixes)) as tmp:
-        df.to_csv(tmp, index=False, compression="infer")
+        gz = path.suffix == ".gz"
+        df.to_csv(
+            tmp, index=False, compression={"method": "gzip", "compresslevel": 1} if gz else None
+        )
     return path
 
 
@@ -1093,8 +1099,28 @@ def test_scores(
             f"{ds.patch}×{ds.patch} px from {len(np.unique(ds.position(test)[0]))} forecast starts",
             file=sys.stderr,
         )
-    per = evaluate(model, ds, test, batch_size, device, progress, ref=ref, mask=mask)
+    per = evaluate(model, ds, test, batch_size, device, progress, ref, mask, baselines=False)
+    key = (str(paths.frames.resolve()), paths.frames.stat().st_mtime_ns, sel.patch, sel.stride)
+    per = pd.concat([per, _baseline_rows(key, ds, ref, test, mask)], ignore_index=True)
     return per, summarize(per, sel.label, glacier.name, n_bootstrap, seed)
+
+
+_BASELINE_CACHE: dict[tuple, pd.DataFrame] = {}
+
+
+def _baseline_rows(key: tuple, ds, ref: Reference, test: np.ndarray, mask) -> pd.DataFrame:
+    """The baselines' rows of :func:`evaluate` on a glacier's test sequences. They are the same
+    for every model tested on the same frames, patch and stride, so a job that tests many runs
+    (``reproduce``) computes them once per glacier (``key``: frames file, its mtime, patch,
+    stride)."""
+    if key not in _BASELINE_CACHE:
+        from .models import Persistence
+
+        rows = evaluate(Persistence(ds.patch), ds, test, 500, "cpu", False, ref, mask)
+        while len(_BASELINE_CACHE) >= 8:  # a few glaciers' worth, oldest out
+            del _BASELINE_CACHE[next(iter(_BASELINE_CACHE))]
+        _BASELINE_CACHE[key] = rows[rows["predictor"] != "model"].reset_index(drop=True)
+    return _BASELINE_CACHE[key]
 
 
 def test_motion(

@@ -250,14 +250,14 @@ def stage_test(job: Job) -> list[Command]:
     ]
     cmds += [
         ["test", "--run", r.name, "--glacier", g, "--bootstrap", "0", *_device(job)]
+        for g in heldout_glaciers(job)
         for r in exp1_runs(job)
         if r.split == "paper"
-        for g in heldout_glaciers(job)
     ]
     cmds += [  # experiment 4: scores and the motion in the forecasts (tuned Farneback)
         ["test", "--run", r.name, "--glacier", g, "--flow", "tuned", *boot, *_device(job)]
-        for r in exp4_runs(job)
         for g in motion_glaciers(job)
+        for r in exp4_runs(job)
     ]
     return cmds
 
