@@ -248,7 +248,7 @@ def verdict_sentences(table: pd.DataFrame, models: list[str]) -> list[str]:
 
 def lead_table(table: pd.DataFrame) -> str:
     """MSE per lead time (t+1 … t+4) and on / off the glacier, per predictor."""
-    leads = sorted(c for c in table.columns if c.startswith("MSE_l"))
+    leads = sorted(c for c in table.columns if c.startswith("MSE_l") and c[5:].isdigit())
     extra = [c for c in ("MSE_glacier", "MSE_off") if c in table.columns]
     head = [
         "model",
@@ -423,6 +423,7 @@ def _structure_md(root: Path, labels: dict[str, str], glacier: str = "parvati") 
     if not frames:
         return ""
     df = pd.concat(frames, ignore_index=True)
+    df = df.sort_values("predictor", key=lambda p: p.isin(BASELINES), kind="stable")
     lines = [
         "| forecast | spatial sd (target sd) | pattern corr. t+1 … t+4 | anomaly corr. t+1 … t+4 |",
         "|---|---|---|---|",
