@@ -273,12 +273,10 @@ def evaluate(
             else:
                 meta["start"].append(np.full(len(y), -1))
                 meta["observed"].append(np.ones(len(y), bool))
-            if not baselines:
-                pass
-            elif ref is not None:
+            if baselines and ref is not None:
                 take = lambda stack, fi, r=r, c=c: dataset.take(stack, fi, r, c)  # noqa: E731
                 preds |= {b: forecast(b, ref, s, take) for b in BASELINES}
-            else:
+            elif baselines:
                 preds[PERSISTENCE] = persistence_forecast(x, y.shape[1])
             for name, p in preds.items():
                 scores = sequence_scores(p, y) | _per_lead(p, y)
@@ -386,6 +384,19 @@ def score_rows(
     return pd.DataFrame(rows)
 
 
+def pooling_labels(per_sequence: pd.DataFrame, label: str, glacier: str, seed: int = 0):
+    """The rows of :func:`evaluate` ready for :func:`score_rows`: the model's rows named
+    ``label``, a ``key`` that pairs predictors (glacier | sequence index), the ``cluster``
+    (glacier | forecast start), the training ``seed`` and the ``glacier``."""
+    return per_sequence.assign(
+        predictor=per_sequence["predictor"].replace({"model": label}),
+        key=glacier + "|" + per_sequence["index"].astype(str),
+        cluster=glacier + "|" + per_sequence["start"].astype(str),
+        seed=seed,
+        glacier=glacier,
+    )
+
+
 def summarize(
     per_sequence: pd.DataFrame,
     label: str,
@@ -397,12 +408,7 @@ def summarize(
     (sequences whose target windows were all observed: the headline) and "all", one row per
     predictor (the model's named ``label``) from :func:`score_rows`; clusters are the forecast
     start times of ``glacier``."""
-    df = per_sequence.assign(
-        predictor=per_sequence["predictor"].replace({"model": label}),
-        key=glacier + "|" + per_sequence["index"].astype(str),
-        cluster=glacier + "|" + per_sequence["start"].astype(str),
-        seed=0,
-    )
+    df = pooling_labels(per_sequence, label, glacier)
     out = []
     for targets, sel in (("observed", df[df["observed"]]), ("all", df)):
         if len(sel):

@@ -144,13 +144,7 @@ def _per_sequence(root: Path, glacier: str, label: str, predictor: str, seed: in
         df = ev.load_per_sequence(config.Paths(root, glacier).results_dir, label)
     except GlacierError:
         return None
-    return df.assign(
-        predictor=df["predictor"].replace({"model": predictor}),
-        key=glacier + "|" + df["index"].astype(str),
-        cluster=glacier + "|" + df["start"].astype(str),
-        seed=seed,
-        glacier=glacier,
-    )
+    return ev.pooling_labels(df, predictor, glacier, seed)
 
 
 def pooled_scores(
