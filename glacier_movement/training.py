@@ -149,9 +149,11 @@ def load_sequences(
                 f"no frames for {cfg.name} at {path}: run `glacier-movement preprocess --glacier "
                 f"{cfg.name}` first (after `synthesize` or `acquire`)"
             )
-        ds, _ = glacier_sequences(io.read_frames(path), cfg.train_frames, patch, stride, clim_input)
-        parts.append(ds)
-    ds = parts[0] if len(parts) == 1 else ConcatSequences(parts)
+        parts.append(
+            glacier_sequences(io.read_frames(path), cfg.train_frames, patch, stride, clim_input)
+        )
+    datasets = [d for d, _ in parts]
+    ds = datasets[0] if len(datasets) == 1 else ConcatSequences(datasets)
     sp = split_indices(ds, split)
     if not len(sp.val):
         raise GlacierError(
@@ -169,17 +171,20 @@ def load_sequences(
 
 def _climatology_loss(parts: list, ds: Any, idx: np.ndarray) -> float:
     """MSE per pixel of the climatology baseline on sequences ``idx`` of ``ds`` (one part or a
-    ``ConcatSequences`` of ``parts``)."""
+    ``ConcatSequences`` of ``parts``: (dataset, Reference) pairs of ``glacier_sequences``)."""
+    from .baselines import forecast
+
     sse, n = 0.0, 0
     offsets = getattr(ds, "offsets", np.array([0, len(ds)]))
-    for part, lo, hi in zip(parts, offsets[:-1], offsets[1:], strict=True):
+    for (part, ref), lo, hi in zip(parts, offsets[:-1], offsets[1:], strict=True):
         local = idx[(idx >= lo) & (idx < hi)] - lo
         for a in range(0, len(local), 4096):
             b = local[a : a + 4096]
             s, r, c = part.position(b)
-            first, _ = part.target_frames(b)
-            target_idx = first[:, None] + np.arange(part.n_out)
-            err = part.take("clim", target_idx, r, c) - part.take("frames", target_idx, r, c)
+            take = lambda st, fi, p=part, r=r, c=c: p.take(st, fi, r, c)  # noqa: E731
+            pred = forecast("climatology", ref, s, take)
+            target_idx = s[:, None] + part.n_in + np.arange(part.n_out)
+            err = pred - part.take("frames", target_idx, r, c)
             sse += float(np.square(err, dtype=np.float64).sum())
             n += err.size
     return sse / n if n else math.nan
