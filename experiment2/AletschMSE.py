@@ -8,8 +8,13 @@ generalization figure, see `plots/aletschGeneralizationPlot.py`). Default preset
 """
 
 import sys
+from pathlib import Path
 
-from glacier_movement.reproduce import run_script, select, stage_experiment2
+from glacier_movement.cli import Command, script
+from glacier_movement.reproduce import ScriptSettings, experiment_step, stage_experiment2
+
+CONFIG = Path(__file__).with_suffix(".toml")
+STEP = Command("AletschMSE", ScriptSettings, experiment_step(stage_experiment2, "scene-scores"))
 
 if __name__ == "__main__":
-    sys.exit(run_script(__doc__, select(stage_experiment2, "scene-scores"), default_preset="demo"))
+    sys.exit(script(CONFIG, STEP, __doc__))

@@ -9,12 +9,15 @@ predictions before and after fine-tuning (run experiment 2 first). Writes
 """
 
 import sys
+from pathlib import Path
 
-from glacier_movement.reproduce import run_script, select, stage_experiment3
+from glacier_movement.cli import Command, script
+from glacier_movement.reproduce import ScriptSettings, experiment_step, stage_experiment3
+
+CONFIG = Path(__file__).with_suffix(".toml")
+STEP = Command(
+    "AletschMSE", ScriptSettings, experiment_step(stage_experiment3, "infer", "scene-scores")
+)
 
 if __name__ == "__main__":
-    sys.exit(
-        run_script(
-            __doc__, select(stage_experiment3, "infer", "scene-scores"), default_preset="demo"
-        )
-    )
+    sys.exit(script(CONFIG, STEP, __doc__))

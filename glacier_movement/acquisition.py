@@ -31,7 +31,6 @@ Design
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -50,8 +49,11 @@ from urllib.parse import parse_qs, urlparse, urlunparse
 import numpy as np
 from tqdm import tqdm
 
-from . import config, io
+from . import config, io, locks, settings
+from .catalog import Catalog
 from .errors import DataError, GlacierError
+from .registry import existing_config, write_glacier
+from .settings import SettingsError, option
 
 #: STAC API of the Microsoft Planetary Computer.
 PC_STAC_URL = "https://planetarycomputer.microsoft.com/api/stac/v1"
@@ -72,7 +74,7 @@ _MEMORY_SHARE = 0.5
 
 # ----------------------------------------------------------------------------------- settings
 @dataclass(frozen=True)
-class AcquireSettings:
+class AcquireRequest:
     """What to acquire and how.
 
     ``bbox`` is (west, south, east, north) in degrees (WGS 84); ``years`` an inclusive pair;
@@ -105,7 +107,7 @@ class AcquireSettings:
 validate_bbox, utm_epsg, validate_epsg = config.validate_bbox, config.utm_epsg, config.validate_epsg
 
 
-def validate_settings(s: AcquireSettings) -> AcquireSettings:
+def validate_settings(s: AcquireRequest) -> AcquireRequest:
     """Check everything that can be checked before touching the network."""
     config.validate_name(s.name, "name", shipped=True)
     validate_bbox(s.bbox)
@@ -130,7 +132,7 @@ def validate_settings(s: AcquireSettings) -> AcquireSettings:
 
 
 # ------------------------------------------------------------------------------------- search
-def open_catalog(s: AcquireSettings):
+def open_catalog(s: AcquireRequest):
     """Open the STAC API with retries; GlacierError (one line) when it cannot be reached.
 
     Every request is retried ``s.retries`` times on connection errors, time-outs and HTTP
@@ -189,7 +191,7 @@ def _platform_ok(props: dict[str, Any], collection: str) -> bool:
     return str(platform).lower().replace("_", "-") == PLATFORM
 
 
-def search_year(catalog, s: AcquireSettings, year: int) -> tuple[list, int]:
+def search_year(catalog, s: AcquireRequest, year: int) -> tuple[list, int]:
     """Landsat 8 items of one calendar year over the bbox, sorted by acquisition time.
 
     Returns (items, n_other): pystac Items, and how many items of other platforms (Landsat 7/9)
@@ -560,7 +562,7 @@ class YearReport:
     kept_ids: list[str] = field(default_factory=list)
 
 
-def _existing_year(path: Path, s: AcquireSettings) -> io.Scenes | None:
+def _existing_year(path: Path, s: AcquireRequest) -> io.Scenes | None:
     """The finished year file at ``path``, or None if there is none (or a damaged one)."""
     if not path.exists():
         return None
@@ -584,7 +586,7 @@ def _fetch(
     loader: SceneLoader,
     computer: Computer,
     items: list[dict[str, Any]],
-    s: AcquireSettings,
+    s: AcquireRequest,
     select: Callable[[Any, int], Any],
     indices: Sequence[int],
     desc: str,
@@ -641,7 +643,7 @@ def _memory_budget() -> float:
 def acquire_year(
     catalog,
     year: int,
-    s: AcquireSettings,
+    s: AcquireRequest,
     paths: config.Paths,
     loader: SceneLoader,
     computer: Computer,
@@ -726,7 +728,7 @@ def acquire_year(
 
 
 def _write_provenance(
-    path: Path, s: AcquireSettings, rep: YearReport, found, missing, clear
+    path: Path, s: AcquireRequest, rep: YearReport, found, missing, clear
 ) -> None:
     """``<year>.items.json`` beside the scene file: which items were kept or dropped, and why."""
     frac = {it.id: float(m) for it, m in zip(clear, missing, strict=True)}
@@ -761,7 +763,7 @@ def _write_provenance(
 
 
 # ----------------------------------------------------------------------------------- the stage
-def _check_not_synthetic(paths: config.Paths, s: AcquireSettings) -> None:
+def _check_not_synthetic(paths: config.Paths, s: AcquireRequest) -> None:
     """Refuse to mix real scenes into a folder of synthetic ones (or replace them with --force)."""
     if not paths.truth.exists():
         return
@@ -779,7 +781,7 @@ def _check_not_synthetic(paths: config.Paths, s: AcquireSettings) -> None:
 
 
 def acquire(
-    s: AcquireSettings,
+    s: AcquireRequest,
     root: str | os.PathLike,
     loader: SceneLoader | None = None,
     resign: Callable[[str], str] = resign_href,
@@ -832,7 +834,7 @@ def acquire(
     return out
 
 
-def _check_collection(catalog, s: AcquireSettings) -> None:
+def _check_collection(catalog, s: AcquireRequest) -> None:
     """A server without the collection is a clear error, not an empty result."""
     from pystac_client.exceptions import APIError
 
@@ -851,7 +853,7 @@ def _check_collection(catalog, s: AcquireSettings) -> None:
         )
 
 
-def format_report(reports: Sequence[YearReport], s: AcquireSettings) -> str:
+def format_report(reports: Sequence[YearReport], s: AcquireRequest) -> str:
     """The per-year table printed at the end of a run."""
     head = (
         "year",
@@ -890,50 +892,105 @@ def format_report(reports: Sequence[YearReport], s: AcquireSettings) -> str:
     )
 
 
-# ------------------------------------------------------------------------------------------ CLI
-def settings_from_args(args: argparse.Namespace) -> AcquireSettings:
-    """Settings from the parsed command line (a configured --glacier, or --bbox/--name)."""
-    if args.glacier:
-        g = config.get_glacier(args.glacier, args.data_root)
-        bbox, name, epsg, years = g.bbox, g.name, g.epsg, g.years
-        if args.name and args.name != g.name:
-            raise GlacierError("--name goes with --bbox; a named --glacier uses its own name")
-    else:
-        bbox = validate_bbox(args.bbox)
-        if not args.name:
-            raise GlacierError("--bbox needs --name NAME (the folder the scenes go to)")
-        config.validate_name(args.name, "name")
-        name, years = args.name, (2013, 2021)
-        epsg = config.default_epsg(bbox)
-    if args.years:
-        years = config.parse_years(args.years)
-    s = AcquireSettings(
-        name=name,
-        bbox=tuple(float(v) for v in bbox),
-        years=years,
-        epsg=args.epsg or epsg,
-        collection=args.collection,
-        stac_url=args.stac_url,
-        max_cloud=args.max_cloud,
-        max_missing=args.max_missing,
-        force=args.force,
-        scheduler=args.scheduler,
-        threads=args.threads,
-        retries=args.retries,
+# ---------------------------------------------------------------------------------- the stage
+@dataclass(frozen=True)
+class AcquireSettings:
+    """Download Landsat 8 scenes from the Planetary Computer (STAC).
+
+    Search a STAC API (the Microsoft Planetary Computer by default) once per year over a glacier's
+    bbox, keep Landsat 8 scenes with eo:cloud_cover <= --max-cloud and a missing-pixel fraction
+    < --max-missing, stack the 7 reflective bands at 30 m in UTM and write
+    <data-root>/<glacier>/raw/<year>.npz (uint16 DN, 0 = nodata). Finished years are skipped unless
+    --force. Needs internet; the rest of the pipeline runs on `glacier-movement synthesize` data
+    without it. Give either --glacier or --bbox with --name.
+    """
+
+    glacier: str | None = option(
+        None,
+        metavar="NAME",
+        help="a configured glacier (parvati, aletsch, one added with `glacier add`) or the path "
+        "of its .toml",
     )
-    return validate_settings(s)
+    bbox: tuple[float, ...] | None = option(
+        None, nargs=4, metavar=("W", "S", "E", "N"), help="any lon/lat box (degrees); needs --name"
+    )
+    name: str | None = option(
+        None,
+        help="glacier name for --bbox: its data folder, and <data-root>/glaciers/NAME.toml is "
+        "written so later stages accept --glacier NAME",
+    )
+    years: str | None = option(
+        None, help="YYYY or FIRST-LAST (default: the glacier's; --bbox 2013-2021)"
+    )
+    max_cloud: float = option(
+        20.0, metavar="PERCENT", help="largest eo:cloud_cover kept (default 20)"
+    )
+    max_missing: float = option(
+        0.5,
+        metavar="FRACTION",
+        help="drop scenes with this fraction of missing pixels or more (default 0.5)",
+    )
+    collection: str = option(
+        DEFAULT_COLLECTION,
+        help=f"STAC collection: {DEFAULT_COLLECTION} (default) or the legacy {LEGACY_COLLECTION}",
+    )
+    stac_url: str = option(
+        PC_STAC_URL, metavar="URL", help="STAC API (default: Planetary Computer)"
+    )
+    epsg: int | None = option(
+        None,
+        help="output CRS (default: the glacier's; for --bbox the UTM zone of the bbox centre, "
+        "polar stereographic beyond UTM)",
+    )
+    scheduler: str = option(
+        "threads",
+        metavar="ADDRESS",
+        help="'threads' (default), 'local' (a dask LocalCluster) or a dask.distributed scheduler "
+        "address",
+    )
+    threads: int = option(8, help="scenes read at once with --scheduler threads (default 8)")
+    retries: int = option(3, help="HTTP retries per STAC request (default 3)")
+    force: bool = option(False, help="download years whose files exist again")
+
+    def __post_init__(self) -> None:
+        if (self.glacier is None) == (self.bbox is None):
+            raise SettingsError("glacier", "or bbox: give exactly one of them")
+
+
+def resolve(s: AcquireSettings, root: str | os.PathLike | None) -> AcquireRequest:
+    """The request of the stage's settings (a configured glacier, or a bbox and a name), checked
+    before anything touches the network."""
+    if s.glacier:
+        g = config.get_glacier(s.glacier, root)
+        bbox, name, epsg, years = g.bbox, g.name, g.epsg, g.years
+        if s.name and s.name != g.name:
+            raise SettingsError("name", "goes with --bbox; a named --glacier uses its own name")
+    else:
+        bbox = validate_bbox(s.bbox)
+        if not s.name:
+            raise SettingsError("bbox", "needs --name NAME (the folder the scenes go to)")
+        config.validate_name(s.name, "name")
+        name, years = s.name, (2013, 2021)
+        epsg = config.default_epsg(bbox)
+    if s.years:
+        years = config.parse_years(s.years)
+    req = AcquireRequest(
+        name=name, bbox=tuple(float(v) for v in bbox), years=years, epsg=s.epsg or epsg,
+        collection=s.collection, stac_url=s.stac_url, max_cloud=s.max_cloud,
+        max_missing=s.max_missing, force=s.force, scheduler=s.scheduler, threads=s.threads,
+        retries=s.retries,
+    )  # fmt: skip
+    return validate_settings(req)
 
 
 def bbox_glacier(
-    s: AcquireSettings, root: str | os.PathLike | None
+    s: AcquireRequest, root: str | os.PathLike | None
 ) -> tuple[config.GlacierConfig, bool]:
     """The glacier config ``acquire --bbox … --name`` stands for, and whether it must be written.
 
     An existing config of the name must hold the same bbox and CRS (the scenes on disk belong to
     it); otherwise a one-line error before anything is downloaded.
     """
-    from .registry import existing_config
-
     old = existing_config(s.name, root)
     if old is not None:
         cfg = config.get_glacier(old.stem, root)
@@ -950,105 +1007,25 @@ def bbox_glacier(
     return cfg, True
 
 
-def run(args: argparse.Namespace) -> int:
-    s = settings_from_args(args)
-    root = config.data_root(args.data_root)
+def run(s: AcquireSettings, catalog: Catalog) -> list[YearReport]:
+    """The ``acquire`` stage (holding the glacier's data lock): the year files, and for a
+    ``--bbox`` glacier its config once the download succeeded."""
+    req = resolve(s, catalog.root)
     # check (and make) the config of a --bbox glacier before downloading, write it after success
-    glacier, new = bbox_glacier(s, root) if not args.glacier else (None, False)
+    glacier, new = bbox_glacier(req, catalog.root) if not s.glacier else (None, False)
+    paths = catalog.glacier(req.name)
     t0 = time.perf_counter()
-    reports = acquire(s, root)
+    with locks.hold(paths.glacier_dir, f"the data of glacier {req.name!r}"):
+        reports = acquire(req, catalog.root)
+        settings.write(s, paths.settings_file("acquire"), "acquire")
     written = [r for r in reports if r.status == "written"]
     print(
         f"{len(written)} year files written, {sum(r.status.startswith('exists') for r in reports)} "
-        f"skipped, under {config.Paths(root, s.name).raw_dir} in {time.perf_counter() - t0:.0f} s"
+        f"skipped, under {paths.raw_dir} in {time.perf_counter() - t0:.0f} s"
     )
     if new:
-        from .registry import write_glacier
-
-        path = write_glacier(glacier, root, comment="written by `glacier-movement acquire --bbox`")
-        print(f"glacier config -> {path}: use --glacier {s.name} in the next commands")
-    return 0
-
-
-def register(sub, common) -> None:
-    p = sub.add_parser(
-        "acquire",
-        parents=[common],
-        help="download Landsat 8 scenes from the Planetary Computer (STAC)",
-        description=(
-            "Search a STAC API (the Microsoft Planetary Computer by default) once per year over a "
-            "glacier's bbox, keep Landsat 8 scenes with eo:cloud_cover <= --max-cloud and a "
-            "missing-pixel fraction < --max-missing, stack the 7 reflective bands at 30 m in UTM "
-            "and write <data-root>/<glacier>/raw/<year>.npz (uint16 DN, 0 = nodata). Finished "
-            "years are skipped unless --force. Needs internet; the rest of the pipeline runs on "
-            "`glacier-movement synthesize` data without it."
-        ),
-    )
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument(
-        "--glacier",
-        metavar="NAME",
-        help="a configured glacier (parvati, aletsch, one added with `glacier add`) or the path "
-        "of its .toml",
-    )
-    where.add_argument(
-        "--bbox",
-        nargs=4,
-        type=float,
-        metavar=("W", "S", "E", "N"),
-        help="any lon/lat box (degrees); needs --name",
-    )
-    p.add_argument(
-        "--name",
-        help="glacier name for --bbox: its data folder, and <data-root>/glaciers/NAME.toml is "
-        "written so later stages accept --glacier NAME",
-    )
-    p.add_argument("--years", help="YYYY or FIRST-LAST (default: the glacier's; --bbox 2013-2021)")
-    p.add_argument(
-        "--max-cloud",
-        type=float,
-        default=20.0,
-        metavar="PERCENT",
-        help="largest eo:cloud_cover kept (default 20)",
-    )
-    p.add_argument(
-        "--max-missing",
-        type=float,
-        default=0.5,
-        metavar="FRACTION",
-        help="drop scenes with this fraction of missing pixels or more (default 0.5)",
-    )
-    p.add_argument(
-        "--collection",
-        default=DEFAULT_COLLECTION,
-        help=f"STAC collection: {DEFAULT_COLLECTION} (default) or the legacy {LEGACY_COLLECTION}",
-    )
-    p.add_argument(
-        "--stac-url",
-        default=PC_STAC_URL,
-        metavar="URL",
-        help="STAC API (default: Planetary Computer)",
-    )
-    p.add_argument(
-        "--epsg",
-        type=int,
-        help="output CRS (default: the glacier's; for --bbox the UTM zone of the bbox centre, "
-        "polar stereographic beyond UTM)",
-    )
-    p.add_argument(
-        "--scheduler",
-        default="threads",
-        metavar="ADDRESS",
-        help="'threads' (default), 'local' (a dask LocalCluster) or a dask.distributed scheduler address",
-    )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=8,
-        help="scenes read at once with --scheduler threads (default 8)",
-    )
-    p.add_argument(
-        "--retries", type=int, default=3, help="HTTP retries per STAC request (default 3)"
-    )
-    p.add_argument("--force", action="store_true", help="download years whose files exist again")
-    p.set_defaults(func=run)
+        path = write_glacier(
+            glacier, catalog.root, comment="written by `glacier-movement acquire --bbox`"
+        )
+        print(f"glacier config -> {path}: use --glacier {req.name} in the next commands")
+    return reports

@@ -1,43 +1,89 @@
-"""`glacier-movement <command>`: one subcommand per pipeline stage.
+"""`glacier-movement <command>`: one subcommand per pipeline stage, generated from its settings.
 
-Each stage module exposes ``register(subparsers, common)`` that adds its subcommand and sets
-``func`` (called with the parsed arguments). This file holds only the dispatch and the error
-policy: user errors are one line on stderr and a non-zero exit; tracebacks only with ``--debug``.
+Every command is a settings dataclass and a plain function (:data:`COMMANDS`); this module turns the
+settings' fields into argparse options (flag, help, metavar, choices and default come from the
+field, see ``settings.option``), reads ``--config FILE`` (TOML or YAML; the command line wins over
+the file), builds the settings and calls the function. It also holds the error policy: user errors
+are one line on stderr and exit 2, internal errors one line and exit 3, a stop by signal 130/143 with
+the command that resumes; tracebacks only with ``--debug``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib
+import inspect
 import os
-import re
 import shlex
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from . import __version__, config, locks, signals
+from . import (
+    __version__,
+    acquisition,
+    evaluation,
+    flow,
+    models,
+    preprocessing,
+    registry,
+    report,
+    reproduce,
+    sequences,
+    settings,
+    signals,
+    synthetic,
+    training,
+)
+from .catalog import Catalog
 from .errors import GlacierError
-
-#: Stage modules that contribute subcommands, in pipeline order (this is also --help's order).
-#: A module registers through ``register(subparsers, common)``.
-STAGES = [
-    "glacier_movement.registry",  # glacier add|list|show
-    "glacier_movement.synthetic",  # synthesize
-    "glacier_movement.acquisition",  # acquire
-    "glacier_movement.preprocessing",  # preprocess
-    "glacier_movement.sequences",  # sequences
-    "glacier_movement.models",  # models
-    "glacier_movement.training",  # train
-    "glacier_movement.evaluation",  # test, infer
-    "glacier_movement.flow",  # flow
-    "glacier_movement.report",  # report, loss-curves
-    "glacier_movement.reproduce",  # reproduce
-]
+from .settings import Option, SettingsError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 3
-#: Commands that write a glacier's data folder: one process at a time per glacier.
-DATA_STAGES = ("synthesize", "acquire", "preprocess", "sequences")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its settings class (whose docstring is the help: first paragraph the one-line
+    summary, the rest the description) and the function that runs it."""
+
+    name: str  # "train"; a space makes a nested command ("glacier add")
+    settings: type
+    run: Callable[[Any, Catalog], Any]
+
+
+#: Every command in pipeline order (this is also --help's order).
+COMMANDS: list[Command] = [
+    Command("glacier add", registry.AddSettings, registry.run_add),
+    Command("glacier list", registry.ListSettings, registry.run_list),
+    Command("glacier show", registry.ShowSettings, registry.run_show),
+    Command("synthesize", synthetic.SynthesizeSettings, synthetic.run),
+    Command("acquire", acquisition.AcquireSettings, acquisition.run),
+    Command("preprocess", preprocessing.PreprocessSettings, preprocessing.run),
+    Command("sequences", sequences.SequencesSettings, sequences.run),
+    Command("models", models.ModelsSettings, models.run),
+    Command("train", training.TrainSettings, training.run),
+    Command("test", evaluation.TestSettings, evaluation.run_test),
+    Command("infer", evaluation.InferSettings, evaluation.run_infer),
+    Command("loss-curves", evaluation.LossCurvesSettings, evaluation.run_loss_curves),
+    Command("flow", flow.FlowSettings, flow.run),
+    Command("scene-scores", report.SceneScoresSettings, report.run_scene_scores),
+    Command("report", report.ReportSettings, report.run_report),
+    Command("reproduce", reproduce.Job, reproduce.run),
+]
+#: Command groups: the parent command's help.
+GROUPS = {
+    "glacier": (
+        "add a glacier (any bbox on Earth), list the known glaciers, show one's settings",
+        "Glaciers are TOML configs: parvati and aletsch ship with the package; `glacier add` "
+        "writes <data-root>/glaciers/NAME.toml. Then `--glacier NAME` works in every command "
+        "(acquire, synthesize, preprocess, sequences, train, test, infer, flow, report), and so "
+        "does `--glacier path/to/NAME.toml`. The common options --data-root DIR and --debug go "
+        "after the action (`glacier list --data-root DIR`). Keys and defaults: docs/glaciers.md.",
+    )
+}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -47,6 +93,7 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+# --------------------------------------------------------------------------- parser generation
 def common_parser() -> argparse.ArgumentParser:
     """Options every subcommand takes."""
     p = argparse.ArgumentParser(add_help=False)
@@ -57,8 +104,76 @@ def common_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="data root ('pathOrigin' of the original); default $GLACIER_DATA_ROOT or ./data",
     )
+    g.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="read settings from a TOML or YAML file (keys: the option names); options given "
+        "on the command line win. Every run writes its resolved settings in this form",
+    )
     g.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     return p
+
+
+def _help_parts(cls: type) -> tuple[str, str]:
+    doc = inspect.cleandoc(cls.__doc__ or "")
+    head, _, rest = doc.partition("\n\n")
+    return " ".join(head.split()).rstrip("."), rest
+
+
+def _help_text(o: Option) -> str:
+    text = o.help.replace("%", "%%")
+    if o.required:
+        return f"{text} (required)"
+    if o.default in (None, False, ()) or "default" in text:
+        return text
+    shown = " ".join(map(str, o.default)) if isinstance(o.default, tuple) else o.default
+    return f"{text} (default {shown})"
+
+
+def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One argparse option per settings field; defaults are left out (SUPPRESS) so that the
+    settings know which options the command line gave."""
+    for o in settings.options(cls):
+        m = o.meta
+        if not m.get("cli", True):
+            continue
+        kw: dict[str, Any] = {"help": _help_text(o), "default": argparse.SUPPRESS}
+        if m.get("metavar") is not None:
+            kw["metavar"] = m["metavar"]
+        if o.kind is bool and not o.sequence:
+            kw["action"] = (
+                argparse.BooleanOptionalAction
+                if m.get("negatable")
+                else ("store_false" if o.flag.startswith("--no-") else "store_true")
+            )
+            kw.pop("metavar", None)
+        else:
+            kw["type"] = _parser_type(m["parse"]) if m.get("parse") else o.kind
+            if m.get("choices") is not None and m.get("parse") is None:
+                kw["choices"] = m["choices"]
+            if o.sequence and m.get("parse") is None:
+                if m.get("repeat"):
+                    kw["action"] = "append"
+                else:
+                    kw["nargs"] = m.get("nargs") or "+"
+        if m.get("positional"):
+            kw.pop("default")
+            parser.add_argument(o.name, **kw)
+        else:
+            parser.add_argument(o.flag, dest=o.name, **kw)
+
+
+def _parser_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``parse`` whose ValueError message argparse shows as it is."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    return convert
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,44 +183,73 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Glacier movement prediction from Landsat-8 snow/ice (NDSI) sequences: acquisition, "
             "preprocessing, sequences, models, training, evaluation and optical flow "
-            "(Müller et al., NeurIPS 2023 CCAI workshop)."
+            "(Müller et al., NeurIPS 2023 CCAI workshop). Every option can also come from "
+            "--config FILE."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
-    for name in STAGES:
-        importlib.import_module(name).register(sub, common)
+    groups: dict[str, Any] = {}
+    for c in COMMANDS:
+        group, _, action = c.name.rpartition(" ")
+        target = sub
+        if group:
+            if group not in groups:
+                help_, desc = GROUPS[group]
+                gp = sub.add_parser(group, help=help_, description=desc)
+                groups[group] = gp.add_subparsers(
+                    dest="action", metavar="ACTION", parser_class=OneLineParser
+                )
+                groups[group].required = True
+            target = groups[group]
+        help_, desc = _help_parts(c.settings)
+        p = target.add_parser(action, parents=[common], help=help_, description=desc or help_)
+        add_options(p, c.settings)
+        p.set_defaults(_command=c)
     return parser
 
 
-def _data_glacier(args: argparse.Namespace) -> str | None:
-    """The glacier whose data folder a data stage writes (None: not a data stage, or a name the
-    stage itself will refuse)."""
-    if args.command not in DATA_STAGES:
-        return None
-    name = getattr(args, "glacier", None) or getattr(args, "name", None)  # acquire --bbox --name
-    if not name:
-        return None
+def _flag(cls: type, field: str) -> str:
+    o = next((o for o in settings.options(cls) if o.name == field), None)
+    if o is None:
+        return field
+    return o.name.upper() if o.meta.get("positional") else o.flag
+
+
+def parse(argv: list[str]) -> tuple[Command, Any, argparse.Namespace]:
+    """The command, its settings (config file, then the command line) and the common options;
+    a bad value is the parser's one-line error (exit 2)."""
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    cmd: Command = ns._command
+    return cmd, settings_from(_subparser(parser, cmd.name), cmd.settings, ns), ns
+
+
+def settings_from(parser: argparse.ArgumentParser, cls: type, ns: argparse.Namespace) -> Any:
+    """``cls`` from the parsed options over the ``--config`` file's values over the defaults."""
+    given = {o.name: getattr(ns, o.name) for o in settings.options(cls) if hasattr(ns, o.name)}
     try:
-        return config.get_glacier(name).name
-    except GlacierError:  # acquire --bbox --name NAME: a new folder (if NAME is a plain name)
-        plain = args.command == "acquire" and re.fullmatch(r"\w[\w.-]*", name)
-        return name if plain else None
+        values = settings.read_config(ns.config) if ns.config else {}
+        where = f" in {ns.config}" if ns.config else ""
+        return settings.build(cls, {**settings.build_partial(cls, values, where), **given})
+    except SettingsError as e:
+        if e.message.startswith("is required"):
+            parser.error(f"the following arguments are required: {_flag(cls, e.field)}")
+        parser.error(f"{_flag(cls, e.field)} {e.message}")
+    except GlacierError as e:
+        parser.error(str(e))
 
 
-def run_command(args: argparse.Namespace) -> int:
-    """``args.func(args)`` holding the lock of the glacier data it writes (``train`` locks its run
-    itself): a second writer fails at once naming the first one's pid."""
-    glacier = _data_glacier(args)
-    with contextlib.ExitStack() as stack:
-        if glacier is not None:
-            folder = config.Paths(config.data_root(args.data_root), glacier).glacier_dir
-            stack.enter_context(locks.hold(folder, f"the data of glacier {glacier!r}"))
-        return int(args.func(args) or 0)
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for part in name.split():
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = action.choices[part]
+    return parser
 
 
+# ------------------------------------------------------------------------------------ running
 def resume_command(command: str, argv: list[str]) -> str:
     """The command line that continues a stopped ``glacier-movement`` command: ``train`` with
     ``--resume`` (not ``--overwrite``), any other command as it was (finished outputs are kept)."""
@@ -125,31 +269,45 @@ def resume_command(command: str, argv: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    debug = getattr(args, "debug", False) or "--debug" in argv
+    cmd, obj, ns = parse(argv)
+    return execute(cmd, obj, ns, argv)
+
+
+def execute(cmd: Command, obj: Any, ns: argparse.Namespace, argv: list[str]) -> int:
+    """Run a command under the error policy; returns the exit status."""
+    debug = ns.debug or "--debug" in argv
     try:
         # SIGTERM as SIGINT: stop, outputs stay whole; `train` stops after its current step
         with signals.raising():
-            return run_command(args)
+            cmd.run(obj, Catalog.at(ns.data_root))
+            return 0
     except signals.Interrupted as e:
         if int(os.environ.get("RANK", "0")) == 0:  # one line for a torchrun job, not one a rank
             where = f" {e.detail}" if e.detail else "; outputs written so far are complete"
             print(
-                f"glacier-movement {args.command}: stopped by {e.signal_name}{where}; continue "
-                f"with: {resume_command(args.command, argv)}",
+                f"glacier-movement {cmd.name}: stopped by {e.signal_name}{where}; continue "
+                f"with: {resume_command(cmd.name, argv)}",
                 file=sys.stderr,
                 flush=True,
             )
         return e.exit_code
+    except SettingsError as e:
+        if debug:
+            raise
+        print(
+            f"glacier-movement {cmd.name}: error: {_flag(type(obj), e.field)} {e.message}",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
     except GlacierError as e:
         if debug:
             raise
-        print(f"glacier-movement {args.command}: error: {e}", file=sys.stderr)
+        print(f"glacier-movement {cmd.name}: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(
-            f"glacier-movement {args.command}: interrupted; outputs written so far are complete, run again to resume",
+            f"glacier-movement {cmd.name}: interrupted; outputs written so far are complete, run "
+            "again to resume",
             file=sys.stderr,
         )
         return 130
@@ -157,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(
-            f"glacier-movement {args.command}: error: out of memory; use a smaller --size, --batch-size or preset",
+            f"glacier-movement {cmd.name}: error: out of memory; use a smaller --size, "
+            "--batch-size or preset",
             file=sys.stderr,
         )
         return EXIT_USER_ERROR
@@ -166,11 +325,34 @@ def main(argv: list[str] | None = None) -> int:
             raise
         first = str(e).splitlines()[0] if str(e) else ""
         print(
-            f"glacier-movement {args.command}: internal error: {type(e).__name__}: {first} "
+            f"glacier-movement {cmd.name}: internal error: {type(e).__name__}: {first} "
             "(run again with --debug for the traceback and report it)",
             file=sys.stderr,
         )
         return EXIT_INTERNAL_ERROR
+
+
+def script(
+    config: str | Path,
+    command: str | Command,
+    doc: str | None = None,
+    argv: list[str] | None = None,
+) -> int:
+    """Entry point of the experiment scripts: ``command`` (a ``glacier-movement`` command's name,
+    or a script's own :class:`Command`) with the settings of the ``config`` file beside the
+    script; options given to the script win over the file."""
+    argv = sys.argv[1:] if argv is None else argv
+    if isinstance(command, str):
+        return main([*command.split(), "--config", str(config), *argv])
+    parser = OneLineParser(
+        prog=Path(sys.argv[0]).name,
+        description=doc,
+        parents=[common_parser()],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_options(parser, command.settings)
+    ns = parser.parse_args(["--config", str(config), *argv])
+    return execute(command, settings_from(parser, command.settings, ns), ns, argv)
 
 
 if __name__ == "__main__":

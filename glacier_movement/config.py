@@ -544,3 +544,43 @@ class Paths:
     @property
     def results_dir(self) -> Path:
         return self.glacier_dir / "results"
+
+    # outputs of test / infer / flow / scene-scores, named by a run label (docs/data.md)
+    def result_file(self, label: str, kind: str) -> Path:
+        """``test``'s outputs of ``label``: kind ``results`` (CSV), ``per_sequence`` (CSV.gz),
+        ``motion`` (motion EPE CSV) or ``markdown``."""
+        names = {
+            "results": f"{label}_results.csv",
+            "per_sequence": f"{label}_per_sequence.csv.gz",
+            "motion": f"{label}_motion_epe.csv",
+            "markdown": f"{label}_results.md",
+        }
+        return self.results_dir / names[kind]
+
+    def scene_dir(self, label: str) -> Path:
+        """``infer``'s full-scene prediction of ``label`` (arrays, images, GeoTIFFs)."""
+        return self.results_dir / label
+
+    def scene_figure(self, label: str) -> Path:
+        return self.figures_dir / f"{label}_scene.png"
+
+    def flow_figure(self, label: str) -> Path:
+        return self.figures_dir / f"{label}_flow.png"
+
+    def flow_epe(self, label: str) -> Path:
+        """``flow``'s end-point errors against the true motion (synthetic glaciers)."""
+        return self.scene_dir(label) / "flow_epe.csv"
+
+    def scene_scores(self, name: str) -> Path:
+        return self.results_dir / f"{name}_scene_scores.csv"
+
+    def generalization_figure(self, name: str) -> Path:
+        return self.figures_dir / f"{name}_generalization.png"
+
+    @property
+    def frames_figure(self) -> Path:
+        return self.figures_dir / "frames.png"
+
+    def settings_file(self, command: str) -> Path:
+        """The resolved settings the data stages write (``<glacier>/<command>.settings.toml``)."""
+        return self.glacier_dir / f"{command}.settings.toml"

@@ -15,7 +15,6 @@ Commands: ``glacier-movement test``, ``infer`` and ``loss-curves``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -29,7 +28,7 @@ import torch
 from scipy import ndimage, stats
 from tqdm.auto import tqdm
 
-from . import config, metrics
+from . import config, metrics, settings
 from .baselines import (
     BASELINES,
     Reference,
@@ -38,11 +37,13 @@ from .baselines import (
     glacier_sequences,
     scene_take,
 )
+from .catalog import Catalog
 from .errors import DataError, GlacierError
 from .io import Frames, atomic_path, read_frames, write_serialized
-from .models import TRAINABLE
+from .selection import ModelChoice, Selected, select
 from .sequences import extract_patches, make_loader, split_indices, stitch_patches
-from .training import load_checkpoint, load_model, resolve_device
+from .settings import SettingsError, option
+from .training import resolve_device
 
 #: Name of the persistence baseline in every table.
 PERSISTENCE = "persistence"
@@ -849,138 +850,6 @@ def loss_curves(
 
 
 # ------------------------------------------------------------------------------------------ CLI
-def add_model_arguments(p: argparse.ArgumentParser) -> None:
-    """Options that pick a trained model (shared by ``test``, ``infer`` and ``flow``)."""
-    g = p.add_argument_group("model")
-    g.add_argument(
-        "--run", metavar="NAME", help="a trained run under <data-root>/models/ (its last.pt)"
-    )
-    g.add_argument(
-        "--checkpoint",
-        metavar="PATH",
-        help="a checkpoint file written by `glacier-movement train` (wins over --run)",
-    )
-    g.add_argument(
-        "--best",
-        action="store_true",
-        help="with --run: use best.pt (lowest validation loss) instead of last.pt",
-    )
-    g.add_argument(
-        "--model", choices=TRAINABLE, default=None, help="refuse a checkpoint of another model"
-    )
-    g.add_argument(
-        "--glacier",
-        default=None,
-        help="glacier to evaluate on, a name or a path to its .toml (default: the run's first "
-        "training glacier)",
-    )
-    g.add_argument(
-        "--name", default=None, help="label of the outputs (default: the run's folder name)"
-    )
-    g.add_argument(
-        "--batch-size", type=int, default=100, help="patches per forward pass (default 100)"
-    )
-    g.add_argument(
-        "--device", default="auto", help="cpu, cuda or cuda:N (default: cuda when available)"
-    )
-
-
-@dataclass
-class Selected:
-    """The checkpoint a command works on and where its outputs go."""
-
-    path: Path
-    label: str
-    checkpoint: dict
-    glacier: config.GlacierConfig
-    paths: config.Paths
-    model: torch.nn.Module | None = None  # loaded by select(with_model=True)
-
-    @property
-    def fingerprint(self) -> dict:
-        """Identifies the checkpoint file's version (for reusing saved predictions)."""
-        st = self.path.stat()
-        return {
-            "path": str(self.path.resolve()),
-            "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns,
-            "step": self.checkpoint.get("step"),
-        }
-
-    @property
-    def patch(self) -> int:
-        return int(self.checkpoint["config"]["patch"])
-
-    @property
-    def stride(self) -> int:
-        return int(self.checkpoint["config"]["stride"])
-
-    @property
-    def train_split(self) -> str:
-        return str(self.checkpoint["config"].get("split", "paper"))
-
-    def load_model(self, device: str | torch.device | None) -> torch.nn.Module:
-        """The model, in eval mode on ``device`` (read from the file once)."""
-        if self.model is None:
-            self.model, _ = load_model(self.path, device=resolve_device(device))
-        return self.model.to(resolve_device(device))
-
-
-def select(args: argparse.Namespace, with_model: bool = True) -> Selected:
-    """Resolve ``--run``/``--checkpoint``, check ``--model``, pick the glacier and the label.
-
-    With ``with_model`` the model is loaded too (one read of the file); without, only the
-    checkpoint dict is (``flow`` loads the model only when it has to predict again).
-    """
-    if args.batch_size < 1:
-        raise GlacierError(f"--batch-size must be at least 1, got {args.batch_size}")
-    root = config.data_root(args.data_root)
-    models_dir = config.Paths(root, "").models_dir
-    if not (args.run or args.checkpoint):
-        raise GlacierError(
-            "no model given: pass --run NAME (a folder under <data-root>/models) or --checkpoint PATH"
-        )
-    if not args.checkpoint:
-        run_dir = models_dir / args.run
-        path = run_dir / ("best.pt" if args.best else "last.pt")
-        if not path.is_file():
-            runs = sorted(p.parent.name for p in models_dir.glob("*/last.pt"))
-            hint = (
-                f"trained runs: {', '.join(runs)}"
-                if runs
-                else "no run is trained yet: run `glacier-movement train` first"
-            )
-            raise DataError(f"{path} does not exist ({hint})")
-        label = args.name or (args.run + ("-best" if args.best else ""))
-    else:
-        if args.best:
-            raise GlacierError(
-                "--best goes with --run (it picks best.pt of a run); with --checkpoint name the file itself"
-            )
-        path = Path(args.checkpoint)
-        label = args.name or (path.parent.name if path.stem in ("last", "best") else path.stem)
-    model = None
-    if with_model:
-        model, ckpt = load_model(path, expect=args.model, device=resolve_device(args.device))
-    else:
-        ckpt = load_checkpoint(path)
-        name = ckpt.get("model_name")
-        if args.model is not None and name != args.model:
-            raise GlacierError(
-                f"checkpoint {path} holds a {name!r} model, not {args.model!r}: pick the {args.model} run's checkpoint"
-            )
-    trained_on = ckpt.get("config", {}).get("glaciers") or []
-    glacier = config.get_glacier(args.glacier or (trained_on[0] if trained_on else ""), root)
-    return Selected(
-        path=path,
-        label=label,
-        checkpoint=ckpt,
-        glacier=glacier,
-        paths=config.Paths(root, glacier.name),
-        model=model,
-    )
-
-
 def _frames(sel: Selected) -> Frames:
     if not sel.paths.frames.is_file():
         raise DataError(
@@ -989,87 +858,73 @@ def _frames(sel: Selected) -> Frames:
     return read_frames(sel.paths.frames)
 
 
-def register(sub, common) -> None:
-    """Add the ``test``, ``infer`` and ``loss-curves`` subcommands."""
-    p = sub.add_parser(
-        "test",
-        parents=[common],
-        help="test-set scores of a trained model beside persistence (MSE, MAE, SSIM, PSNR, bootstrap)",
-        description=(
-            "Score a trained model on the test sequences of a glacier (the original's "
-            "testsetPerformance.py): per-pixel MSE and MAE (the paper's convention), SSIM and PSNR "
-            "per frame, for the model and for the persistence baseline on the same sequences, with "
-            "a percentile bootstrap of MSE and MAE. Writes <data-root>/<glacier>/results/"
-            "<name>_results.csv (scores of the model and every baseline with clustered, paired intervals), <name>_per_sequence.csv.gz and <name>_results.md."
-        ),
-    )
-    add_model_arguments(p)
-    p.add_argument(
-        "--split",
+# --------------------------------------------------------------------------------- the stages
+@dataclass(frozen=True)
+class TestSettings(ModelChoice):
+    """Test-set scores of a trained model beside the baselines (MSE, MAE, SSIM, PSNR, intervals).
+
+    Score a trained model on the test sequences of a glacier (the original's
+    testsetPerformance.py): per-pixel MSE and MAE (the paper's convention), SSIM and PSNR per
+    frame, for the model and for every baseline (persistence, climatology, seasonal-naive, …) on
+    the same sequences. Writes <data-root>/<glacier>/results/<name>_results.csv (scores of the
+    model and every baseline with clustered, paired intervals), <name>_per_sequence.csv.gz and
+    <name>_results.md.
+    """
+
+    split: str = option(
+        "auto",
         choices=("auto", *SPLITS, "both"),
-        default="auto",
-        help="whose test sequences to score: auto = the split the run was trained with (default); "
-        "a run trained on the paper split has seen frames of the test targets, so its strict row is not leak-free",
+        help="whose test sequences to score: auto = the split the run was trained with "
+        "(default); a run trained on the paper split has seen frames of the test targets, so "
+        "its strict row is not leak-free",
     )
-    p.add_argument(
-        "--bootstrap",
-        type=int,
-        default=1000,
-        metavar="N",
-        help="bootstrap resamples (default 1000; 0 = none)",
-    )
-    p.add_argument("--seed", type=int, default=0, help="bootstrap random seed (default 0)")
-    p.add_argument(
-        "--flow",
+    bootstrap: int = option(1000, metavar="N", help="bootstrap resamples (default 1000; 0 = none)")
+    seed: int = option(0, help="bootstrap random seed (default 0)")
+    flow: str = option(
+        "none",
         choices=("none", "paper", "tuned"),
-        default="none",
         help="also score the motion in full-scene forecasts at every test start against the true "
         "displacement (synthetic data): Farneback with the paper's or the tuned parameters; "
         "writes <name>_motion_epe.csv (default none)",
     )
-    p.set_defaults(func=run_test)
 
-    p = sub.add_parser(
-        "infer",
-        parents=[common],
-        help="full-scene predictions: arrays, grayscale images, GeoTIFFs and a figure",
-        description=(
-            "Predict whole scenes (the original's inferencePlot.py): of the 8-frame window that "
-            "starts --last frames before the end (default: the last 8 frames; Parvati 28-35, "
-            "Aletsch 19-26), the first 4 are cut into non-overlapping patches, predicted in batches "
-            "and stitched back. Writes <data-root>/<glacier>/results/<name>/ {inputs, targets, "
-            "predictions, persistence}.npy, images/*.png, targets.tif and predictions.tif "
-            "(georeferenced, float32, one band per frame) and scene.json, and the figure "
-            "<data-root>/<glacier>/figures/<name>_scene.png."
-        ),
-    )
-    add_model_arguments(p)
-    p.add_argument(
-        "--last",
-        type=int,
-        default=8,
-        metavar="N",
-        help="the window starts N frames before the end (default 8)",
-    )
-    p.add_argument("--pdf", action="store_true", help="also write PDF images and figure")
-    p.set_defaults(func=run_infer)
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.bootstrap < 0:
+            raise SettingsError(
+                "bootstrap", f"must be 0 (none) or a number of resamples, got {self.bootstrap}"
+            )
 
-    p = sub.add_parser(
-        "loss-curves",
-        parents=[common],
-        help="per-epoch train and validation loss of every trained run in one figure",
-        description="Draw <data-root>/models/*/epochs.csv in one figure (default <data-root>/models/loss_curves.png).",
+
+@dataclass(frozen=True)
+class InferSettings(ModelChoice):
+    """Full-scene predictions: arrays, grayscale images, GeoTIFFs and a figure.
+
+    Predict whole scenes (the original's inferencePlot.py): of the 8-frame window that starts
+    --last frames before the end (default: the last 8 frames; Parvati 28-35, Aletsch 19-26), the
+    first 4 are cut into non-overlapping patches, predicted in batches and stitched back. Writes
+    <data-root>/<glacier>/results/<name>/ {inputs, targets, predictions, persistence}.npy,
+    images/*.png, targets.tif and predictions.tif (georeferenced, float32, one band per frame)
+    and scene.json, and the figure <data-root>/<glacier>/figures/<name>_scene.png.
+    """
+
+    last: int = option(8, metavar="N", help="the window starts N frames before the end (default 8)")
+    pdf: bool = option(False, help="also write PDF images and figure")
+
+
+@dataclass(frozen=True)
+class LossCurvesSettings:
+    """Per-epoch train and validation loss of every trained run in one figure.
+
+    Draw <data-root>/models/*/epochs.csv in one figure (default
+    <data-root>/models/loss_curves.png).
+    """
+
+    runs: tuple[str, ...] | None = option(
+        None, metavar="NAME", help="only these runs (default: every run)"
     )
-    p.add_argument(
-        "--runs",
-        nargs="+",
-        default=None,
-        metavar="NAME",
-        help="only these runs (default: every run)",
-    )
-    p.add_argument("--output", default=None, metavar="PNG", help="where to write the figure")
-    p.add_argument("--pdf", action="store_true", help="also write a PDF")
-    p.set_defaults(func=run_loss_curves)
+    output: Path | None = option(None, metavar="PNG", help="where to write the figure")
+    pdf: bool = option(False, help="also write a PDF")
 
 
 def test_scores(
@@ -1157,23 +1012,22 @@ def test_motion(
     )  # fmt: skip
 
 
-def run_test(args: argparse.Namespace) -> int:
-    if args.bootstrap < 0:
-        raise GlacierError(
-            f"--bootstrap must be 0 (none) or a number of resamples, got {args.bootstrap}"
-        )
-    sel = select(args)
-    if args.split not in ("auto", sel.train_split):
+def run_test(s: TestSettings, catalog: Catalog) -> pd.DataFrame:
+    """The ``test`` stage: scores, per-sequence rows and the markdown table of one run on one
+    glacier (and, with ``flow``, the motion scores); returns the results table."""
+    sel = select(s, catalog)
+    if s.split not in ("auto", sel.train_split):
         print(
             f"note: {sel.label} was trained with the {sel.train_split} split; the test sequences are "
             "the same for both splits",
             file=sys.stderr,
         )
-    per, results = test_scores(
-        sel, sel.glacier, args.device, args.batch_size, args.bootstrap, args.seed
-    )
+    per, results = test_scores(sel, sel.glacier, s.device, s.batch_size, s.bootstrap, s.seed)
     results.insert(1, "trained_split", [sel.train_split] * len(results))
-    out = result_paths(sel.paths.results_dir, sel.label)
+    out = {
+        k: sel.paths.result_file(sel.label, k)
+        for k in ("results", "per_sequence", "motion", "markdown")
+    }
     write_csv(per, out["per_sequence"])
     write_csv(results, out["results"])
     md = "".join(
@@ -1183,8 +1037,8 @@ def run_test(args: argparse.Namespace) -> int:
     write_text(f"# {sel.label} on {sel.glacier.name}: test scores\n\n{md}", out["markdown"])
     print(md, end="")
     written = [out["per_sequence"], out["results"], out["markdown"]]
-    if args.flow != "none":
-        motion = test_motion(sel, sel.glacier, args.flow, args.device, args.batch_size)
+    if s.flow != "none":
+        motion = test_motion(sel, sel.glacier, s.flow, s.device, s.batch_size)
         write_csv(motion, out["motion"])
         written.append(out["motion"])
         print(
@@ -1195,9 +1049,10 @@ def run_test(args: argparse.Namespace) -> int:
         )
     else:
         out["motion"].unlink(missing_ok=True)  # no stale motion scores beside new ones
+    settings.write(s, sel.paths.results_dir / f"{sel.label}_test.settings.toml", "test")
     for path in written:
         print(f"wrote {path}")
-    return 0
+    return results
 
 
 def infer(
@@ -1255,14 +1110,17 @@ def infer(
     return scene
 
 
-def run_infer(args: argparse.Namespace) -> int:
-    sel = select(args)
-    scene = infer(sel, args.device, args.batch_size, args.last, args.pdf)
+def run_infer(s: InferSettings, catalog: Catalog) -> Scene:
+    """The ``infer`` stage: the full-scene prediction of one run, saved and drawn."""
+    sel = select(s, catalog)
+    scene = infer(sel, s.device, s.batch_size, s.last, s.pdf)
+    settings.write(s, sel.paths.scene_dir(sel.label) / "infer.settings.toml", "infer")
     print(scene_scores(scene).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    return 0
+    return scene
 
 
-def run_loss_curves(args: argparse.Namespace) -> int:
-    path = loss_curves(config.data_root(args.data_root), args.runs, args.output, args.pdf)
+def run_loss_curves(s: LossCurvesSettings, catalog: Catalog) -> Path:
+    """The ``loss-curves`` stage: one figure of every run's per-epoch losses."""
+    path = loss_curves(catalog.root, s.runs, s.output, s.pdf)
     print(f"wrote {path}")
-    return 0
+    return path

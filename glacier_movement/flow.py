@@ -15,7 +15,6 @@ Command: ``glacier-movement flow``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from dataclasses import dataclass
@@ -25,9 +24,13 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from . import config
+from . import config, settings
+from .catalog import Catalog
 from .errors import DataError, GlacierError
-from .io import load_npz
+from .io import load_npz, read_frames, save_npz
+from .plotting import flow_quiver_figure
+from .selection import ModelChoice, select
+from .settings import SettingsError, option
 
 #: Farneback parameters of the original ``opticalFlow.py`` (pyr_scale, levels, winsize,
 #: iterations, poly_n, poly_sigma, flags).
@@ -269,7 +272,7 @@ def flow_errors(
 def load_flow_errors(paths: config.Paths, label: str) -> pd.DataFrame:
     """The endpoint-error table ``flow`` wrote for ``label`` (for reports), columns as
     :func:`flow_errors`; :class:`DataError` when ``flow`` has not run on data with a truth."""
-    path = paths.results_dir / label / "flow_epe.csv"
+    path = paths.flow_epe(label)
     if not path.is_file():
         raise DataError(
             f"{path} does not exist: run `glacier-movement flow --run {label}` on synthetic data first"
@@ -319,73 +322,59 @@ def motion_errors(
     return pd.DataFrame(rows)
 
 
-# ------------------------------------------------------------------------------------------ CLI
-def register(sub, common) -> None:
-    """Add the ``flow`` subcommand."""
-    from .evaluation import add_model_arguments
+# ---------------------------------------------------------------------------------- the stage
+@dataclass(frozen=True)
+class FlowSettings(ModelChoice):
+    """Optical flow of targets and predictions; endpoint error against the true motion.
 
-    p = sub.add_parser(
-        "flow",
-        parents=[common],
-        help="optical flow of targets and predictions; endpoint error against the true motion",
-        description=(
-            "Farneback optical flow (the original's opticalFlow.py parameters, on frames scaled to "
-            "0-255) between consecutive frames of the full-scene targets and of the predictions "
-            "(re-thresholded at NDSI 0.3), from `infer`'s saved scene (run first when missing or "
-            "made by another checkpoint). Draws the quiver figure <data-root>/<glacier>/figures/"
-            "<name>_flow.png. Where <glacier>/truth.npz exists (synthetic data) it scores each flow "
-            "by its endpoint error against the true displacement on the glacier, in pixels per "
-            "window, beside persistence (zero flow): <glacier>/results/<name>/flow_epe.csv/.json."
-        ),
+    Farneback optical flow (the original's opticalFlow.py parameters, on frames scaled to 0-255)
+    between consecutive frames of the full-scene targets and of the predictions (re-thresholded at
+    NDSI 0.3), from `infer`'s saved scene (run first when missing or made by another checkpoint).
+    Draws the quiver figure <data-root>/<glacier>/figures/<name>_flow.png. Where
+    <glacier>/truth.npz exists (synthetic data) it scores each flow by its endpoint error against
+    the true displacement on the glacier, in pixels per window, beside persistence (zero flow):
+    <glacier>/results/<name>/flow_epe.csv/.json.
+    """
+
+    last: int = option(
+        8, metavar="N", help="the scene window starts N frames before the end (default 8)"
     )
-    add_model_arguments(p)
-    p.add_argument(
-        "--last",
-        type=int,
-        default=8,
-        metavar="N",
-        help="the scene window starts N frames before the end (default 8)",
-    )
-    p.add_argument(
-        "--grid",
-        type=int,
-        default=QUIVER_GRID,
-        help=f"arrow spacing in pixels (default {QUIVER_GRID})",
-    )
-    p.add_argument(
-        "--farneback",
+    grid: int = option(QUIVER_GRID, help=f"arrow spacing in pixels (default {QUIVER_GRID})")
+    farneback: str = option(
+        "paper",
         choices=tuple(FARNEBACK_SETTINGS),
-        default="paper",
         help="Farneback parameters: paper (the original's, default) or tuned (one pyramid level, "
         "chosen on training frames of the motion regime: docs/synthetic.md)",
     )
-    p.add_argument("--pdf", action="store_true", help="also write a PDF figure")
-    p.set_defaults(func=run)
+    pdf: bool = option(False, help="also write a PDF figure")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.grid < 1:
+            raise SettingsError("grid", f"must be at least 1 pixel, got {self.grid}")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(s: FlowSettings, catalog: Catalog) -> pd.DataFrame | None:
+    """The ``flow`` stage: flow fields, the quiver figure and (synthetic data) the endpoint errors
+    of one run's full-scene prediction; returns the error table (None for real data)."""
     from . import evaluation as ev
-    from .io import read_frames, save_npz
-    from .plotting import flow_quiver_figure
 
-    if args.grid < 1:
-        raise GlacierError(f"--grid must be at least 1 pixel, got {args.grid}")
-    sel = ev.select(args, with_model=False)
-    out_dir = ev.scene_dir(sel.paths, sel.label)
+    sel = select(s, catalog, with_model=False)
+    out_dir = sel.paths.scene_dir(sel.label)
     scene = ev.load_scene(out_dir)
     if (
         scene is None
         or scene.meta.get("checkpoint") != sel.fingerprint
-        or scene.meta.get("last") != args.last
+        or scene.meta.get("last") != s.last
     ):
-        scene = ev.infer(sel, args.device, args.batch_size, args.last, args.pdf)
+        scene = ev.infer(sel, s.device, s.batch_size, s.last, s.pdf)
     else:
         print(f"using the saved scene predictions in {out_dir}", file=sys.stderr)
     idx = scene.frame_indices[ev.N_IN :]
     pairs = [f"{a}→{b}" for a, b in zip(idx[:-1], idx[1:], strict=True)]
     days = window_days(scene.window_start[ev.N_IN :])
     predictions = threshold(scene.predictions)
-    params = FARNEBACK_SETTINGS[args.farneback]
+    params = FARNEBACK_SETTINGS[s.farneback]
     flows = {
         "target": sequence_flow(scene.targets, **params),
         "prediction": sequence_flow(predictions, **params),
@@ -411,12 +400,13 @@ def run(args: argparse.Namespace) -> int:
     fig = flow_quiver_figure(
         backgrounds,
         flows,
-        sel.paths.figures_dir / f"{sel.label}_flow.png",
+        sel.paths.flow_figure(sel.label),
         row_titles=[f"frames {p} ({d:.0f} days)" for p, d in zip(pairs, days, strict=True)],
-        grid=args.grid,
+        grid=s.grid,
         title=f"{sel.label} on {sel.glacier.name}: Farneback optical flow",
-        pdf=args.pdf,
+        pdf=s.pdf,
     )
+    settings.write(s, out_dir / "flow.settings.toml", "flow")
     if table is not None:
         ev.write_csv(table, out_dir / "flow_epe.csv")
         mean = table[table["pair"] == "mean"].set_index("source")
@@ -425,8 +415,8 @@ def run(args: argparse.Namespace) -> int:
             "pairs": pairs,
             "days": days.tolist(),
             "mean_true_displacement_px": float(mean["true_px"].iloc[0]),
-            "epe_px": {s: float(v) for s, v in mean["epe_px"].items()},
-            "farneback": args.farneback,
+            "epe_px": {k: float(v) for k, v in mean["epe_px"].items()},
+            "farneback": s.farneback,
             "glacier_pixels": int(truth.mask.sum()),
         }
         ev.write_text(json.dumps(summary, indent=2) + "\n", out_dir / "flow_epe.json")
@@ -441,4 +431,4 @@ def run(args: argparse.Namespace) -> int:
             f = flows[k]
             print(f"mean flow length, {k}: {np.hypot(f[:, 0], f[:, 1]).mean():.3f} px per window")
     print(f"wrote {out_dir / 'flow.npz'} and {fig[0]}")
-    return 0
+    return table

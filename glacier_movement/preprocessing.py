@@ -24,7 +24,6 @@ and writes ``<root>/<G>/frames.npz`` (:class:`glacier_movement.io.Frames`), the 
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import time
@@ -37,9 +36,11 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import io
-from .config import GREEN, NDSI_THRESHOLD, SWIR16, GlacierConfig, Paths, data_root, get_glacier
+from . import io, locks, settings
+from .catalog import Catalog
+from .config import GREEN, NDSI_THRESHOLD, SWIR16, GlacierConfig, Paths, get_glacier
 from .errors import GlacierError
+from .settings import SettingsError, option
 
 #: One axis of the 5×5 kernel of Vonica et al. (2021); the kernel is its outer product
 #: (1 2 3 2 1 / 2 4 6 4 2 / 3 6 9 6 3 / 2 4 6 4 2 / 1 2 3 2 1).
@@ -1396,199 +1397,164 @@ def write_figures(fr: io.Frames, folder: Path) -> list[Path]:
     return written
 
 
-# ------------------------------------------------------------------------------ command line
-def _roi_arg(text: str) -> tuple[int, int, int, int]:
+# ---------------------------------------------------------------------------------- the stage
+def _roi(text: str) -> tuple[int, ...]:
+    """``R0,R1,C0,C1`` of the command line as four integers."""
     try:
         parts = tuple(int(v) for v in text.split(","))
     except ValueError:
         parts = ()
     if len(parts) != 4 or parts[0] >= parts[1] or parts[2] >= parts[3] or min(parts) < 0:
-        raise argparse.ArgumentTypeError(
-            f"bad ROI {text!r}: write ROW0,ROW1,COL0,COL1 with ROW0<ROW1, COL0<COL1"
-        )
-    return parts  # type: ignore[return-value]
+        raise ValueError(f"bad ROI {text!r}: write ROW0,ROW1,COL0,COL1 with ROW0<ROW1, COL0<COL1")
+    return parts
 
 
-def register(sub, common) -> None:
-    """Add ``glacier-movement preprocess``."""
-    p = sub.add_parser(
-        "preprocess",
-        parents=[common],
-        help="fill, align (ECC) and average scenes into masked NDSI frames",
-        description=(
-            "Read <data-root>/<glacier>/raw/<year>.npz, crop the region of interest, fill missing "
-            "pixels (5×5 Vonica kernel), align all scenes with ECC to their median-filtered mean, "
-            "average them in windows of N months, compute NDSI and the snow/ice mask (NDSI ≥ 0.3), "
-            "interpolate empty windows; write frames.npz, alignment.npz and figures/frames.{png,gif}."
-        ),
+@dataclass(frozen=True)
+class PreprocessSettings:
+    """Fill, align and average scenes into masked NDSI frames.
+
+    Read <data-root>/<glacier>/raw/<year>.npz, crop the region of interest, fill missing pixels
+    (5×5 Vonica kernel), align all scenes (phase correlation, or the paper's ECC) to their
+    median-filtered mean, average them in windows of N months, compute NDSI and the snow/ice mask
+    (NDSI ≥ 0.3), interpolate empty windows; write frames.npz, alignment.npz and
+    figures/frames.{png,gif}.
+    """
+
+    glacier: str = option(
+        help="glacier: parvati, aletsch, one added with `glacier add`, or a path to its .toml"
     )
-    p.add_argument(
-        "--glacier",
-        required=True,
-        help="glacier: parvati, aletsch, one added with `glacier add`, or a path to its .toml",
-    )
-    p.add_argument(
-        "--window-months",
-        type=int,
-        default=None,
+    window_months: int | None = option(
+        None,
         metavar="N",
         help="window length in months (default: the glacier's, Parvati 3, Aletsch 4)",
     )
-    p.add_argument(
-        "--ndsi-input",
+    ndsi_input: str = option(
+        "dn",
         choices=NDSI_INPUTS,
-        default="dn",
         help="compute NDSI from digital numbers (the original, default) or reflectance",
     )
-    p.add_argument(
-        "--average",
+    average: str = option(
+        "mean",
         choices=AVERAGES,
-        default="mean",
         help="arithmetic mean of a window's scenes (default) or the original's running pair average",
     )
-    p.add_argument(
-        "--on-ecc-failure",
+    on_ecc_failure: str = option(
+        "keep",
         choices=ECC_POLICIES,
-        default="keep",
         help="scenes where the alignment fails (ECC does not converge, phase correlation finds no "
         "peak): keep them unaligned (default) or drop them",
     )
-    p.add_argument(
-        "--align",
+    align: str = option(
+        "phase",
         choices=ALIGN_METHODS,
-        default="phase",
         help="alignment: phase = a translation per scene by phase correlation against the mean "
         "of the scenes, refined over --align-rounds (default; the most accurate on the synthetic "
         "glaciers' true warps, docs/preprocessing.md); ecc = the paper's ECC (--ecc-* options; "
         "the paper's setting is --align ecc, homography from the identity or --chain-init)",
     )
-    p.add_argument(
-        "--align-rounds",
-        type=int,
-        default=PHASE_ROUNDS,
+    align_rounds: int = option(
+        PHASE_ROUNDS,
         metavar="N",
         help=f"phase correlation rounds (default {PHASE_ROUNDS}): the first against the "
         "median-filtered mean of the scenes, each further one against the mean of the scenes "
         "aligned by the round before",
     )
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=None,
+    workers: int | None = option(
+        None,
         metavar="N",
         help="threads that align scenes in parallel (default: all cores); the result does not "
         "depend on N (--chain-init runs serially)",
     )
-    p.add_argument(
-        "--chain-init",
-        action="store_true",
+    chain_init: bool = option(
+        False,
         help="with --align ecc: start ECC from the previous scene's warp (the original) instead "
         "of the identity",
     )
-    p.add_argument(
-        "--ecc-template",
+    ecc_template: str = option(
+        "swir",
         choices=ECC_TEMPLATES,
-        default="swir",
-        help="third channel of the ECC template: the mean swir16 (default, same band mix as the scenes) or zero (the original code)",
+        help="third channel of the ECC template: the mean swir16 (default, same band mix as the "
+        "scenes) or zero (the original code)",
     )
-    p.add_argument(
-        "--ecc-input",
+    ecc_input: str = option(
+        "standardized",
         choices=ECC_INPUTS,
-        default="standardized",
-        help="images given to ECC: zero-mean unit-variance (default, converges reliably) or raw DN (the original)",
+        help="images given to ECC: zero-mean unit-variance (default, converges reliably) or raw "
+        "DN (the original)",
     )
-    p.add_argument(
-        "--ecc-motion",
+    ecc_motion: str = option(
+        "homography",
         choices=tuple(ECC_MOTIONS),
-        default="homography",
         help="with --align ecc: the ECC motion model (default homography, the original; "
         "translation is the most robust where seasons change the scenes a lot)",
     )
-    p.add_argument(
-        "--ecc-stop-px",
-        type=float,
-        default=ECC_STOP_PX,
+    ecc_stop_px: float = option(
+        ECC_STOP_PX,
         metavar="PX",
-        help=f"also stop ECC once {ECC_BLOCK} iterations move the corners less than PX pixels or the "
-        "correlation stops rising "
-        f"(default {ECC_STOP_PX:g}; 0 = only the original criterion, up to --ecc-iterations)",
+        help=f"also stop ECC once {ECC_BLOCK} iterations move the corners less than PX pixels or "
+        f"the correlation stops rising (default {ECC_STOP_PX:g}; 0 = only the original "
+        "criterion, up to --ecc-iterations)",
     )
-    p.add_argument(
-        "--ecc-iterations",
-        type=int,
-        default=ECC_ITERATIONS,
-        metavar="N",
-        help=f"ECC iteration limit (default {ECC_ITERATIONS})",
+    ecc_iterations: int = option(
+        ECC_ITERATIONS, metavar="N", help=f"ECC iteration limit (default {ECC_ITERATIONS})"
     )
-    p.add_argument(
-        "--select-scenes",
+    select_scenes: str = option(
+        "auto",
         choices=SELECTIONS,
-        default="auto",
-        help="auto: the configured selection (Aletsch) for acquired data, all scenes for synthetic data (truth.npz present)",
+        help="auto: the configured selection (Aletsch) for acquired data, all scenes for "
+        "synthetic data (truth.npz present)",
     )
-    p.add_argument(
-        "--max-cloud",
-        type=float,
-        default=MAX_CLOUD,
+    max_cloud: float = option(
+        MAX_CLOUD,
         metavar="PCT",
-        help=f"drop scenes over this cloud cover, percent (default {MAX_CLOUD:g}, acquisition's filter)",
+        help=f"drop scenes over this cloud cover, percent (default {MAX_CLOUD:g}, acquisition's "
+        "filter)",
     )
-    p.add_argument(
-        "--max-missing",
-        type=float,
-        default=MAX_MISSING,
+    max_missing: float = option(
+        MAX_MISSING,
         metavar="FRAC",
         help=f"drop scenes with at least this nodata fraction (default {MAX_MISSING:g})",
     )
-    p.add_argument(
-        "--roi",
-        type=_roi_arg,
-        default=None,
+    roi: tuple[int, ...] | None = option(
+        None,
+        parse=_roi,
         metavar="R0,R1,C0,C1",
         help="region of interest in scene pixels (default: the glacier's)",
     )
-    p.add_argument("--no-figures", action="store_true", help="do not write the frame grid and GIF")
-    p.set_defaults(func=run)
+    figures: bool = option(True, flag="--no-figures", help="do not write the frame grid and GIF")
+    progress: bool = option(True, cli=False, help="progress bars")
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_cloud <= 100:
+            raise SettingsError("max_cloud", f"{self.max_cloud:g} is not a percentage: use 0–100")
+        if not 0 < self.max_missing <= 1:
+            raise SettingsError(
+                "max_missing", f"{self.max_missing:g} is not a fraction: use (0, 1]"
+            )
 
 
-def run(args: argparse.Namespace) -> int:
-    cfg = get_glacier(args.glacier, args.data_root)
-    root = data_root(args.data_root)
-    if not 0 <= args.max_cloud <= 100:
-        raise GlacierError(f"--max-cloud {args.max_cloud:g} is not a percentage: use 0–100")
-    if not 0 < args.max_missing <= 1:
-        raise GlacierError(f"--max-missing {args.max_missing:g} is not a fraction: use (0, 1]")
-    result = run_preprocessing(
-        cfg,
-        root,
-        window_months=args.window_months,
-        ndsi_input=args.ndsi_input,
-        average=args.average,
-        on_failure=args.on_ecc_failure,
-        align_method=args.align,
-        align_rounds=args.align_rounds,
-        workers=args.workers,
-        chain_init=args.chain_init,
-        ecc_template_mode=args.ecc_template,
-        ecc_input=args.ecc_input,
-        ecc_motion=args.ecc_motion,
-        ecc_stop_px=args.ecc_stop_px,
-        ecc_iterations=args.ecc_iterations,
-        select_scenes=args.select_scenes,
-        roi=args.roi,
-        max_cloud=args.max_cloud,
-        max_missing=args.max_missing,
-        figures=not args.no_figures,
-        progress=True,
-    )
+def run(s: PreprocessSettings, catalog: Catalog) -> Preprocessed:
+    """The ``preprocess`` stage for one glacier (holding its data lock); prints the summary."""
+    cfg = get_glacier(s.glacier, catalog.root)
+    paths = catalog.glacier(cfg.name)
+    with locks.hold(paths.glacier_dir, f"the data of glacier {cfg.name!r}"):
+        result = run_preprocessing(
+            cfg, catalog.root, window_months=s.window_months, ndsi_input=s.ndsi_input,
+            average=s.average, on_failure=s.on_ecc_failure, align_method=s.align,
+            align_rounds=s.align_rounds, workers=s.workers, chain_init=s.chain_init,
+            ecc_template_mode=s.ecc_template, ecc_input=s.ecc_input, ecc_motion=s.ecc_motion,
+            ecc_stop_px=s.ecc_stop_px, ecc_iterations=s.ecc_iterations,
+            select_scenes=s.select_scenes, roi=s.roi, max_cloud=s.max_cloud,
+            max_missing=s.max_missing, figures=s.figures, progress=s.progress,
+        )  # fmt: skip
+        settings.write(s, paths.settings_file("preprocess"), "preprocess")
     for line in result.summary:
         print(line)
-    truth = Paths(Path(root), cfg.name).truth
-    if truth.is_file():
-        print(_motion_share_line(truth, result.frames))
+    if paths.truth.is_file():
+        print(_motion_share_line(paths.truth, result.frames))
     for path in result.written:
         print(f"wrote {path}")
-    return 0
+    return result
 
 
 def _motion_share_line(truth_path: Path, fr: io.Frames) -> str:
@@ -1624,7 +1590,7 @@ __all__ = [
     "phase_shift",
     "preprocess",
     "raw_files",
-    "register",
+    "PreprocessSettings",
     "roi_transform",
     "roi_window",
     "run",

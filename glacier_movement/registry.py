@@ -8,14 +8,16 @@ every command (``--glacier path/to/NAME.toml`` works without adding it).
 
 from __future__ import annotations
 
-import argparse
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import config
+from .catalog import Catalog
 from .config import GlacierConfig
 from .errors import GlacierError
 from .io import atomic_path
+from .settings import option
 
 
 def existing_config(name: str, root: str | os.PathLike | None = None) -> Path | None:
@@ -102,115 +104,101 @@ def format_table(rows: list[tuple[str, str, GlacierConfig | None, str]]) -> str:
     return "\n".join(lines)
 
 
-# ------------------------------------------------------------------------------------------ CLI
-def _roi_arg(text: str) -> list[int]:
+# --------------------------------------------------------------------------------- the stages
+def _roi(text: str) -> tuple[int, ...]:
+    """``R0,R1,C0,C1`` of the command line as four integers."""
     try:
-        parts = [int(v) for v in text.split(",")]
+        parts = tuple(int(v) for v in text.split(","))
     except ValueError:
-        parts = []
+        parts = ()
     if len(parts) != 4:
-        raise argparse.ArgumentTypeError(
+        raise ValueError(
             f"bad ROI {text!r}: write ROW0,ROW1,COL0,COL1 (pixels of the acquired 30 m grid)"
         )
     return parts
 
 
-def run_add(args: argparse.Namespace) -> int:
-    data: dict = {"name": args.name, "bbox": list(args.bbox)}
-    if args.epsg is not None:
-        data["epsg"] = args.epsg
-    if args.roi is not None:
-        data["roi"] = args.roi
-    if args.window_months is not None:
-        data["window_months"] = args.window_months
-    if args.years is not None:
-        data["years"] = args.years
-    if args.train_frames is not None:
-        data["train_frames"] = args.train_frames
+@dataclass(frozen=True)
+class AddSettings:
+    """Write <data-root>/glaciers/NAME.toml.
+
+    Write a glacier config to <data-root>/glaciers/NAME.toml. Only --bbox is required; the CRS
+    defaults to the UTM zone of the bbox centre (polar stereographic EPSG:3413 / 3031 north of
+    84° N / south of 80° S), the ROI to the whole 30 m grid of the bbox, the window to 3 months and
+    the years to 2013 to the last full year.
+    """
+
+    name: str = option(
+        positional=True, metavar="NAME", help="glacier name: letters, digits, '_', '-', '.'"
+    )
+    bbox: tuple[float, ...] = option(
+        nargs=4, metavar=("W", "S", "E", "N"), help="lon/lat box in degrees (WGS 84)"
+    )
+    epsg: int | None = option(None, help="projected CRS of the grid (default: UTM zone)")
+    roi: tuple[int, ...] | None = option(
+        None,
+        parse=_roi,
+        metavar="R0,R1,C0,C1",
+        help="region of interest in pixels of the 30 m grid (default: the whole grid)",
+    )
+    window_months: int | None = option(
+        None, metavar="N", help="averaging window, divides 12 (default 3)"
+    )
+    years: str | None = option(
+        None, metavar="FIRST-LAST", help="years (default 2013 to last full year)"
+    )
+    train_frames: int | None = option(
+        None,
+        metavar="N",
+        help="frames that build training sequences; the rest are the full-scene test (default all)",
+    )
+    force: bool = option(False, help="replace an existing config of NAME")
+
+
+@dataclass(frozen=True)
+class ListSettings:
+    """Every known glacier (shipped and added) and its settings.
+
+    One line per glacier config: the shipped ones and those in <data-root>/glaciers/, with bbox,
+    CRS, ROI, window, years, training frames and scene count.
+    """
+
+
+@dataclass(frozen=True)
+class ShowSettings:
+    """Print a glacier's config as TOML, every default filled in.
+
+    The printed TOML is a complete config: save it, edit it, and pass it as --glacier FILE.
+    """
+
+    glacier: str = option(
+        positional=True, metavar="GLACIER", help="a glacier name or a path to its .toml"
+    )
+
+
+def run_add(s: AddSettings, catalog: Catalog) -> Path:
+    data: dict = {"name": s.name, "bbox": list(s.bbox)}
+    for key in ("epsg", "roi", "window_months", "years", "train_frames"):
+        value = getattr(s, key)
+        if value is not None:
+            data[key] = list(value) if isinstance(value, tuple) else value
     cfg = config.glacier_from_dict(data)
-    path = write_glacier(cfg, args.data_root, force=args.force)
+    path = write_glacier(cfg, catalog.root, force=s.force)
     print(format_table([(cfg.name, str(path), cfg, "")]))
     print(
         f"wrote {path}; next: `glacier-movement acquire --glacier {cfg.name}` (or `synthesize "
         f"--glacier {cfg.name} --size 96 96` to try the pipeline offline)"
     )
-    return 0
+    return path
 
 
-def run_list(args: argparse.Namespace) -> int:
-    print(format_table(known_glaciers(args.data_root)))
-    return 0
+def run_list(s: ListSettings, catalog: Catalog) -> str:
+    table = format_table(known_glaciers(catalog.root))
+    print(table)
+    return table
 
 
-def run_show(args: argparse.Namespace) -> int:
-    cfg = config.get_glacier(args.glacier, args.data_root)
-    print(config.glacier_to_toml(cfg), end="")
-    return 0
-
-
-def register(sub, common) -> None:
-    p = sub.add_parser(
-        "glacier",
-        help="add a glacier (any bbox on Earth), list the known glaciers, show one's settings",
-        description=(
-            "Glaciers are TOML configs: parvati and aletsch ship with the package; `glacier add` "
-            "writes <data-root>/glaciers/NAME.toml. Then `--glacier NAME` works in every command "
-            "(acquire, synthesize, preprocess, sequences, train, test, infer, flow, report), and "
-            "so does `--glacier path/to/NAME.toml`. The common options --data-root DIR and "
-            "--debug go after the action (`glacier list --data-root DIR`). Keys and defaults: "
-            "docs/glaciers.md."
-        ),
-    )
-    gsub = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
-    gsub.required = True
-
-    a = gsub.add_parser(
-        "add",
-        parents=[common],
-        help="write <data-root>/glaciers/NAME.toml",
-        description=(
-            "Write a glacier config to <data-root>/glaciers/NAME.toml. Only --bbox is required; "
-            "the CRS defaults to the UTM zone of the bbox centre (polar stereographic EPSG:3413 / "
-            "3031 north of 84° N / south of 80° S), the ROI to the whole 30 m grid of the bbox, "
-            "the window to 3 months and the years to 2013 to the last full year."
-        ),
-    )
-    a.add_argument("name", metavar="NAME", help="glacier name: letters, digits, '_', '-', '.'")
-    a.add_argument(
-        "--bbox",
-        nargs=4,
-        type=float,
-        required=True,
-        metavar=("W", "S", "E", "N"),
-        help="lon/lat box in degrees (WGS 84)",
-    )
-    a.add_argument("--epsg", type=int, help="projected CRS of the grid (default: UTM zone)")
-    a.add_argument(
-        "--roi",
-        type=_roi_arg,
-        metavar="R0,R1,C0,C1",
-        help="region of interest in pixels of the 30 m grid (default: the whole grid)",
-    )
-    a.add_argument(
-        "--window-months", type=int, metavar="N", help="averaging window, divides 12 (default 3)"
-    )
-    a.add_argument("--years", metavar="FIRST-LAST", help="years (default 2013 to last full year)")
-    a.add_argument(
-        "--train-frames",
-        type=int,
-        metavar="N",
-        help="frames that build training sequences; the rest are the full-scene test (default all)",
-    )
-    a.add_argument("--force", action="store_true", help="replace an existing config of NAME")
-    a.set_defaults(func=run_add)
-
-    ls = gsub.add_parser(
-        "list", parents=[common], help="every known glacier (shipped and added) and its settings"
-    )
-    ls.set_defaults(func=run_list)
-
-    sh = gsub.add_parser(
-        "show", parents=[common], help="print a glacier's config as TOML, every default filled in"
-    )
-    sh.add_argument("glacier", metavar="GLACIER", help="a glacier name or a path to its .toml")
-    sh.set_defaults(func=run_show)
+def run_show(s: ShowSettings, catalog: Catalog) -> str:
+    text = config.glacier_to_toml(config.get_glacier(s.glacier, catalog.root))
+    print(text, end="")
+    return text

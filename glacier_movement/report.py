@@ -12,7 +12,6 @@ Nothing here trains or predicts: a table row exists only where its stage wrote i
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import shutil
@@ -23,12 +22,17 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import median_filter
 
-from . import config, metrics
+from . import config, metrics, settings
 from . import evaluation as ev
 from .baselines import BASELINES
+from .catalog import Catalog
 from .errors import GlacierError
+from .flow import load_flow_errors, threshold
 from .io import atomic_path, load_npz
+from .plotting import scene_panels_figure
 from .presets import get_preset
+from .settings import option
+from .study import EXP4_MODELS, MODELS, MOTION_GLACIER, Study, run_name
 
 #: docs/evaluation.md: Parvati test set, the original (non-chronological) split.
 PAPER_SCORES = pd.DataFrame(
@@ -65,7 +69,6 @@ RESULT_COLUMNS = [
 def generalization_panels(scene: ev.Scene) -> np.ndarray:
     """Predictions as the original's Aletsch figure shows them: thresholded at NDSI 0.3, then a
     3×3 median filter per frame. (4, H, W) → (4, H, W)."""
-    from .flow import threshold
 
     return median_filter(threshold(scene.predictions), size=(1, 3, 3), mode="nearest").astype(
         np.float32
@@ -103,27 +106,42 @@ def scene_scores(
     return table, scenes
 
 
-def run_scene_scores(args: argparse.Namespace) -> int:
-    root = config.data_root(args.data_root)
-    glacier = config.get_glacier(args.glacier, root).name
-    table, scenes = scene_scores(root, glacier, args.scenes)
-    paths = config.Paths(root, glacier)
-    out = paths.results_dir / f"{args.name}_scene_scores.csv"
-    ev.write_csv(table, out)
-    from .plotting import scene_panels_figure
+@dataclass(frozen=True)
+class SceneScoresSettings:
+    """MSE/MAE of full-scene predictions beside persistence, and the generalization figure.
 
+    The original's AletschMSE.py and aletschGeneralizationPlot.py: score several full-scene
+    predictions written by `infer` (same target frames) against the targets, beside persistence,
+    and draw targets and predictions (thresholded at 0.3, median 3×3). Writes
+    <glacier>/results/<name>_scene_scores.csv and <glacier>/figures/<name>_generalization.png.
+    """
+
+    glacier: str = option(
+        help="glacier: parvati, aletsch, one added with `glacier add`, or a path to its .toml"
+    )
+    scenes: tuple[str, ...] = option(metavar="LABEL", help="labels given to `infer --name`")
+    name: str = option(help="name of this comparison (file names)")
+
+
+def run_scene_scores(s: SceneScoresSettings, catalog: Catalog) -> pd.DataFrame:
+    """The ``scene-scores`` stage: the table and the generalization figure."""
+    glacier = config.get_glacier(s.glacier, catalog.root).name
+    table, scenes = scene_scores(catalog.root, glacier, s.scenes)
+    paths = catalog.glacier(glacier)
+    out = paths.scene_scores(s.name)
+    ev.write_csv(table, out)
     dates = [str(d)[:7] for d in scenes[0].window_start[ev.N_IN :]]
     rows = {"targets": scenes[0].targets}
-    rows |= {label: generalization_panels(s) for label, s in zip(args.scenes, scenes, strict=True)}
+    rows |= {label: generalization_panels(sc) for label, sc in zip(s.scenes, scenes, strict=True)}
     fig = scene_panels_figure(
         rows,
-        paths.figures_dir / f"{args.name}_generalization.png",
+        paths.generalization_figure(s.name),
         column_titles=dates,
         title=f"{glacier}: targets and full-scene predictions (thresholded at 0.3, median 3×3)",
     )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"wrote {out} and {fig[0]}")
-    return 0
+    return table
 
 
 # ---------------------------------------------------------------------------------- report
@@ -292,7 +310,6 @@ def _scene_md(df: pd.DataFrame) -> str:
 
 
 def _flow_md(root: Path, labels: list[str], glacier: str = "parvati") -> tuple[str, list[dict]]:
-    from .flow import load_flow_errors
 
     paths = config.Paths(root, glacier)
     lines = [
@@ -349,22 +366,6 @@ def _copy_figure(src: Path, results: Path) -> str | None:
 def _figure_md(src: Path, results: Path, caption: str) -> str:
     link = _copy_figure(src, results)
     return f"![{caption}]({link})\n\n*{caption}*\n" if link else ""
-
-
-@dataclass(frozen=True)
-class ReportSettings:
-    """What the job ran (the report reads the files those runs wrote)."""
-
-    preset: str = "demo"
-    source: str = "synthetic"
-    n_bootstrap: int = 1000
-    seeds: int = 3
-    heldout: int = 6
-    clim_variants: bool = True
-    strict_models: tuple[str, ...] = ("salstm",)
-    experiments: tuple[int, ...] = (1, 2, 3)
-    #: experiment 1's glacier
-    glacier: str = "parvati"
 
 
 def _score_section(table: pd.DataFrame, models: list[str], what: str) -> list[str]:
@@ -506,8 +507,7 @@ def _motion_md(t: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _experiment4_md(root: Path, rs: ReportSettings) -> tuple[list[str], list[dict]]:
-    from .reproduce import EXP4_MODELS, MOTION_GLACIER, run_name
+def _experiment4_md(root: Path, rs: Study) -> tuple[list[str], list[dict]]:
 
     glaciers = [
         MOTION_GLACIER,
@@ -566,9 +566,7 @@ def _experiment4_md(root: Path, rs: ReportSettings) -> tuple[list[str], list[dic
     return md, rows
 
 
-def _settings_for(
-    results: Path, rs: ReportSettings
-) -> tuple[ReportSettings | None, ReportSettings | None]:
+def _settings_for(results: Path, rs: Study) -> tuple[Study | None, Study | None]:
     """The settings of the paper's experiments (1–3) and of experiment 4 to report: this call's
     for the experiments it ran, the stored ones (``<results>/report.json``) for the others — a
     job that runs only experiment 4 adds its section beside the earlier experiments 1–3."""
@@ -576,27 +574,22 @@ def _settings_for(
     groups = {}
     for key, exps in (("paper", {1, 2, 3}), ("motion", {4})):
         if exps & set(rs.experiments):
-            groups[key] = asdict(rs) | {"experiments": sorted(exps & set(rs.experiments))}
+            groups[key] = settings.plain(rs) | {"experiments": sorted(exps & set(rs.experiments))}
         elif key in stored:
             groups[key] = stored[key]
     with atomic_path(results / "report.json") as tmp:
-        tmp.write_text(json.dumps(groups, indent=2, default=list) + "\n")
+        tmp.write_text(json.dumps(groups, indent=2) + "\n")
+    names = {o.name for o in settings.options(Study)}
 
-    def load(d: dict | None) -> ReportSettings | None:
+    def load(d: dict | None) -> Study | None:
         if d is None:
             return None
-        return ReportSettings(
-            **{
-                **d,
-                "strict_models": tuple(d["strict_models"]),
-                "experiments": tuple(d["experiments"]),
-            }
-        )
+        return settings.build(Study, {k: v for k, v in d.items() if k in names})
 
     return load(groups.get("paper")), load(groups.get("motion"))
 
 
-def write_report(root: Path, results: Path, rs: ReportSettings) -> tuple[Path, Path]:
+def write_report(root: Path, results: Path, rs: Study) -> tuple[Path, Path]:
     """Write ``<results>/README.md``, ``results.csv`` and ``results_per_seed.csv`` from the
     stages' outputs."""
     results.mkdir(parents=True, exist_ok=True)
@@ -608,7 +601,7 @@ def write_report(root: Path, results: Path, rs: ReportSettings) -> tuple[Path, P
 
 
 def _write_motion_only(
-    root: Path, results: Path, rs: ReportSettings, md: list[str], rows: list[dict]
+    root: Path, results: Path, rs: Study, md: list[str], rows: list[dict]
 ) -> tuple[Path, Path]:
     csv_path = results / "results.csv"
     with atomic_path(csv_path) as tmp:
@@ -627,9 +620,8 @@ def _write_motion_only(
 
 
 def _write_paper(
-    root: Path, results: Path, rs: ReportSettings, exp4_md: list[str], exp4_rows: list[dict]
+    root: Path, results: Path, rs: Study, exp4_md: list[str], exp4_rows: list[dict]
 ) -> tuple[Path, Path]:
-    from .reproduce import MODELS, run_name
 
     pre = get_preset(rs.preset)
     labels = [*MODELS, *([f"{m}+clim" for m in MODELS] if rs.clim_variants else [])]
@@ -902,95 +894,23 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def run_report(args: argparse.Namespace) -> int:
-    from .reproduce import parse_experiments
+@dataclass(frozen=True)
+class ReportSettings(Study):
+    """Collect every result into <results>/README.md and results.csv.
 
-    root = config.data_root(args.data_root)
-    strict = tuple(m for m in args.strict_models.split(",") if m and m != "none")
-    rs = ReportSettings(
-        args.preset,
-        args.source,
-        args.bootstrap,
-        args.seeds,
-        args.heldout,
-        args.clim_variants,
-        strict,
-        parse_experiments(args.experiments) if args.glacier in (None, "parvati") else (1,),
-        config.get_glacier(args.glacier, args.data_root).name if args.glacier else "parvati",
-    )
-    readme, csv = write_report(root, Path(args.results), rs)
+    Write <results>/README.md (held-out glaciers headline, experiment tables with every baseline,
+    clustered paired intervals and verdicts, per-lead and on/off-glacier scores, forecast
+    structure, training, flow, the paper's numbers, figures, settings, stage times),
+    <results>/results.csv and <results>/results_per_seed.csv (columns: docs/evaluation.md) from
+    what the stages wrote. The options name the study whose runs it reads (`reproduce` passes its
+    own).
+    """
+
+
+def run_report(study: Study, catalog: Catalog) -> tuple[Path, Path]:
+    """The ``report`` stage: ``<results>/README.md`` and ``results.csv`` from what the stages of
+    ``study`` wrote."""
+    rs = study.resolved(catalog.root)
+    readme, csv = write_report(catalog.root, Path(rs.results), rs)
     print(f"wrote {readme} and {csv}")
-    return 0
-
-
-# --------------------------------------------------------------------------------------- CLI
-def register(sub, common) -> None:
-    p = sub.add_parser(
-        "scene-scores",
-        parents=[common],
-        help="MSE/MAE of full-scene predictions beside persistence, and the generalization figure",
-        description=(
-            "The original's AletschMSE.py and aletschGeneralizationPlot.py: score several "
-            "full-scene predictions written by `infer` (same target frames) against the targets, "
-            "beside persistence, and draw targets and predictions (thresholded at 0.3, median "
-            "3×3). Writes <glacier>/results/<name>_scene_scores.csv and "
-            "<glacier>/figures/<name>_generalization.png."
-        ),
-    )
-    p.add_argument(
-        "--glacier",
-        required=True,
-        help="glacier: parvati, aletsch, one added with `glacier add`, or a path to its .toml",
-    )
-    p.add_argument(
-        "--scenes", nargs="+", required=True, metavar="LABEL", help="labels given to `infer --name`"
-    )
-    p.add_argument("--name", required=True, help="name of this comparison (file names)")
-    p.set_defaults(func=run_scene_scores)
-
-    p = sub.add_parser(
-        "report",
-        parents=[common],
-        help="collect every result into <results>/README.md and results.csv",
-        description=(
-            "Write <results>/README.md (held-out glaciers headline, experiment tables with every "
-            "baseline, clustered paired intervals and verdicts, per-lead and on/off-glacier "
-            "scores, forecast structure, training, flow, the paper's numbers, figures, settings, "
-            "stage times), <results>/results.csv and <results>/results_per_seed.csv (columns: "
-            "docs/evaluation.md) from what the stages wrote."
-        ),
-    )
-    p.add_argument(
-        "--results", default="results", metavar="DIR", help="report folder (default ./results)"
-    )
-    p.add_argument(
-        "--preset", default="demo", help="preset the results were made with (for the settings)"
-    )
-    p.add_argument("--source", default="synthetic", help="synthetic or planetary-computer")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
-    p.add_argument("--seeds", type=int, default=3, help="training seeds per model (default 3)")
-    p.add_argument(
-        "--heldout", type=int, default=6, help="held-out glaciers to pool (default 6; 0 = none)"
-    )
-    p.add_argument(
-        "--clim-variants",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="report the +clim variants too (default on)",
-    )
-    p.add_argument(
-        "--strict-models",
-        default="salstm",
-        help="comma-separated models with a strict-split run (default salstm; none)",
-    )
-    p.add_argument(
-        "--glacier",
-        default=None,
-        help="experiment 1's glacier (default parvati; with another, experiment 1 only)",
-    )
-    p.add_argument(
-        "--experiments",
-        default="1,2,3",
-        help="experiments whose runs this report reads (default 1,2,3; 4 = the motion benchmark)",
-    )
-    p.set_defaults(func=run_report)
+    return readme, csv

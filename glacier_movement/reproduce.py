@@ -1,226 +1,189 @@
-"""`glacier-movement reproduce`: the main job, every stage of the three experiments in order.
+"""`glacier-movement reproduce`: the main job, every stage of the experiments in order.
 
-The job is a list of stages; each stage is a list of the same commands a user would type (so the
-README's commands and the job cannot drift apart), run in-process. A stage that finished with the
-same settings is skipped on a re-run (state in ``<results>/reproduce.json``); ``--from STAGE``
-runs that stage and every later one again. A killed job resumes: every command writes its outputs
-atomically, and a training run that was cut short continues from its last checkpoint. SIGTERM or
-SIGINT stops the running stage (a training run after its current step, with a checkpoint at that
-step), records it as ``interrupted``, and a re-run resumes it.
+The job is a list of stages; each stage is a list of steps, and a step is a stage's settings and
+its function (``training.run(TrainSettings(...), catalog)``), run in-process and printed as the
+command line a user would type to run it alone. A stage that finished with the same settings is
+skipped on a re-run (state in ``<results>/reproduce.json``); ``--from STAGE`` runs that stage and
+every later one again. A killed job resumes: every step writes its outputs atomically, and a
+training run that was cut short continues from its last checkpoint. SIGTERM or SIGINT stops the
+running stage (a training run after its current step, with a checkpoint at that step), records it
+as ``interrupted``, and a re-run resumes it.
 
-Experiments (docs/evaluation.md):
-1. Parvati: the four models (and persistence), test scores for the paper and strict splits with
-   bootstrap intervals, full-scene predictions, optical flow scored against the true motion;
+Experiments (docs/evaluation.md; runs and glaciers are named in ``study.py``):
+1. Parvati: the four models (and the baselines), test scores for the paper and strict splits with
+   clustered intervals, full-scene predictions, optical flow scored against the true motion;
 2. transfer to Aletsch: the experiment-1 SA-LSTM before and after fine-tuning on Aletsch;
 3. mixed training: SA-LSTM from scratch on Parvati + Aletsch training sequences (both test sets
-   excluded), tested on the Parvati test sequences and the Aletsch full scenes.
+   excluded), tested on the Parvati test sequences and the Aletsch full scenes;
+4. (beyond the paper) the motion benchmark.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
-import shlex
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-from . import config
+from . import (
+    acquisition,
+    config,
+    evaluation,
+    flow,
+    preprocessing,
+    report,
+    sequences,
+    settings,
+    synthetic,
+    training,
+)
+from .catalog import Catalog
 from .errors import GlacierError
 from .io import atomic_path
-from .presets import Preset, get_preset
+from .settings import option
 from .signals import Interrupted
+from .study import (
+    EXP4_MODELS,
+    MODELS,
+    MOTION_GLACIER,
+    Study,
+    data_glaciers,
+    exp1_runs,
+    exp4_runs,
+    heldout_glaciers,
+    motion_glaciers,
+    paper_experiments,
+    run_name,
+    scene_label,
+    variants,
+)  # fmt: skip
 
-#: The four models of the paper, in the paper's table order.
-MODELS = ("salstm", "lstm", "convlstm", "unet")
-#: Experiment 4 (the motion benchmark, beyond the paper): the four and SimVP.
-EXP4_MODELS = (*MODELS, "simvp")
-#: Experiment 4's glacier: Parvati's configuration, synthesized in the motion regime.
-MOTION_GLACIER = "parvati" + config.MOTION
-SOURCES = ("synthetic", "planetary-computer")
+__all__ = ["Job", "STAGES", "Step", "reproduce", "run", "run_steps"]
 
 
 @dataclass(frozen=True)
-class Job:
-    """Settings of one reproduction (plain data; every field is a command-line option)."""
+class Job(Study):
+    """Run every stage of the experiments in order, resumably (the main job).
 
-    preset: str = "demo"
-    source: str = "synthetic"
-    root: Path = Path("data")
-    results: Path = Path("results")
-    years: str = "2013-2021"
-    seed: int = 0
-    bootstrap: int = 1000
-    #: models trained again on the strict split (leak-free test scores); all four with "all"
-    strict_models: tuple[str, ...] = ("salstm",)
-    #: training seeds of every experiment-1 model (seed, seed + 1, …)
-    seeds: int = 3
-    #: held-out synthetic glaciers (Parvati's configuration, other seeds) scored but never trained on
-    heldout: int = 6
-    #: also train the ``+clim`` variant of every model (climatology in, departures out)
-    clim_variants: bool = True
-    wandb: str = "offline"
-    device: str | None = None
-    glaciers: tuple[str, ...] = ("parvati", "aletsch")
-    #: experiment 1's glacier (``reproduce --glacier NAME`` runs experiment 1 on any glacier)
-    glacier: str = "parvati"
-    #: which experiments to run: 1–3 (the paper's) and/or 4 (the motion benchmark)
-    experiments: tuple[int, ...] = (1, 2, 3)
+    Stages: data → preprocess → sequences → train → test → infer → flow → experiment2 →
+    experiment3 → report. Synthetic glaciers by default (no network, no account); --source
+    planetary-computer downloads real Landsat-8 scenes instead. Finished stages are skipped on a
+    re-run; --from STAGE runs that stage and all later ones again. Ends with <results>/README.md
+    and <results>/results.csv.
+    """
 
-    @property
-    def settings(self) -> Preset:
-        return get_preset(self.preset)
+    years: str = option("2013-2021", help="years of scenes (default 2013-2021)")
+    seed: int = option(0, help="seed of data, training and bootstrap")
+    wandb: str = option(
+        "offline", choices=("online", "offline", "disabled"), help="Weights & Biases mode"
+    )
+    device: str | None = option(None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    start: str | None = option(
+        None, flag="--from", metavar="STAGE", help="run this stage and all later ones again"
+    )
+    stop: str | None = option(None, flag="--until", metavar="STAGE", help="stop after this stage")
+    #: the data root (the command line's --data-root)
+    root: Path = option(Path("data"), cli=False, help="data root")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        config.parse_years(self.years)
+        for name in ("start", "stop"):
+            value = getattr(self, name)
+            if value is not None and value not in STAGES:
+                raise GlacierError(f"unknown stage {value!r}: choose one of {', '.join(STAGES)}")
 
     def fingerprint(self) -> dict:
         """What a finished stage depends on: change any of it and the stages run again."""
-        d = {k: v for k, v in asdict(self).items() if k != "device"}
+        d = {k: v for k, v in asdict(self).items() if k not in ("device", "start", "stop")}
         return json.loads(json.dumps(d, default=str))  # as stored: tuples → lists, paths → str
 
 
-# ------------------------------------------------------------------------------- run names
-def run_name(
-    experiment: int,
-    model: str,
-    preset: str,
-    split: str = "paper",
-    seed_index: int = 0,
-    glacier: str = "parvati",
-) -> str:
-    """Training runs under ``<root>/models/`` (also the labels of their outputs), named as
-    ``glacier-movement train`` names them: ``salstm-parvati-demo``, ``…-strict``,
-    ``salstm-aletsch-demo-finetuned`` (experiment 2), ``salstm-parvati+aletsch-demo`` (3); ``model``
-    may carry ``+clim``; the k-th extra seed adds ``-seed<k>``."""
-    from .training import default_run_name
-
-    glaciers = {1: [glacier], 2: ["aletsch"], 3: ["parvati", "aletsch"], 4: [MOTION_GLACIER]}[
-        experiment
-    ]
-    name = default_run_name(model, glaciers, preset, split, finetuned=experiment == 2)
-    return name + (f"-seed{seed_index}" if seed_index else "")
-
-
-def variants(job: Job) -> list[str]:
-    """Experiment-1 model labels: the four models, then their ``+clim`` variants."""
-    return [*MODELS, *([f"{m}+clim" for m in MODELS] if job.clim_variants else [])]
-
-
-def heldout_glaciers(job: Job, base: str | None = None) -> list[str]:
-    """The held-out glaciers of the job (synthetic data only)."""
-    if job.source != "synthetic":
-        return []
-    return [config.heldout_name(base or job.glacier, k) for k in range(1, job.heldout + 1)]
-
-
-def motion_glaciers(job: Job) -> list[str]:
-    """Experiment 4's glaciers: the motion-regime Parvati and its held-out replicates."""
-    if 4 not in job.experiments or job.source != "synthetic":
-        return []
-    return [MOTION_GLACIER, *heldout_glaciers(job, MOTION_GLACIER)]
-
-
-def data_glaciers(job: Job) -> list[str]:
-    paper = [*job.glaciers, *heldout_glaciers(job)] if _paper(job) else []
-    return [*paper, *motion_glaciers(job)]
-
-
-def _paper(job: Job) -> bool:
-    return bool({1, 2, 3} & set(job.experiments))
-
-
-def exp4_runs(job: Job) -> list[Run]:
-    """Experiment 4: the five models on the motion-regime glacier at every seed."""
-    if 4 not in job.experiments:
-        return []
-    return [
-        Run(m, "paper", k, run_name(4, m, job.preset, seed_index=k))
-        for m in EXP4_MODELS
-        for k in range(job.seeds)
-    ]
-
-
-def scene_label(experiment: int, what: str, preset: str) -> str:
-    """Labels of the Aletsch full-scene predictions of experiments 2 and 3."""
-    return f"exp{experiment}-{what}-{preset}"
-
-
-@dataclass(frozen=True)
-class Run:
-    """One experiment-1 training run: model label (``salstm``, ``salstm+clim``), split, seed
-    index (0 … seeds − 1) and run name."""
-
-    model: str
-    split: str
-    seed_index: int
-    name: str
-
-
-def exp1_runs(job: Job) -> list[Run]:
-    """Every experiment-1 training run: each variant at every seed (paper split), then the
-    strict-split runs (first seed)."""
-    if 1 not in job.experiments:
-        return []
-    runs = [
-        Run(m, "paper", k, run_name(1, m, job.preset, seed_index=k, glacier=job.glacier))
-        for m in variants(job)
-        for k in range(job.seeds)
-    ]
-    runs += [
-        Run(m, "strict", 0, run_name(1, m, job.preset, "strict", glacier=job.glacier))
-        for m in MODELS
-        if m in job.strict_models
-    ]
-    return runs
-
-
 # ----------------------------------------------------------------------------------- stages
-Command = list[str]
+@dataclass(frozen=True)
+class Step:
+    """One command of the job: its name, the stage function and its settings."""
 
+    command: str
+    run: Callable[[Any, Catalog], Any]
+    settings: Any
 
-def _common(job: Job) -> list[str]:
-    return ["--data-root", str(job.root)]
+    def argv(self, root: Path) -> list[str]:
+        return settings.command_line(self.command, self.settings, root)
 
 
 def _train(
-    job: Job, model: str, glaciers: list[str], run: str, split: str, *extra: str, seed: int = 0
-) -> Command:
-    base, clim = model.removesuffix("+clim"), model.endswith("+clim")
-    cmd = ["train", "--model", base, "--preset", job.preset, "--split", split, "--run-name", run]
-    cmd += ["--climatology-input"] if clim else []
-    for g in glaciers:
-        cmd += ["--glacier", g]
-    cmd += ["--wandb", job.wandb, "--seed", str(job.seed + seed), "--resume", *extra]
-    return cmd + (["--device", job.device] if job.device else [])
+    job: Job, model: str, glaciers: list[str], run: str, split: str, seed: int = 0, **extra
+) -> Step:
+    s = training.TrainSettings(
+        glacier=tuple(glaciers), model=model.removesuffix("+clim"), preset=job.preset,
+        split=split, run_name=run, climatology_input=model.endswith("+clim"), wandb=job.wandb,
+        seed=job.seed + seed, resume=True, device=job.device, **extra,
+    )  # fmt: skip
+    return Step("train", training.run, s)
 
 
-def _device(job: Job) -> list[str]:
-    return ["--device", job.device] if job.device else []
+def _test(job: Job, run: str, glacier: str, **kw) -> Step:
+    s = evaluation.TestSettings(run=run, glacier=glacier, device=job.device, **kw)
+    return Step("test", evaluation.run_test, s)
 
 
-def stage_data(job: Job) -> list[Command]:
-    if job.source == "synthetic":
-        size = job.settings.scene_size or {}
+def _infer(job: Job, run: str, glacier: str, name: str | None = None) -> Step:
+    s = evaluation.InferSettings(run=run, glacier=glacier, name=name, device=job.device)
+    return Step("infer", evaluation.run_infer, s)
+
+
+def _flow(job: Job, run: str, glacier: str, name: str | None = None) -> Step:
+    s = flow.FlowSettings(run=run, glacier=glacier, name=name, device=job.device)
+    return Step("flow", flow.run, s)
+
+
+def _scene_scores(glacier: str, scenes: list[str], name: str) -> Step:
+    s = report.SceneScoresSettings(glacier=glacier, scenes=tuple(scenes), name=name)
+    return Step("scene-scores", report.run_scene_scores, s)
+
+
+def stage_data(job: Job) -> list[Step]:
+    if job.source != "synthetic":
         return [
-            ["synthesize", "--glacier", g, "--years", job.years, "--seed", str(job.seed + k)]
-            # a custom glacier's synthetic stand-in takes the preset's Parvati size
-            + (["--size", *map(str, size.get(base, size.get("parvati")))] if size else [])
-            + (["--regime", "motion"] if g in motion_glaciers(job) else [])
-            for k, g in enumerate(data_glaciers(job))
-            for base in [g.split(config.HELDOUT)[0].removesuffix(config.MOTION)]
+            Step(
+                "acquire", acquisition.run, acquisition.AcquireSettings(glacier=g, years=job.years)
+            )
+            for g in job.glaciers
         ]
-    return [["acquire", "--glacier", g, "--years", job.years] for g in job.glaciers]
+    size = job.settings.scene_size or {}
+    steps = []
+    for k, g in enumerate(data_glaciers(job)):
+        base = g.split(config.HELDOUT)[0].removesuffix(config.MOTION)
+        s = synthetic.SynthesizeSettings(
+            glacier=g, years=job.years, seed=job.seed + k,
+            # a custom glacier's synthetic stand-in takes the preset's Parvati size
+            size=tuple(size.get(base, size.get("parvati"))) if size else None,
+            regime="motion" if g in motion_glaciers(job) else "realistic",
+        )  # fmt: skip
+        steps.append(Step("synthesize", synthetic.run, s))
+    return steps
 
 
-def stage_preprocess(job: Job) -> list[Command]:
-    return [["preprocess", "--glacier", g] for g in data_glaciers(job)]
+def stage_preprocess(job: Job) -> list[Step]:
+    return [
+        Step("preprocess", preprocessing.run, preprocessing.PreprocessSettings(glacier=g))
+        for g in data_glaciers(job)
+    ]
 
 
-def stage_sequences(job: Job) -> list[Command]:
-    glaciers = [*(job.glaciers if _paper(job) else ()), *motion_glaciers(job)[:1]]
-    return [["sequences", "--glacier", g, "--preset", job.preset] for g in glaciers]
+def stage_sequences(job: Job) -> list[Step]:
+    glaciers = [*(job.glaciers if paper_experiments(job) else ()), *motion_glaciers(job)[:1]]
+    return [
+        Step("sequences", sequences.run, sequences.SequencesSettings(glacier=g, preset=job.preset))
+        for g in glaciers
+    ]
 
 
-def stage_train(job: Job) -> list[Command]:
+def stage_train(job: Job) -> list[Step]:
     return [
         _train(job, r.model, [job.glacier], r.name, r.split, seed=r.seed_index)
         for r in exp1_runs(job)
@@ -230,56 +193,37 @@ def stage_train(job: Job) -> list[Command]:
     ]
 
 
-def stage_test(job: Job) -> list[Command]:
-    """Every experiment-1 run on the Parvati test sequences, and on each held-out glacier's
+def stage_test(job: Job) -> list[Step]:
+    """Every experiment-1 run on its glacier's test sequences, and on each held-out glacier's
     (the report pools those with clustered intervals: no per-run bootstrap there)."""
-    boot = ["--bootstrap", str(job.bootstrap), "--seed", str(job.seed)]
-    cmds = [
-        [
-            "test",
-            "--run",
-            r.name,
-            "--glacier",
-            job.glacier,
-            "--split",
-            r.split,
-            *boot,
-            *_device(job),
-        ]
-        for r in exp1_runs(job)
-    ]
-    cmds += [
-        ["test", "--run", r.name, "--glacier", g, "--bootstrap", "0", *_device(job)]
+    boot = {"bootstrap": job.bootstrap, "seed": job.seed}
+    steps = [_test(job, r.name, job.glacier, split=r.split, **boot) for r in exp1_runs(job)]
+    steps += [
+        _test(job, r.name, g, bootstrap=0)
         for g in heldout_glaciers(job)
         for r in exp1_runs(job)
         if r.split == "paper"
     ]
-    cmds += [  # experiment 4: scores and the motion in the forecasts (tuned Farneback)
-        ["test", "--run", r.name, "--glacier", g, "--flow", "tuned", *boot, *_device(job)]
+    steps += [  # experiment 4: scores and the motion in the forecasts (tuned Farneback)
+        _test(job, r.name, g, flow="tuned", **boot)
         for g in motion_glaciers(job)
         for r in exp4_runs(job)
     ]
-    return cmds
+    return steps
 
 
-def stage_infer(job: Job) -> list[Command]:
+def stage_infer(job: Job) -> list[Step]:
     return [
-        ["infer", "--run", _exp1(job, m), "--glacier", job.glacier, *_device(job)]
-        for m in variants(job)
-        if 1 in job.experiments
+        _infer(job, _exp1(job, m), job.glacier) for m in variants(job) if 1 in job.experiments
     ] + [
-        ["infer", "--run", run_name(4, m, job.preset), "--glacier", MOTION_GLACIER, *_device(job)]
+        _infer(job, run_name(4, m, job.preset), MOTION_GLACIER)
         for m in EXP4_MODELS
         if 4 in job.experiments
     ]
 
 
-def stage_flow(job: Job) -> list[Command]:
-    return [
-        ["flow", "--run", _exp1(job, m), "--glacier", job.glacier, *_device(job)]
-        for m in MODELS
-        if 1 in job.experiments
-    ]
+def stage_flow(job: Job) -> list[Step]:
+    return [_flow(job, _exp1(job, m), job.glacier) for m in MODELS if 1 in job.experiments]
 
 
 def _exp1(job: Job, model: str) -> str:
@@ -287,101 +231,44 @@ def _exp1(job: Job, model: str) -> str:
     return run_name(1, model, job.preset, glacier=job.glacier)
 
 
-def _pretrained(job: Job) -> str:
-    return str(job.root / "models" / run_name(1, "salstm", job.preset) / "last.pt")
-
-
-def stage_experiment2(job: Job) -> list[Command]:
+def stage_experiment2(job: Job) -> list[Step]:
     if 2 not in job.experiments:
         return []
     before, after = (scene_label(2, w, job.preset) for w in ("before", "after"))
+    pretrained = Catalog(job.root).run_dir(run_name(1, "salstm", job.preset)) / "last.pt"
+    tuned = run_name(2, "salstm", job.preset)
     return [
-        _train(
-            job,
-            "salstm",
-            ["aletsch"],
-            run_name(2, "salstm", job.preset),
-            "paper",
-            "--init-from",
-            _pretrained(job),
-        ),
-        [
-            "infer",
-            "--run",
-            run_name(1, "salstm", job.preset),
-            "--glacier",
-            "aletsch",
-            "--name",
-            before,
-            *_device(job),
-        ],
-        [
-            "infer",
-            "--run",
-            run_name(2, "salstm", job.preset),
-            "--glacier",
-            "aletsch",
-            "--name",
-            after,
-            *_device(job),
-        ],
-        [
-            "flow",
-            "--run",
-            run_name(2, "salstm", job.preset),
-            "--glacier",
-            "aletsch",
-            "--name",
-            after,
-            *_device(job),
-        ],
-        [
-            "scene-scores",
-            "--glacier",
-            "aletsch",
-            "--scenes",
-            before,
-            after,
-            "--name",
-            f"exp2-{job.preset}",
-        ],
+        _train(job, "salstm", ["aletsch"], tuned, "paper", init_from=str(pretrained)),
+        _infer(job, run_name(1, "salstm", job.preset), "aletsch", before),
+        _infer(job, tuned, "aletsch", after),
+        _flow(job, tuned, "aletsch", after),
+        _scene_scores("aletsch", [before, after], f"exp2-{job.preset}"),
     ]
 
 
-def stage_experiment3(job: Job) -> list[Command]:
+def stage_experiment3(job: Job) -> list[Step]:
     if 3 not in job.experiments:
         return []
     run = run_name(3, "salstm", job.preset)
-    boot = ["--bootstrap", str(job.bootstrap), "--seed", str(job.seed)]
     aletsch = scene_label(3, "mixed", job.preset)
     earlier = [scene_label(2, w, job.preset) for w in ("before", "after")]
     return [
         _train(job, "salstm", ["parvati", "aletsch"], run, "paper"),
-        ["test", "--run", run, "--glacier", "parvati", "--split", "paper", *boot, *_device(job)],
-        ["infer", "--run", run, "--glacier", "aletsch", "--name", aletsch, *_device(job)],
-        [
-            "scene-scores", "--glacier", "aletsch", "--name", f"exp3-{job.preset}",
-            "--scenes", *earlier, aletsch,
-        ],
-    ]  # fmt: skip
+        _test(job, run, "parvati", split="paper", bootstrap=job.bootstrap, seed=job.seed),
+        _infer(job, run, "aletsch", aletsch),
+        _scene_scores("aletsch", [*earlier, aletsch], f"exp3-{job.preset}"),
+    ]
 
 
-def stage_report(job: Job) -> list[Command]:
+def stage_report(job: Job) -> list[Step]:
+    study = {f.name: getattr(job, f.name) for f in dataclasses.fields(Study)}
     return [
-        ["loss-curves"],
-        [
-            "report", "--results", str(job.results), "--preset", job.preset,
-            "--source", job.source, "--bootstrap", str(job.bootstrap),
-            "--seeds", str(job.seeds), "--heldout", str(len(heldout_glaciers(job))),
-            "--clim-variants" if job.clim_variants else "--no-clim-variants",
-            "--strict-models", ",".join(job.strict_models) or "none",
-            "--experiments", ",".join(map(str, job.experiments)),
-            "--glacier", job.glacier,
-        ],
-    ]  # fmt: skip
+        Step("loss-curves", evaluation.run_loss_curves, evaluation.LossCurvesSettings()),
+        Step("report", report.run_report, report.ReportSettings(**study)),
+    ]
 
 
-STAGES: dict[str, Callable[[Job], list[Command]]] = {
+STAGES: dict[str, Callable[[Job], list[Step]]] = {
     "data": stage_data,
     "preprocess": stage_preprocess,
     "sequences": stage_sequences,
@@ -428,22 +315,12 @@ class State:
             )
 
 
-def _announce(argv: Command, job: Job, *extra: str) -> Command:
-    """The full command line of ``argv`` for ``job`` (data root added), printed as a user types it."""
-    full = [argv[0], *_common(job), *argv[1:], *extra]
-    print(f"\n$ glacier-movement {shlex.join(full)}", flush=True)
-    return full
-
-
-def _execute(argv: Command, job: Job) -> None:
-    """Run one CLI command in-process; its errors propagate (the stage stops, state is kept)."""
-    from .cli import build_parser, run_command
-
-    full = _announce(argv, job)
-    args = build_parser().parse_args(full)
-    rc = run_command(args)  # with the locks the command takes on the command line
-    if rc:
-        raise GlacierError(f"`glacier-movement {shlex.join(full)}` exited with {rc}; see above")
+def run_steps(steps: list[Step], root: Path, *extra: str) -> None:
+    """Run steps in order, each printed as the command line that runs it alone; a step's error
+    propagates (the stage stops, its state is kept)."""
+    for step in steps:
+        print(f"\n$ {settings.shell([*step.argv(root), *extra])}", flush=True)
+        step.run(step.settings, Catalog(root))
 
 
 def state_path(job: Job) -> Path:
@@ -454,15 +331,21 @@ def state_path(job: Job) -> Path:
     return job.results / f"reproduce-exp{''.join(map(str, job.experiments))}.json"
 
 
+def _fresh(step: Step) -> Step:
+    """A fresh stage starts its training runs over instead of resuming them."""
+    if isinstance(step.settings, training.TrainSettings):
+        return dataclasses.replace(
+            step, settings=dataclasses.replace(step.settings, resume=False, overwrite=True)
+        )
+    return step
+
+
 def reproduce(job: Job, start: str | None = None, stop: str | None = None) -> State:
     """Run the stages in order, skipping those already done with the same settings."""
+    job = job.resolved(job.root)
+    start, stop = start or job.start, stop or job.stop
     names = list(STAGES)
-    for s in (start, stop):
-        if s is not None and s not in STAGES:
-            raise GlacierError(f"unknown stage {s!r}: choose one of {', '.join(names)}")
-    from .training import announce_device
-
-    announce_device(job.device)  # one line; a missing GPU is an error before any stage runs
+    training.announce_device(job.device)  # one line; a missing GPU is an error before any stage
     state = State.load(state_path(job), job.fingerprint())
     first = names.index(start) if start else None
     last = names.index(stop) if stop else len(names) - 1
@@ -476,12 +359,10 @@ def reproduce(job: Job, start: str | None = None, stop: str | None = None) -> St
         state.stages[name] = {"status": "running"}
         state.save()
         t0 = time.perf_counter()
-        commands = STAGES[name](job)
-        if not resuming:  # a fresh stage starts its training runs over instead of resuming them
-            commands = [[("--overwrite" if a == "--resume" else a) for a in c] for c in commands]
+        steps = STAGES[name](job)
+        steps = steps if resuming else [_fresh(s) for s in steps]
         try:
-            for argv in commands:
-                _execute(argv, job)
+            run_steps(steps, job.root)
         except Interrupted as e:  # SIGTERM/SIGINT: a re-run resumes this stage
             state.stages[name] = {"status": "interrupted", "signal": e.signal_name}
             state.save()
@@ -490,7 +371,7 @@ def reproduce(job: Job, start: str | None = None, stop: str | None = None) -> St
         state.stages[name] = {
             "status": "done",
             "seconds": round(time.perf_counter() - t0, 1),
-            "commands": [shlex.join(["glacier-movement", *c]) for c in commands],
+            "commands": [settings.shell(s.argv(job.root)) for s in steps],
         }
         state.save()
         if first is not None and i >= first:
@@ -506,217 +387,44 @@ def reproduce(job: Job, start: str | None = None, stop: str | None = None) -> St
     return state
 
 
+def run(job: Job, catalog: Catalog) -> State:
+    """The ``reproduce`` stage: the job on ``catalog``'s data root; a custom glacier's report goes
+    beside, not over, the paper's (``<results>/<glacier>/``)."""
+    if job.glacier not in (None, "parvati") and job.results == Path("results"):
+        name = config.get_glacier(job.glacier, catalog.root).name
+        job = dataclasses.replace(job, results=job.results / name)
+    job = dataclasses.replace(job, root=catalog.root)
+    settings.write(job, job.results / "reproduce.settings.toml", "reproduce")
+    return reproduce(job)
+
+
 # ------------------------------------------------------------------------- experiment scripts
-def run_script(
-    doc: str | None,
-    commands: Callable[[Job], list[Command]],
-    default_preset: str,
-    argv: list[str] | None = None,
-) -> int:
-    """Entry point of the scripts of ``experiment2/`` and ``experiment3/``: run the commands of one
-    step of the job (the same commands ``reproduce`` runs) with ``--preset``, ``--data-root``,
-    ``--device`` and ``--wandb`` from the command line. Stops at the first failing command."""
-    import sys
+@dataclass(frozen=True)
+class ScriptSettings:
+    """Run one step of an experiment (the same commands `reproduce` runs).
 
-    from .cli import OneLineParser, main
+    The settings of the experiment scripts of experiment2/ and experiment3/; each script's
+    config file (beside it) gives the defaults.
+    """
 
-    p = OneLineParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument(
-        "--preset", default=default_preset, help=f"paper, demo or tiny (default {default_preset})"
+    preset: str = option("demo", help="paper, demo or tiny")
+    device: str | None = option(None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    wandb: str = option(
+        "offline", choices=("online", "offline", "disabled"), help="Weights & Biases mode"
     )
-    p.add_argument(
-        "--data-root", default=None, metavar="DIR", help="default $GLACIER_DATA_ROOT or ./data"
-    )
-    p.add_argument(
-        "--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)"
-    )
-    p.add_argument("--wandb", choices=("online", "offline", "disabled"), default="offline")
-    p.add_argument("--seed", type=int, default=0, help="seed of training and bootstrap")
-    p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
-    args = p.parse_args(sys.argv[1:] if argv is None else argv)
-    job = Job(
-        preset=args.preset,
-        root=config.data_root(args.data_root),
-        seed=args.seed,
-        wandb=args.wandb,
-        device=args.device,
-    )
-    for cmd in commands(job):
-        rc = main(_announce(cmd, job, *(["--debug"] if args.debug else [])))
-        if rc:
-            return rc
-    return 0
+    seed: int = option(0, help="seed of training and bootstrap")
 
 
-def select(stage: Callable[[Job], list[Command]], *names: str) -> Callable[[Job], list[Command]]:
-    """The commands of ``stage`` whose subcommand is one of ``names``, in order."""
-    return lambda job: [c for c in stage(job) if c[0] in names]
+def experiment_step(
+    stage: Callable[[Job], list[Step]], *commands: str
+) -> Callable[[ScriptSettings, Catalog], None]:
+    """The stage function of an experiment script: the steps of ``stage`` whose command is one
+    of ``commands``, for the script's settings."""
 
+    def run_script(s: ScriptSettings, catalog: Catalog) -> None:
+        job = Job(
+            preset=s.preset, root=catalog.root, seed=s.seed, wandb=s.wandb, device=s.device
+        ).resolved(catalog.root)
+        run_steps([st for st in stage(job) if st.command in commands], catalog.root)
 
-# --------------------------------------------------------------------------------------- CLI
-def register(sub, common) -> None:
-    p = sub.add_parser(
-        "reproduce",
-        parents=[common],
-        help="the main job: all three experiments end to end, resumable",
-        description=(
-            "Run every stage of the three experiments in order: "
-            + " → ".join(STAGES)
-            + ". Synthetic glaciers by default (no network, no account); "
-            "--source planetary-computer downloads real Landsat-8 scenes instead. Finished stages "
-            "are skipped on a re-run; --from STAGE runs that stage and all later ones again. "
-            "Ends with <results>/README.md and <results>/results.csv."
-        ),
-    )
-    p.add_argument(
-        "--preset", default="demo", help="paper (GPU), demo (2-core CPU, minutes) or tiny (tests)"
-    )
-    p.add_argument(
-        "--source", choices=SOURCES, default="synthetic", help="where the scenes come from"
-    )
-    p.add_argument(
-        "--results", default="results", metavar="DIR", help="report folder (default ./results)"
-    )
-    p.add_argument("--years", default="2013-2021", help="years of scenes (default 2013-2021)")
-    p.add_argument("--seed", type=int, default=0, help="seed of data, training and bootstrap")
-    p.add_argument(
-        "--bootstrap",
-        type=int,
-        default=1000,
-        metavar="N",
-        help="bootstrap resamples (default 1000)",
-    )
-    p.add_argument(
-        "--strict-models",
-        default="salstm",
-        metavar="LIST",
-        help="comma-separated models also trained on the strict (leak-free) split; 'all' or 'none' (default salstm)",
-    )
-    p.add_argument(
-        "--seeds",
-        type=int,
-        default=None,
-        metavar="N",
-        help="training seeds of every experiment-1 model (default: 3; tiny preset 1)",
-    )
-    p.add_argument(
-        "--heldout",
-        type=int,
-        default=None,
-        metavar="N",
-        help="held-out synthetic glaciers scored but never trained on (default: 6; tiny 1; "
-        "none with --source planetary-computer)",
-    )
-    p.add_argument(
-        "--glacier",
-        default=None,
-        metavar="NAME",
-        help="run experiment 1 (models, baselines, scores, full scenes, flow, report) on this "
-        "glacier instead: a name added with `glacier add` or a .toml path (default: the paper's "
-        "three experiments on parvati and aletsch)",
-    )
-    p.add_argument(
-        "--experiments",
-        default="1,2,3",
-        metavar="LIST",
-        help="comma-separated experiments to run: 1-3 are the paper's (default 1,2,3); 4 is the "
-        "motion benchmark (beyond the paper: the five models on a motion-regime glacier)",
-    )
-    p.add_argument(
-        "--clim-variants",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also train every model's +clim variant (climatology in, departures out; default on)",
-    )
-    p.add_argument("--wandb", choices=("online", "offline", "disabled"), default="offline")
-    p.add_argument(
-        "--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)"
-    )
-    p.add_argument(
-        "--from",
-        dest="start",
-        default=None,
-        metavar="STAGE",
-        help="run this stage and all later ones again",
-    )
-    p.add_argument(
-        "--until", dest="stop", default=None, metavar="STAGE", help="stop after this stage"
-    )
-    p.set_defaults(func=run)
-
-
-def _strict_models(text: str) -> tuple[str, ...]:
-    if text == "all":
-        return MODELS
-    if text in ("none", ""):
-        return ()
-    models = tuple(m.strip() for m in text.split(","))
-    unknown = [m for m in models if m not in MODELS]
-    if unknown:
-        raise GlacierError(
-            f"unknown model(s) {unknown} in --strict-models: use {', '.join(MODELS)}, all or none"
-        )
-    return models
-
-
-def _count(value: int | None, default: int, flag: str, least: int) -> int:
-    if value is None:
-        return default
-    if value < least:
-        raise GlacierError(f"{flag} must be at least {least}, got {value}")
-    return value
-
-
-def parse_experiments(text: str) -> tuple[int, ...]:
-    """``1,2,3`` → (1, 2, 3); each of 1–4, at least one."""
-    try:
-        out = tuple(sorted({int(t) for t in text.split(",") if t.strip()}))
-    except ValueError:
-        out = ()
-    if not out or not set(out) <= {1, 2, 3, 4}:
-        raise GlacierError(f"--experiments {text!r}: give a comma-separated list of 1, 2, 3, 4")
-    if (2 in out or 3 in out) and 1 not in out or (3 in out and 2 not in out):
-        raise GlacierError(
-            "experiment 2 builds on experiment 1's models and 3 on both: run 1,2,3 together "
-            "(--experiments 1,2,3), with or without 4"
-        )
-    return out
-
-
-def run(args: argparse.Namespace) -> int:
-    experiments = parse_experiments(args.experiments)
-    glacier = "parvati"
-    if args.glacier is not None:
-        glacier = config.get_glacier(args.glacier, args.data_root).name
-        if experiments != (1, 2, 3) and experiments != (1,):
-            raise GlacierError(
-                "--glacier runs experiment 1 on that glacier: drop --experiments (2 and 3 are "
-                "the paper's Aletsch experiments, 4 the motion benchmark)"
-            )
-        experiments = (1,)
-    get_preset(args.preset)  # fail fast on a bad preset
-    config.parse_years(args.years)
-    job = Job(
-        preset=args.preset,
-        source=args.source,
-        root=config.data_root(args.data_root),
-        # a custom glacier's report goes beside, not over, the paper's
-        results=Path(args.results)
-        / (glacier if args.glacier and args.results == "results" else ""),
-        years=args.years,
-        seed=args.seed,
-        bootstrap=args.bootstrap,
-        strict_models=_strict_models(args.strict_models),
-        experiments=experiments,
-        glacier=glacier,
-        glaciers=(glacier,) if args.glacier is not None else ("parvati", "aletsch"),
-        seeds=_count(
-            args.seeds, 3 if args.preset != "tiny" and 1 in experiments else 1, "--seeds", 1
-        ),
-        heldout=_count(args.heldout, 1 if args.preset == "tiny" else 6, "--heldout", 0),
-        clim_variants=args.clim_variants,
-        wandb=args.wandb,
-        device=args.device,
-    )
-    reproduce(job, args.start, args.stop)
-    return 0
+    return run_script

@@ -24,7 +24,6 @@ input or target) a frame that is a target of any test sequence, then splits the 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import math
@@ -41,8 +40,12 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from . import config, io
+from . import config, io, locks, settings
+from .catalog import Catalog
 from .errors import DataError, GlacierError
+from .plotting import plot_sequence_examples
+from .presets import get_preset
+from .settings import option
 
 __all__ = [
     "patch_grid",
@@ -56,7 +59,7 @@ __all__ = [
     "split_indices",
     "bootstrap_resample",
     "export_files",
-    "register",
+    "SequencesSettings",
     "run",
 ]
 
@@ -766,92 +769,57 @@ def _write_index_csv(
     np.savetxt(path, table, fmt="%s", delimiter=",", header=",".join(header), comments="")
 
 
-# ------------------------------------------------------------------------------------ command
-def register(sub, common) -> None:
-    """Add the ``sequences`` subcommand."""
-    p = sub.add_parser(
-        "sequences",
-        parents=[common],
-        help="cut the frames into patch sequences and split them (no file per sequence)",
-        description=(
-            "Describe the patch sequences of a glacier's frames (frames.npz from `preprocess`): "
-            "P×P patches at a stride, n_in input + n_out target frames per sequence, ordered by "
-            "(start, patch row, patch col). Writes <glacier>/sequences.json (settings, counts, "
-            "both split modes) and a figure of example sequences. Sequences are served from the "
-            "frames at training time; --export-files writes the original's one-file-per-sequence "
-            "layout only when asked."
-        ),
+# ---------------------------------------------------------------------------------- the stage
+@dataclass(frozen=True)
+class SequencesSettings:
+    """Cut the frames into patch sequences and split them (no file per sequence).
+
+    Describe the patch sequences of a glacier's frames (frames.npz from `preprocess`): P×P patches
+    at a stride, n_in input + n_out target frames per sequence, ordered by (start, patch row, patch
+    col). Writes <glacier>/sequences.json (settings, counts, both split modes) and a figure of
+    example sequences. Sequences are served from the frames at training time; --export-files
+    writes the original's one-file-per-sequence layout only when asked.
+    """
+
+    glacier: str = option(
+        help="glacier: parvati, aletsch, one added with `glacier add`, or a path to its .toml"
     )
-    p.add_argument(
-        "--glacier",
-        required=True,
-        help="glacier: parvati, aletsch, one added with `glacier add`, or a path to its .toml",
+    preset: str | None = option(
+        None, help="take --patch/--stride defaults from a preset (paper, demo, tiny)"
     )
-    p.add_argument(
-        "--preset",
-        default=None,
-        help="take --patch/--stride defaults from a preset (paper, demo, tiny)",
-    )
-    p.add_argument(
-        "--patch", type=int, default=None, help="patch size in pixels (default 50, the paper's)"
-    )
-    p.add_argument("--stride", type=int, default=None, help="patch stride in pixels (default 10)")
-    p.add_argument(
-        "--window",
-        type=int,
-        default=4,
-        help="input frames = target frames per sequence (default 4)",
-    )
-    p.add_argument(
-        "--split",
+    patch: int | None = option(None, help="patch size in pixels (default 50, the paper's)")
+    stride: int | None = option(None, help="patch stride in pixels (default 10)")
+    window: int = option(4, help="input frames = target frames per sequence (default 4)")
+    split: str = option(
+        "paper",
         choices=SPLIT_MODES,
-        default="paper",
         help="split mode recorded as the default for training (both are reported)",
     )
-    p.add_argument(
-        "--test-fraction",
-        type=float,
-        default=0.2,
-        help="share of sequences for testing (default 0.2)",
-    )
-    p.add_argument(
-        "--val-fraction",
-        type=float,
-        default=0.1,
-        help="share of train+val for validation (default 0.1)",
-    )
-    p.add_argument(
-        "--max-frame",
-        type=int,
-        default=None,
+    test_fraction: float = option(0.2, help="share of sequences for testing (default 0.2)")
+    val_fraction: float = option(0.1, help="share of train+val for validation (default 0.1)")
+    max_frame: int | None = option(
+        None,
         metavar="N",
-        help="use only the first N frames (default: the glacier's training frames, 19 for Aletsch; all for Parvati)",
+        help="use only the first N frames (default: the glacier's training frames, 19 for "
+        "Aletsch; all for Parvati)",
     )
-    p.add_argument(
-        "--examples",
-        type=int,
-        default=4,
-        help="example sequences in the figure (default 4, 0 = none)",
-    )
-    p.add_argument(
-        "--export-files",
-        default=None,
+    examples: int = option(4, help="example sequences in the figure (default 4, 0 = none)")
+    export_files: Path | None = option(
+        None,
         metavar="DIR",
         help="also write DIR/input/{i}.npy and DIR/target/{i}.npy per sequence (large)",
     )
-    p.set_defaults(func=run)
 
+    def __post_init__(self) -> None:
+        if self.preset is not None:
+            get_preset(self.preset)
 
-def _resolve_sizes(args) -> tuple[int, int]:
-    patch, stride = 50, 10
-    if args.preset:
-        from .presets import get_preset
-
-        pre = get_preset(args.preset)
-        patch, stride = pre.patch, pre.stride
-    return (args.patch if args.patch is not None else patch), (
-        args.stride if args.stride is not None else stride
-    )
+    def sizes(self) -> tuple[int, int]:
+        """(patch, stride): the options, else the preset's, else the paper's 50 and 10."""
+        pre = get_preset(self.preset) if self.preset else None
+        patch = self.patch if self.patch is not None else (pre.patch if pre else 50)
+        stride = self.stride if self.stride is not None else (pre.stride if pre else 10)
+        return patch, stride
 
 
 def summarize(
@@ -942,17 +910,24 @@ def _print_table(ds: SequenceDataset, splits: dict[str, Split | str], chosen: st
     print("(* = the split recorded for training)")
 
 
-def run(args: argparse.Namespace) -> int:
-    cfg = config.get_glacier(args.glacier, args.data_root)
-    paths = config.Paths(config.data_root(args.data_root), cfg.name)
+def run(s: SequencesSettings, catalog: Catalog) -> dict:
+    """The ``sequences`` stage (holding the glacier's data lock): ``sequences.json``, the example
+    figure and, when asked, the exported files. Returns what ``sequences.json`` holds."""
+    cfg = config.get_glacier(s.glacier, catalog.root)
+    paths = catalog.glacier(cfg.name)
+    with locks.hold(paths.glacier_dir, f"the data of glacier {cfg.name!r}"):
+        return _run_locked(s, cfg, paths)
+
+
+def _run_locked(s: SequencesSettings, cfg: config.GlacierConfig, paths: config.Paths) -> dict:
     if not paths.frames.is_file():
         raise DataError(
             f"{paths.frames} does not exist: run `glacier-movement preprocess --glacier {cfg.name}` first"
         )
     fr = io.read_frames(paths.frames)
     t = fr.frames.shape[0]
-    patch, stride = _resolve_sizes(args)
-    max_frame = args.max_frame
+    patch, stride = s.sizes()
+    max_frame = s.max_frame
     if max_frame is None and cfg.train_frames is not None:
         max_frame = min(cfg.train_frames, t)
         if t <= cfg.train_frames:
@@ -962,21 +937,16 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     ds = SequenceDataset(
-        fr.frames,
-        patch=patch,
-        stride=stride,
-        n_in=args.window,
-        n_out=args.window,
-        max_frame=max_frame,
+        fr.frames, patch=patch, stride=stride, n_in=s.window, n_out=s.window, max_frame=max_frame
     )
     # both modes are reported; one that cannot be made (too few frames for the strict gap) is
     # recorded with its reason unless it is the chosen one
     splits: dict[str, Split | str] = {}
     for mode in SPLIT_MODES:
         try:
-            splits[mode] = split_indices(ds, mode, args.test_fraction, args.val_fraction)
+            splits[mode] = split_indices(ds, mode, s.test_fraction, s.val_fraction)
         except GlacierError as e:
-            if mode == args.split:
+            if mode == s.split:
                 raise
             splits[mode] = str(e)
 
@@ -985,44 +955,47 @@ def run(args: argparse.Namespace) -> int:
         "frames_file": str(paths.frames),
         "frames_file_bytes": paths.frames.stat().st_size,
         "frames_total": t,
-        "split": args.split,
-        "test_fraction": args.test_fraction,
-        "val_fraction": args.val_fraction,
+        "split": s.split,
+        "test_fraction": s.test_fraction,
+        "val_fraction": s.val_fraction,
         **summarize(ds, splits, fr),
     }
     out_json = paths.glacier_dir / "sequences.json"
     with io.atomic_path(out_json) as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    settings.write(s, paths.settings_file("sequences"), "sequences")
 
     print(f"{cfg.name}: {ds!r}")
-    _print_table(ds, splits, args.split)
+    _print_table(ds, splits, s.split)
     print(f"wrote {out_json}")
-
-    if args.examples > 0:
-        from .plotting import plot_sequence_examples
-
-        ex = _example_indices(ds, args.examples)
-        x, y = ds.batch(ex)
-        s, r, c = ds.position(ex)
-        labels = [
-            [str(fr.window_start[k])[:7] for k in range(si, si + ds.length)] for si in s.tolist()
-        ]
-        titles = [
-            f"start {si} · patch ({ri}, {ci})\nat y {ri * stride}, x {ci * stride} px"
-            for si, ri, ci in zip(s.tolist(), r.tolist(), c.tolist(), strict=True)
-        ]
-        fig_path = paths.figures_dir / "sequence_examples.png"
-        plot_sequence_examples(
-            x.numpy(),
-            y.numpy(),
-            fig_path,
-            row_titles=titles,
-            frame_labels=labels,
-            title=f"{cfg.name}: example sequences ({ds.n_in} inputs → {ds.n_out} targets, {patch}×{patch} px)",
-        )
-        print(f"wrote {fig_path}")
-
-    if args.export_files:
-        out = export_files(ds, args.export_files, splits=splits)
+    if s.examples > 0:
+        print(f"wrote {_examples_figure(ds, fr, s.examples, paths.figures_dir, cfg.name)}")
+    if s.export_files:
+        out = export_files(ds, s.export_files, splits=splits)
         print(f"exported {len(ds):,} sequences to {out}")
-    return 0
+    return summary
+
+
+def _examples_figure(
+    ds: SequenceDataset, fr: io.Frames, k: int, folder: Path, glacier: str
+) -> Path:
+    """``folder/sequence_examples.png``: ``k`` example sequences at the ice edge."""
+    ex = _example_indices(ds, k)
+    x, y = ds.batch(ex)
+    s, r, c = ds.position(ex)
+    labels = [[str(fr.window_start[k])[:7] for k in range(si, si + ds.length)] for si in s.tolist()]
+    titles = [
+        f"start {si} · patch ({ri}, {ci})\nat y {ri * ds.stride}, x {ci * ds.stride} px"
+        for si, ri, ci in zip(s.tolist(), r.tolist(), c.tolist(), strict=True)
+    ]
+    fig_path = folder / "sequence_examples.png"
+    plot_sequence_examples(
+        x.numpy(),
+        y.numpy(),
+        fig_path,
+        row_titles=titles,
+        frame_labels=labels,
+        title=f"{glacier}: example sequences ({ds.n_in} inputs → {ds.n_out} targets, "
+        f"{ds.patch}×{ds.patch} px)",
+    )
+    return fig_path

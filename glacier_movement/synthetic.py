@@ -90,7 +90,6 @@ scene of the run, in time order, i.e. the year files' scenes in year order when 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import sys
@@ -102,9 +101,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from . import config, flow, io, preprocessing
+from . import config, flow, io, locks, preprocessing, settings
+from .catalog import Catalog
 from .config import BANDS, OFFSET, SCALE, GlacierConfig, Paths
 from .errors import GlacierError
+from .settings import option
 
 #: Pixel size of the Landsat grid, metres.
 PIXEL_M = 30.0
@@ -1267,82 +1268,67 @@ def quicklooks(
     return out
 
 
-# ------------------------------------------------------------------------------------------ CLI
-def register(sub, common) -> None:
-    p = sub.add_parser(
-        "synthesize",
-        parents=[common],
-        help="write synthetic Landsat-8 scene files of a glacier with known motion",
-        description=(
-            "Write <data-root>/<glacier>/raw/<year>.npz (every generated scene: 7-band DN, clouds, "
-            "gaps, misregistration, seasonal snow, a moving glacier) and <glacier>/truth.npz (velocity "
-            "in px/day, glacier mask, per-scene warps), plus RGB quick-looks in <glacier>/figures/."
-        ),
+# ---------------------------------------------------------------------------------- the stage
+@dataclass(frozen=True)
+class SynthesizeSettings:
+    """Write synthetic Landsat-8 scene files of a glacier with known motion.
+
+    Write <data-root>/<glacier>/raw/<year>.npz (every generated scene: 7-band DN, clouds, gaps,
+    misregistration, seasonal snow, a moving glacier) and <glacier>/truth.npz (velocity in px/day,
+    glacier mask, per-scene warps), plus RGB quick-looks in <glacier>/figures/.
+    """
+
+    glacier: str = option(
+        help="glacier: parvati, aletsch, one added with `glacier add`, or a path to its .toml"
     )
-    p.add_argument(
-        "--glacier",
-        required=True,
-        help="glacier: parvati, aletsch, one added with `glacier add`, or a path to its .toml",
-    )
-    p.add_argument(
-        "--size",
+    size: tuple[int, int] | None = option(
+        None,
         nargs=2,
-        type=int,
         metavar=("H", "W"),
         help="ROI size in pixels (default: the configured ROI, 800 800 / 600 600)",
     )
-    p.add_argument(
-        "--years", default=None, help="year range FIRST-LAST (default: the glacier's, 2013-2021)"
+    years: str | None = option(
+        None, help="year range FIRST-LAST (default: the glacier's, 2013-2021)"
     )
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="random seed (default 0); the same seed gives the same data",
-    )
-    p.add_argument(
-        "--regime",
+    seed: int = option(0, help="random seed (default 0); the same seed gives the same data")
+    regime: str = option(
+        "realistic",
         choices=REGIMES,
-        default="realistic",
         help="realistic (default: seasonal snow over the valley) or motion (a benchmark where ice "
         "motion dominates the frame-to-frame change: stable snow line, textured bare tongue, "
         "speeds scaled with --size)",
     )
-    p.add_argument(
-        "--only-kept",
-        action="store_true",
-        help="write only the scenes acquisition would keep (cloud <= 20 %%, missing < 0.5)",
+    only_kept: bool = option(
+        False, help="write only the scenes acquisition would keep (cloud <= 20 %, missing < 0.5)"
     )
-    p.add_argument(
-        "--no-quicklook", action="store_true", help="do not write the quick-look figures"
+    quicklook: bool = option(
+        True, flag="--no-quicklook", help="do not write the quick-look figures"
     )
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="overwrite scene files that have no truth.npz (acquired data)",
-    )
-    p.set_defaults(func=run)
+    force: bool = option(False, help="overwrite scene files that have no truth.npz (acquired data)")
+    progress: bool = option(True, cli=False, help="progress bars")
+
+    def __post_init__(self) -> None:
+        if self.years is not None:
+            config.parse_years(self.years)
 
 
-def run(args: argparse.Namespace) -> int:
-    cfg = config.get_glacier(args.glacier, args.data_root)
-    years = config.parse_years(args.years) if args.years else cfg.years
-    root = config.data_root(args.data_root)
-    files = synthesize(
-        cfg,
-        root,
-        size=tuple(args.size) if args.size else None,
-        years=years,
-        seed=args.seed,
-        progress=True,
-        only_kept=args.only_kept,
-        force=args.force,
-        regime=args.regime,
-    )
-    for line in summarize(cfg, root):
-        print(line)
-    print(f"{cfg.name}: ground truth -> {files[-1]}")
-    if not args.no_quicklook:
-        figs = quicklooks(cfg, root, years, progress=True)
-        print(f"{cfg.name}: {len(figs)} quick-look figures -> {Paths(root, cfg.name).figures_dir}")
-    return 0
+def run(s: SynthesizeSettings, catalog: Catalog) -> list[Path]:
+    """The ``synthesize`` stage: scene files, truth and quick-looks of one glacier (holding the
+    glacier's data lock); returns the files written."""
+    cfg = config.get_glacier(s.glacier, catalog.root)
+    years = config.parse_years(s.years) if s.years else cfg.years
+    paths = catalog.glacier(cfg.name)
+    with locks.hold(paths.glacier_dir, f"the data of glacier {cfg.name!r}"):
+        files = synthesize(
+            cfg, catalog.root, size=s.size, years=years, seed=s.seed, progress=s.progress,
+            only_kept=s.only_kept, force=s.force, regime=s.regime,
+        )  # fmt: skip
+        settings.write(s, paths.settings_file("synthesize"), "synthesize")
+        for line in summarize(cfg, catalog.root):
+            print(line)
+        print(f"{cfg.name}: ground truth -> {files[-1]}")
+        if s.quicklook:
+            figs = quicklooks(cfg, catalog.root, years, progress=s.progress)
+            print(f"{cfg.name}: {len(figs)} quick-look figures -> {paths.figures_dir}")
+            files += figs
+    return files

@@ -24,7 +24,6 @@ per process), losses are averaged over processes, and only rank 0 logs and write
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import errno
@@ -45,10 +44,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import config, io, locks, signals
+from . import config, io, locks, settings, signals
+from .catalog import Catalog
 from .errors import DataError, GlacierError
 from .models import MODELS, TRAINABLE, Persistence, build_model, count_parameters
 from .presets import ModelConfig, Preset, TrainConfig, get_preset, override
+from .settings import SettingsError, option
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -60,7 +61,7 @@ __all__ = [
     "load_checkpoint",
     "load_model",
     "evaluate_loss",
-    "register",
+    "TrainSettings",
     "run",
 ]
 
@@ -1233,147 +1234,105 @@ def _train_locked(
 
 
 # --------------------------------------------------------------------------------------- CLI
-def register(sub, common) -> None:
-    p = sub.add_parser(
-        "train",
-        parents=[common],
-        help="train a model on a glacier's patch sequences (checkpoints, resume, wandb, DDP)",
-        description=(
-            "Train one model (docs/models.md: MSE loss, AdamW or RMSprop, gradient clipping by value 3) on "
-            "the patch sequences of one or several glaciers. Writes <data-root>/models/<run>/ "
-            "{last.pt, best.pt, losses.csv, epochs.csv, summary.json}. Command-line options override "
-            "the preset. Under `torchrun --nproc_per_node=N` it trains with DistributedDataParallel."
-        ),
-    )
-    p.add_argument(
-        "--glacier",
-        action="append",
-        required=True,
+# ---------------------------------------------------------------------------------- the stage
+@dataclass(frozen=True)
+class TrainSettings:
+    """Train a model on a glacier's patch sequences (checkpoints, resume, wandb, DDP).
+
+    Train one model (docs/models.md: MSE loss, AdamW or RMSprop, gradient clipping by value 3) on
+    the patch sequences of one or several glaciers. Writes <data-root>/models/<run>/ {last.pt,
+    best.pt, losses.csv, epochs.csv, summary.json, train.settings.toml}. Options left unset take
+    the preset's value. Under `torchrun --nproc_per_node=N` it trains with DistributedDataParallel.
+    """
+
+    glacier: tuple[str, ...] = option(
+        repeat=True,
         metavar="NAME",
         help="glacier to train on (a name or a path to its .toml); repeat to mix glaciers "
         "(experiment 3)",
     )
-    p.add_argument("--model", required=True, choices=TRAINABLE, help="which model")
-    p.add_argument("--preset", default="demo", help="paper, demo or tiny (default demo)")
-    p.add_argument(
-        "--split", default="paper", choices=("paper", "strict"), help="split mode (default paper)"
+    model: str = option(choices=TRAINABLE, help="which model")
+    preset: str = option("demo", help="paper, demo or tiny (default demo)")
+    split: str = option("paper", choices=("paper", "strict"), help="split mode (default paper)")
+    epochs: int | None = option(None, help="epochs (preset: paper 50/40/40/20/40)")
+    batch_size: int | None = option(None, help="batch size per process (paper 100)")
+    lr: float | None = option(None, help="learning rate")
+    weight_decay: float | None = option(None, help="weight decay")
+    optimizer: str | None = option(
+        None, choices=("adam", "rmsprop"), help="adam = AdamW (default) or rmsprop"
     )
-    p.add_argument("--epochs", type=int, default=None, help="epochs (preset: paper 50/40/40/20/40)")
-    p.add_argument(
-        "--batch-size", type=int, default=None, help="batch size per process (paper 100)"
-    )
-    p.add_argument("--lr", type=float, default=None, help="learning rate")
-    p.add_argument("--weight-decay", type=float, default=None, help="weight decay")
-    p.add_argument(
-        "--optimizer",
-        choices=("adam", "rmsprop"),
-        default=None,
-        help="adam = AdamW (default) or rmsprop",
-    )
-    p.add_argument(
-        "--max-steps", type=int, default=None, help="stop after this many optimisation steps"
-    )
-    p.add_argument(
-        "--val-every", type=int, default=None, help="steps between validation batches (paper 100)"
-    )
-    p.add_argument(
-        "--ckpt-every", type=int, default=None, help="steps between checkpoints (paper 500)"
-    )
-    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    p.add_argument(
-        "--teacher-forcing",
-        action=argparse.BooleanOptionalAction,
-        default=None,
+    max_steps: int | None = option(None, help="stop after this many optimisation steps")
+    val_every: int | None = option(None, help="steps between validation batches (paper 100)")
+    ckpt_every: int | None = option(None, help="steps between checkpoints (paper 500)")
+    seed: int | None = option(None, help="random seed (default 0)")
+    teacher_forcing: bool | None = option(
+        None,
+        negatable=True,
         help="feed the true frames to the decoder in training (default: the preset's; paper: on)",
     )
-    p.add_argument(
-        "--patch", type=int, default=None, help="patch size in pixels (default: the preset's)"
+    patch: int | None = option(None, help="patch size in pixels (default: the preset's)")
+    stride: int | None = option(None, help="patch stride in pixels (default: the preset's)")
+    convlstm: str | None = option(
+        None, metavar="CONFIG", help="ConvLSTM channels: big, small or six numbers"
     )
-    p.add_argument(
-        "--stride", type=int, default=None, help="patch stride in pixels (default: the preset's)"
-    )
-    p.add_argument(
-        "--convlstm",
-        default=None,
-        metavar="CONFIG",
-        help="ConvLSTM channels: big, small or six numbers",
-    )
-    p.add_argument(
-        "--climatology-input",
-        action="store_true",
+    climatology_input: bool = option(
+        False,
         help="the +clim variant (beyond the paper): the model gets the climatology of its input "
         "and target windows and predicts the departure from it",
     )
-    p.add_argument(
-        "--run-name",
-        default=None,
-        help="run folder under <data-root>/models (default <model>-<glaciers>-<preset>)",
+    run_name: str | None = option(
+        None, help="run folder under <data-root>/models (default <model>-<glaciers>-<preset>)"
     )
-    p.add_argument("--resume", action="store_true", help="continue the run from its last.pt")
-    p.add_argument(
-        "--overwrite", action="store_true", help="start an existing run again from scratch"
-    )
-    p.add_argument(
-        "--init-from",
-        default=None,
+    resume: bool = option(False, help="continue the run from its last.pt")
+    overwrite: bool = option(False, help="start an existing run again from scratch")
+    init_from: str | None = option(
+        None,
         metavar="CKPT|RUN",
         help="start from the weights of this checkpoint, or of run NAME's last.pt (fine-tuning)",
     )
-    p.add_argument(
-        "--wandb",
+    wandb: str = option(
+        "offline",
         choices=WANDB_MODES,
-        default="offline",
-        help="Weights & Biases mode (default offline: files under <data-root>/wandb, `wandb sync` later)",
+        help="Weights & Biases mode (default offline: files under <data-root>/wandb, `wandb sync` "
+        "later)",
     )
-    p.add_argument("--amp", action="store_true", help="bf16 mixed precision (CUDA only)")
-    p.add_argument(
-        "--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)"
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+    amp: bool = option(False, help="bf16 mixed precision (CUDA only)")
+    device: str | None = option(None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    progress: bool = option(True, flag="--no-progress", help="no progress bar")
+
+    def __post_init__(self) -> None:
+        get_preset(self.preset)
+        if not self.glacier:
+            raise SettingsError("glacier", "needs at least one glacier")
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """The TrainConfig fields set here (None: the preset's)."""
+        names = ("epochs", "batch_size", "lr", "weight_decay", "optimizer", "max_steps",
+                 "val_every", "ckpt_every", "seed", "teacher_forcing")  # fmt: skip
+        return {k: getattr(self, k) for k in names}
 
 
-def run(args: argparse.Namespace) -> int:
-    dev = announce_device(args.device).type
-    if args.amp and dev != "cuda":
+def run(s: TrainSettings, catalog: Catalog) -> TrainResult:
+    """The ``train`` stage: one run, its resolved settings in ``<run>/train.settings.toml``."""
+    dev = announce_device(s.device).type
+    if s.amp and dev != "cuda":
         print("note: --amp works on CUDA only; training in float32", file=sys.stderr)
     res = train_model(
-        args.model,
-        args.glacier,
-        args.preset,
-        root=args.data_root,
-        split=args.split,
-        run_name=args.run_name,
-        resume=args.resume,
-        overwrite=args.overwrite,
-        init_from=args.init_from,
-        wandb=args.wandb,
-        amp=args.amp,
-        device=args.device,
-        progress=not args.no_progress,
-        patch=args.patch,
-        stride=args.stride,
-        convlstm=args.convlstm,
-        climatology_input=args.climatology_input,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        optimizer=args.optimizer,
-        max_steps=args.max_steps,
-        val_every=args.val_every,
-        ckpt_every=args.ckpt_every,
-        seed=args.seed,
-        teacher_forcing=args.teacher_forcing,
-    )
+        s.model, s.glacier, s.preset, root=catalog.root, split=s.split, run_name=s.run_name,
+        resume=s.resume, overwrite=s.overwrite, init_from=s.init_from, wandb=s.wandb, amp=s.amp,
+        device=s.device, progress=s.progress, patch=s.patch, stride=s.stride,
+        convlstm=s.convlstm, climatology_input=s.climatology_input, **s.overrides,
+    )  # fmt: skip
     if int(os.environ.get("RANK", "0")) == 0:
+        settings.write(s, res.run_dir / "train.settings.toml", "train")
         clim = json.loads((res.run_dir / "summary.json").read_text())["config"].get(
             "climatology_val_loss", math.nan
         )
         print(
-            f"{args.model}{'+clim' if args.climatology_input else ''}: {res.step} steps, "
+            f"{s.model}{'+clim' if s.climatology_input else ''}: {res.step} steps, "
             f"{res.epoch:g} epochs in {res.seconds:.0f} s; validation MSE {res.val_loss:.5f} (best "
             f"{res.best_val_loss:.5f}); baselines on the same sequences: persistence "
             f"{res.persistence_val_loss:.5f}, climatology {clim:.5f}; checkpoints in {res.run_dir}"
         )
-    return 0
+    return res

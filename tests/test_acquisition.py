@@ -223,7 +223,7 @@ def test_distributed_scheduler(stac, tmp_path):
             np.testing.assert_array_equal(s.data[k], _expected(truth[sid], s))
         # An open Client (how a Coiled cluster is used) is used and left open.
         with Client(cluster) as client:
-            settings = acq.AcquireSettings(
+            settings = acq.AcquireRequest(
                 name="other", bbox=BBOX, years=(2016, 2016), epsg=EPSG, stac_url=server.url
             )
             acq.acquire(settings, tmp_path, client=client, progress=False)
@@ -267,7 +267,7 @@ def test_expired_signature_is_resigned(stac, tmp_path, capsys):
     """A 403 from a signed href re-signs the items and retries (here: the real file server wants
     ?token=fresh; the re-signer stands in for the Planetary Computer's SAS token service)."""
     server, files, truth = stac
-    settings = acq.AcquireSettings(
+    settings = acq.AcquireRequest(
         name="testglacier", bbox=BBOX, years=(2019, 2019), epsg=EPSG, stac_url=server.url
     )
     with pytest.raises(

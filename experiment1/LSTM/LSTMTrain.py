@@ -11,10 +11,11 @@ size needs a GPU: add `--preset demo` for a CPU run of minutes. Extra options ar
 """
 
 import sys
+from pathlib import Path
 
-from glacier_movement.cli import main
+from glacier_movement.cli import script
 
-SETTINGS = ["train", "--glacier", "parvati", "--model", "lstm", "--preset", "paper"]
+CONFIG = Path(__file__).with_suffix(".toml")
 
 if __name__ == "__main__":
-    sys.exit(main(SETTINGS + sys.argv[1:]))
+    sys.exit(script(CONFIG, "train"))

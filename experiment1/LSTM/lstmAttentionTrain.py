@@ -11,10 +11,11 @@ an offline Weights & Biases run under `<data-root>/wandb/`. The paper size needs
 """
 
 import sys
+from pathlib import Path
 
-from glacier_movement.cli import main
+from glacier_movement.cli import script
 
-SETTINGS = ["train", "--glacier", "parvati", "--model", "salstm", "--preset", "paper"]
+CONFIG = Path(__file__).with_suffix(".toml")
 
 if __name__ == "__main__":
-    sys.exit(main(SETTINGS + sys.argv[1:]))
+    sys.exit(script(CONFIG, "train"))

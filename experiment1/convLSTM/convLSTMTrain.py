@@ -11,10 +11,11 @@ step on 2 CPU cores): add `--preset demo` for a CPU run of minutes. Extra option
 """
 
 import sys
+from pathlib import Path
 
-from glacier_movement.cli import main
+from glacier_movement.cli import script
 
-SETTINGS = ["train", "--glacier", "parvati", "--model", "convlstm", "--preset", "paper"]
+CONFIG = Path(__file__).with_suffix(".toml")
 
 if __name__ == "__main__":
-    sys.exit(main(SETTINGS + sys.argv[1:]))
+    sys.exit(script(CONFIG, "train"))

@@ -12,10 +12,11 @@ another model. Extra options are passed on (try --help).
 """
 
 import sys
+from pathlib import Path
 
-from glacier_movement.cli import main
+from glacier_movement.cli import script
 
-SETTINGS = ["flow", "--glacier", "parvati", "--run", "salstm-parvati-demo", "--pdf"]
+CONFIG = Path(__file__).with_suffix(".toml")
 
 if __name__ == "__main__":
-    sys.exit(main(SETTINGS + sys.argv[1:]))
+    sys.exit(script(CONFIG, "flow"))

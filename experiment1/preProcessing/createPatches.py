@@ -14,10 +14,11 @@ pair average) or `--ndsi-input reflectance`.
 """
 
 import sys
+from pathlib import Path
 
-from glacier_movement.cli import main
+from glacier_movement.cli import script
 
-SETTINGS = ["preprocess", "--glacier", "parvati", "--window-months", "3"]
+CONFIG = Path(__file__).with_suffix(".toml")
 
 if __name__ == "__main__":
-    sys.exit(main(SETTINGS + sys.argv[1:]))
+    sys.exit(script(CONFIG, "preprocess"))

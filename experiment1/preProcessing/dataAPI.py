@@ -10,10 +10,11 @@ broken download is resumed by running it again. Extra options are passed on (try
 """
 
 import sys
+from pathlib import Path
 
-from glacier_movement.cli import main
+from glacier_movement.cli import script
 
-SETTINGS = ["acquire", "--glacier", "parvati", "--years", "2013-2021"]
+CONFIG = Path(__file__).with_suffix(".toml")
 
 if __name__ == "__main__":
-    sys.exit(main(SETTINGS + sys.argv[1:]))
+    sys.exit(script(CONFIG, "acquire"))

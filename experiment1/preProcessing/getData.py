@@ -10,10 +10,11 @@ Extra options are passed on (try --help).
 """
 
 import sys
+from pathlib import Path
 
-from glacier_movement.cli import main
+from glacier_movement.cli import script
 
-SETTINGS = ["sequences", "--glacier", "parvati", "--patch", "50", "--stride", "10", "--window", "4"]
+CONFIG = Path(__file__).with_suffix(".toml")
 
 if __name__ == "__main__":
-    sys.exit(main(SETTINGS + sys.argv[1:]))
+    sys.exit(script(CONFIG, "sequences"))

@@ -11,10 +11,11 @@ Extra options are passed on (try --help), e.g. `--resume`, `--amp`, or start it 
 """
 
 import sys
+from pathlib import Path
 
-from glacier_movement.cli import main
+from glacier_movement.cli import script
 
-SETTINGS = ["train", "--glacier", "parvati", "--model", "unet", "--preset", "paper"]
+CONFIG = Path(__file__).with_suffix(".toml")
 
 if __name__ == "__main__":
-    sys.exit(main(SETTINGS + sys.argv[1:]))
+    sys.exit(script(CONFIG, "train"))

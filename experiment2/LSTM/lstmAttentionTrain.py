@@ -10,8 +10,13 @@ the paper's hyperparameters (AdamW lr 1e-4, weight decay 1e-3, batch 100, clippi
 """
 
 import sys
+from pathlib import Path
 
-from glacier_movement.reproduce import run_script, select, stage_experiment2
+from glacier_movement.cli import Command, script
+from glacier_movement.reproduce import ScriptSettings, experiment_step, stage_experiment2
+
+CONFIG = Path(__file__).with_suffix(".toml")
+STEP = Command("lstmAttentionTrain", ScriptSettings, experiment_step(stage_experiment2, "train"))
 
 if __name__ == "__main__":
-    sys.exit(run_script(__doc__, select(stage_experiment2, "train"), default_preset="paper"))
+    sys.exit(script(CONFIG, STEP, __doc__))

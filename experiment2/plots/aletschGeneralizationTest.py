@@ -9,8 +9,15 @@ figures. Default preset: demo (the runs `make reproduce` trains); `--preset pape
 """
 
 import sys
+from pathlib import Path
 
-from glacier_movement.reproduce import run_script, select, stage_experiment2
+from glacier_movement.cli import Command, script
+from glacier_movement.reproduce import ScriptSettings, experiment_step, stage_experiment2
+
+CONFIG = Path(__file__).with_suffix(".toml")
+STEP = Command(
+    "aletschGeneralizationTest", ScriptSettings, experiment_step(stage_experiment2, "infer")
+)
 
 if __name__ == "__main__":
-    sys.exit(run_script(__doc__, select(stage_experiment2, "infer"), default_preset="demo"))
+    sys.exit(script(CONFIG, STEP, __doc__))

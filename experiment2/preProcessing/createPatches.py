@@ -10,10 +10,11 @@ options are passed on (try --help), e.g. `--select-scenes all`.
 """
 
 import sys
+from pathlib import Path
 
-from glacier_movement.cli import main
+from glacier_movement.cli import script
 
-SETTINGS = ["preprocess", "--glacier", "aletsch", "--window-months", "4"]
+CONFIG = Path(__file__).with_suffix(".toml")
 
 if __name__ == "__main__":
-    sys.exit(main(SETTINGS + sys.argv[1:]))
+    sys.exit(script(CONFIG, "preprocess"))

@@ -9,13 +9,11 @@ per input and target. Extra options are passed on (try --help).
 """
 
 import sys
+from pathlib import Path
 
-from glacier_movement.cli import main
+from glacier_movement.cli import script
 
-SETTINGS = [
-    "sequences", "--glacier", "aletsch", "--patch", "50", "--stride", "10", "--window", "4",
-    "--max-frame", "19",
-]  # fmt: skip
+CONFIG = Path(__file__).with_suffix(".toml")
 
 if __name__ == "__main__":
-    sys.exit(main(SETTINGS + sys.argv[1:]))
+    sys.exit(script(CONFIG, "sequences"))

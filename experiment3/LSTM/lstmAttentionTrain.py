@@ -9,8 +9,13 @@ The paper preset needs a GPU; pass `--preset demo` for a CPU run of minutes.
 """
 
 import sys
+from pathlib import Path
 
-from glacier_movement.reproduce import run_script, select, stage_experiment3
+from glacier_movement.cli import Command, script
+from glacier_movement.reproduce import ScriptSettings, experiment_step, stage_experiment3
+
+CONFIG = Path(__file__).with_suffix(".toml")
+STEP = Command("lstmAttentionTrain", ScriptSettings, experiment_step(stage_experiment3, "train"))
 
 if __name__ == "__main__":
-    sys.exit(run_script(__doc__, select(stage_experiment3, "train"), default_preset="paper"))
+    sys.exit(script(CONFIG, STEP, __doc__))

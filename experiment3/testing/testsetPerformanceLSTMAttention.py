@@ -8,8 +8,15 @@ and a Markdown table). Default preset: demo (the run `make reproduce` trains).
 """
 
 import sys
+from pathlib import Path
 
-from glacier_movement.reproduce import run_script, select, stage_experiment3
+from glacier_movement.cli import Command, script
+from glacier_movement.reproduce import ScriptSettings, experiment_step, stage_experiment3
+
+CONFIG = Path(__file__).with_suffix(".toml")
+STEP = Command(
+    "testsetPerformanceLSTMAttention", ScriptSettings, experiment_step(stage_experiment3, "test")
+)
 
 if __name__ == "__main__":
-    sys.exit(run_script(__doc__, select(stage_experiment3, "test"), default_preset="demo"))
+    sys.exit(script(CONFIG, STEP, __doc__))

@@ -7,15 +7,16 @@ Every model maps 4 input frames to 4 predicted frames, ``model(x (B, 4, P, P), y
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import GlacierError
-from ..presets import Preset, get_preset
+from ..presets import Preset, get_preset, override
+from ..settings import SettingsError, option
 from .base import Forecaster
 from .baselines import LinearExtrapolation, Persistence
 from .climatology import ClimatologyInput
@@ -40,7 +41,7 @@ __all__ = [
     "UNet",
     "build_model",
     "count_parameters",
-    "register",
+    "ModelsSettings",
 ]
 
 
@@ -119,25 +120,30 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-# ------------------------------------------------------------------------------------------ CLI
-def register(sub, common) -> None:
-    p = sub.add_parser(
-        "models",
-        parents=[common],
-        help="list the models and their parameter counts",
-        description=(
-            "Print every model with its parameter count at a preset (paper-size models are built "
-            "on PyTorch's meta device, so nothing is allocated)."
-        ),
-    )
-    p.add_argument("--preset", default="paper", help="paper, demo or tiny (default paper)")
-    p.add_argument(
-        "--convlstm",
-        default=None,
+# ---------------------------------------------------------------------------------- the stage
+@dataclass(frozen=True)
+class ModelsSettings:
+    """List the models and their parameter counts.
+
+    Print every model with its parameter count at a preset (paper-size models are built on
+    PyTorch's meta device, so nothing is allocated).
+    """
+
+    preset: str = option("paper", help="paper, demo or tiny (default paper)")
+    convlstm: str | None = option(
+        None,
         metavar="CONFIG",
-        help=f"ConvLSTM channels: {' or '.join(CONVLSTM_CONFIGS)} or six numbers (default: the preset's)",
+        help=f"ConvLSTM channels: {' or '.join(CONVLSTM_CONFIGS)} or six numbers (default: the "
+        "preset's)",
     )
-    p.set_defaults(func=run)
+
+    def __post_init__(self) -> None:
+        get_preset(self.preset)
+        if self.convlstm is not None:
+            try:
+                resolve_channels(self.convlstm)
+            except ValueError as e:
+                raise SettingsError("convlstm", str(e)) from None
 
 
 def model_table(preset: Preset) -> list[tuple[str, str, int]]:
@@ -149,16 +155,13 @@ def model_table(preset: Preset) -> list[tuple[str, str, int]]:
     return rows
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..presets import override
-
-    preset = get_preset(args.preset)
-    if args.convlstm is not None:
-        try:
-            channels = resolve_channels(args.convlstm)
-        except ValueError as e:
-            raise GlacierError(str(e)) from None
-        preset = override(preset, model=override(preset.model, convlstm=channels))
+def run(s: ModelsSettings, catalog: Any = None) -> list[tuple[str, str, int]]:
+    """The ``models`` stage: prints (and returns) the model table at the preset."""
+    preset = get_preset(s.preset)
+    if s.convlstm is not None:
+        preset = override(
+            preset, model=override(preset.model, convlstm=resolve_channels(s.convlstm))
+        )
     m = preset.model
     print(
         f"preset {preset.name}: patch {preset.patch}×{preset.patch}, LSTM hidden {preset.patch**2} × "
@@ -171,4 +174,4 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'model':<12} {'description':<{width}} {'parameters':>14}")
     for name, title, n in rows:
         print(f"{name:<12} {title:<{width}} {n:>14,}")
-    return 0
+    return rows
