@@ -38,11 +38,11 @@ from .baselines import (
     glacier_sequences,
     scene_take,
 )
+from .checkpoints import load_checkpoint, load_model, resolve_device
 from .errors import DataError, GlacierError
 from .io import Frames, atomic_path, read_frames, write_serialized
 from .models import TRAINABLE
 from .sequences import extract_patches, make_loader, split_indices, stitch_patches
-from .training import load_checkpoint, load_model, resolve_device
 
 #: Name of the persistence baseline in every table.
 PERSISTENCE = "persistence"
