@@ -553,12 +553,8 @@ class Trainer:
                 if s.batch_in_epoch < self.steps_per_epoch:
                     break  # max_steps reached inside the epoch
                 self.final_train = s.epoch_mean()
-                s.epoch, s.batch_in_epoch, s.epoch_loss_sum, s.epoch_loss_count = (
-                    epoch + 1,
-                    0,
-                    0.0,
-                    0,
-                )
+                s.epoch, s.batch_in_epoch = epoch + 1, 0
+                s.epoch_loss_sum, s.epoch_loss_count = 0.0, 0
                 self.validate(epoch + 1, self.final_train)
             result = self.finish()
             failed = False
