@@ -38,12 +38,12 @@ from .baselines import (
     scene_take,
 )
 from .catalog import Catalog
+from .checkpoints import resolve_device
 from .errors import DataError, GlacierError
 from .io import Frames, atomic_path, read_frames, write_serialized
 from .selection import ModelChoice, Selected, select
 from .sequences import extract_patches, make_loader, split_indices, stitch_patches
 from .settings import SettingsError, option
-from .training import resolve_device
 
 #: Name of the persistence baseline in every table.
 PERSISTENCE = "persistence"

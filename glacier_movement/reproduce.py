@@ -30,6 +30,7 @@ from typing import Any
 
 from . import (
     acquisition,
+    checkpoints,
     config,
     evaluation,
     flow,
@@ -345,7 +346,7 @@ def reproduce(job: Job, start: str | None = None, stop: str | None = None) -> St
     job = job.resolved(job.root)
     start, stop = start or job.start, stop or job.stop
     names = list(STAGES)
-    training.announce_device(job.device)  # one line; a missing GPU is an error before any stage
+    checkpoints.announce_device(job.device)  # one line; a missing GPU is an error before any stage
     state = State.load(state_path(job), job.fingerprint())
     first = names.index(start) if start else None
     last = names.index(stop) if stop else len(names) - 1

@@ -13,7 +13,7 @@ from .catalog import Catalog
 from .errors import DataError, GlacierError
 from .models import TRAINABLE
 from .settings import SettingsError, option
-from .training import load_checkpoint, load_model, resolve_device
+from .checkpoints import load_checkpoint, load_model, resolve_device
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,12 @@ same weights as an uninterrupted one (deterministic CPU, one process).
 Under ``torchrun --nproc_per_node=N`` the same command trains with DistributedDataParallel (gloo
 on CPU, NCCL on CUDA): every process sees its share of each epoch's batches (``--batch-size`` is
 per process), losses are averaged over processes, and only rank 0 logs and writes files.
+
+The loop is a small :class:`Trainer`: a :class:`TrainState` (what a checkpoint saves and a resume
+restores) and :class:`Callback` objects for the rest — :class:`Validation` (a batch every
+``val_every`` steps), :class:`CsvLogs`, :class:`Wandb`, :class:`ProgressBar` and
+:class:`Checkpointing` (``last.pt``, ``best.pt``, signals). The checkpoint format, loading and
+the RNG states are in :mod:`glacier_movement.checkpoints`.
 """
 
 from __future__ import annotations
@@ -30,12 +36,10 @@ import errno
 import json
 import math
 import os
-import random
 import sys
 import time
-import zipfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -43,29 +47,56 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from . import config, io, locks, settings, signals
+from .baselines import forecast, glacier_sequences
 from .catalog import Catalog
+from .checkpoints import (
+    CHECKPOINT_FORMAT,
+    announce_device,
+    cuda_warning,
+    device_report,
+    load_checkpoint,
+    load_model,
+    load_weights,
+    plain,
+    resolve_checkpoint,
+    resolve_device,
+    restore_rng,
+    rng_states,
+    save_checkpoint,
+    seed_all,
+)
 from .errors import DataError, GlacierError
 from .models import MODELS, TRAINABLE, Persistence, build_model, count_parameters
-from .presets import ModelConfig, Preset, TrainConfig, get_preset, override
+from .models.convlstm import resolve_channels
+from .presets import Preset, TrainConfig, get_preset, override
+from .sequences import ConcatSequences, IndexBatchSampler, split_indices
 from .settings import SettingsError, option
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "TrainResult",
+    "TrainState",
+    "Trainer",
+    "Callback",
     "default_run_name",
     "load_sequences",
     "fit",
     "train_model",
     "load_checkpoint",
     "load_model",
+    "resolve_checkpoint",
+    "resolve_device",
+    "announce_device",
+    "device_report",
+    "cuda_warning",
     "evaluate_loss",
     "TrainSettings",
     "run",
 ]
 
-CHECKPOINT_FORMAT = "glacier-movement-checkpoint/1"
 WANDB_MODES = ("online", "offline", "disabled")
 #: Settings a resumed run must keep (changing them would not continue the same run).
 _LOCKED = (
@@ -134,9 +165,6 @@ def load_sequences(
     chronologically on its own. Returns ``(dataset, train_indices)``, ``(dataset, val_indices)``
     and a description, which holds the climatology baseline's validation MSE.
     """
-    from .baselines import glacier_sequences
-    from .sequences import ConcatSequences, split_indices
-
     gl = [glaciers] if isinstance(glaciers, str | config.GlacierConfig) else list(glaciers)
     if not gl:
         raise GlacierError("no glacier given: pass --glacier NAME (several for mixed training)")
@@ -173,8 +201,6 @@ def load_sequences(
 def _climatology_loss(parts: list, ds: Any, idx: np.ndarray) -> float:
     """MSE per pixel of the climatology baseline on sequences ``idx`` of ``ds`` (one part or a
     ``ConcatSequences`` of ``parts``: (dataset, Reference) pairs of ``glacier_sequences``)."""
-    from .baselines import forecast
-
     sse, n = 0.0, 0
     offsets = getattr(ds, "offsets", np.array([0, len(ds)]))
     for (part, ref), lo, hi in zip(parts, offsets[:-1], offsets[1:], strict=True):
@@ -243,201 +269,6 @@ def _autocast(device: torch.device, amp: bool):
     if amp and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-# -------------------------------------------------------------------------------- checkpoints
-def _rng_state() -> dict[str, Any]:
-    """Every RNG state as tensors and plain numbers (loadable with weights_only=True)."""
-    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()  # noqa: NPY002 - the global RNG is what other code uses
-    py_version, py_state, py_gauss = random.getstate()
-    out = {
-        "torch": torch.get_rng_state(),
-        "numpy": {
-            "name": str(np_name),
-            "keys": torch.from_numpy(np.asarray(np_keys, dtype=np.int64)),
-            "pos": int(np_pos),
-            "has_gauss": int(np_has_gauss),
-            "gauss": float(np_gauss),
-        },
-        "python": {
-            "version": int(py_version),
-            "state": torch.tensor(py_state, dtype=torch.int64),
-            "gauss": py_gauss,
-        },
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        out["cuda"] = torch.cuda.get_rng_state_all()
-    return out
-
-
-def _rng_states(dd: _Dist) -> list[dict[str, Any]] | None:
-    """Every rank's :func:`_rng_state`, in rank order, on rank 0 (None on the others).
-
-    A collective under DDP: every rank must call it at the same point (as ``checkpoint()`` is).
-    Each rank draws its own dropout masks, so each rank's state is kept, not only rank 0's.
-    """
-    own = _rng_state()
-    if dd.world <= 1:
-        return [own]
-    states: list[Any] | None = [None] * dd.world if dd.main else None
-    torch.distributed.gather_object(own, states, dst=0)
-    return states
-
-
-def _restore_rng(ckpt: dict[str, Any], rank: int, world: int, seed: int) -> bool:
-    """Restore this rank's RNG state from a checkpoint; True when it was this rank's own.
-
-    A checkpoint of the same world size restores every rank's own state (``rng_ranks``). From
-    another world size (or an older checkpoint with rank 0's state only), rank 0 restores rank 0's
-    and every other rank is reseeded deterministically from (seed, rank, step): the run continues
-    reproducibly, but not bit-exactly as it would have with the old world size.
-    """
-    ranks = ckpt.get("rng_ranks")
-    if ranks is not None and len(ranks) == world:
-        _set_rng_state(ranks[rank])
-        return True
-    if rank == 0:
-        _set_rng_state(ckpt["rng"])
-        return True
-    step = int(ckpt.get("step", 0))
-    _seed_all(int(np.random.SeedSequence([seed, rank, step]).generate_state(1, np.uint64)[0]))
-    return False
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state(  # noqa: NPY002
-        (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"])
-    )
-    p = state["python"]
-    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss"]))
-    if "cuda" in state and torch.cuda.is_available():
-        with contextlib.suppress(RuntimeError, IndexError):  # a different GPU count
-            torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _plain(obj: Any) -> Any:
-    """``obj`` as plain Python types only (dict, list, str, int, float, bool, None), which
-    ``torch.load(weights_only=True)`` and JSON both accept."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if obj is None or type(obj) in (bool, int, float, str):
-        return obj
-    if isinstance(obj, str):  # a str subclass such as torch's TorchVersion
-        return obj.encode().decode()
-    if isinstance(obj, bool | int | float):  # e.g. an IntEnum
-        return (
-            bool(obj) if isinstance(obj, bool) else int(obj) if isinstance(obj, int) else float(obj)
-        )
-    return f"{obj}"
-
-
-def _save(obj: dict[str, Any], path: Path) -> Path:
-    return io.write_serialized(path, lambda f: torch.save(obj, f), suffix=".tmp.pt")
-
-
-def resolve_checkpoint(root: Path, ref: str | os.PathLike) -> Path:
-    """A checkpoint file, or a run name under ``<root>/models/`` standing for its ``last.pt``."""
-    path = Path(ref)
-    run_last = root / "models" / str(ref) / "last.pt"
-    if not path.is_file() and os.sep not in str(ref) and run_last.is_file():
-        return run_last
-    return path
-
-
-def load_checkpoint(
-    path: str | os.PathLike, map_location: str | torch.device = "cpu"
-) -> dict[str, Any]:
-    """Read a checkpoint with ``torch.load(weights_only=True)`` (no pickle code runs) and check it.
-
-    A missing, truncated or foreign file raises a one-line :class:`DataError`.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(
-            f"checkpoint {path} does not exist: train the model first (glacier-movement train)"
-        )
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        first = first.split(". ")[0]  # torch's reader adds sentences for its developers
-        raise DataError(
-            f"checkpoint {path} cannot be read ({first[:160]}); it is truncated or not a checkpoint: "
-            "delete it and train again"
-        ) from None
-    except Exception as e:  # weights_only refuses foreign pickles with UnpicklingError
-        raise DataError(
-            f"checkpoint {path} is not a glacier-movement checkpoint ({type(e).__name__}); "
-            "it holds objects that are not weights: use a checkpoint written by `glacier-movement train`"
-        ) from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT or "model" not in ckpt:
-        raise DataError(
-            f"checkpoint {path} is not a glacier-movement checkpoint (no {CHECKPOINT_FORMAT!r} "
-            "format mark): use a checkpoint written by `glacier-movement train`"
-        )
-    return ckpt
-
-
-def _preset_from_config(cfg: dict[str, Any]) -> Preset:
-    known = {f.name for f in fields(ModelConfig)}
-    mc = {
-        k: (tuple(v) if isinstance(v, list) else v)
-        for k, v in cfg["model_config"].items()
-        if k in known
-    }
-    return Preset(
-        name=cfg.get("preset", "checkpoint"),
-        patch=int(cfg["patch"]),
-        stride=int(cfg["stride"]),
-        model=ModelConfig(**mc),
-    )
-
-
-def load_model(
-    path: str | os.PathLike, expect: str | None = None, device: str | torch.device = "cpu"
-) -> tuple[nn.Module, dict[str, Any]]:
-    """The trained model of a checkpoint, in evaluation mode on ``device``, and the rest of the
-    checkpoint dict (config, step, metrics …) without its ``model`` weights (they are in the
-    model) and ``optimizer`` state.
-
-    ``expect``: the model name the caller needs (e.g. ``"salstm"``); a checkpoint of another model
-    raises a one-line :class:`GlacierError`. The file is read to host memory and only the weights
-    go to ``device``: the AdamW moments (twice the weights: 2.4 GB for the paper LSTM) are never
-    moved to the GPU for inference, and are dropped here.
-    """
-    ckpt = load_checkpoint(path, map_location="cpu")
-    ckpt.pop("optimizer", None)
-    name = ckpt.get("model_name")
-    if expect is not None and name != expect:
-        raise GlacierError(
-            f"checkpoint {path} holds a {name!r} model, not {expect!r}: pick the {expect} run's checkpoint"
-        )
-    if name not in MODELS:
-        raise DataError(
-            f"checkpoint {path} holds an unknown model {name!r}: it was written by another version"
-        )
-    model = build_model(name, _preset_from_config(ckpt["config"]))
-    _load_weights(model, ckpt.pop("model"), path)  # copied into the model: no second host copy
-    model.to(device).eval()
-    return model, ckpt
-
-
-def _load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: Path | str) -> None:
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        detail = lines[1] if len(lines) > 1 else lines[0]
-        raise GlacierError(
-            f"checkpoint {path} does not fit this {type(model).__name__} ({detail[:160]}): "
-            "use the same preset/patch size it was trained with"
-        ) from None
 
 
 # --------------------------------------------------------------------------------- CSV logging
@@ -539,60 +370,6 @@ def _dist_setup(device: torch.device) -> _Dist:
     )
 
 
-def device_report(device: torch.device) -> str:
-    """One line naming the device a command uses, e.g. ``device: cuda:0 (NVIDIA H200, 140 GiB;
-    torch 2.13.0+cu128, CUDA 12.8)`` or ``device: cpu (2 CPU threads; torch 2.13.0+cpu)``."""
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        return (
-            f"device: {device} ({props.name}, {props.total_memory / 2**30:.0f} GiB; "
-            f"torch {torch.__version__}, CUDA {torch.version.cuda})"
-        )
-    n = torch.get_num_threads()
-    return f"device: {device} ({n} CPU thread{'s' * (n != 1)}; torch {torch.__version__})"
-
-
-def cuda_warning() -> str | None:
-    """A warning when this torch was built with CUDA but cannot use a GPU (driver too old for
-    its CUDA version, or no GPU visible): otherwise the default device falls back to the CPU
-    without a word."""
-    if torch.version.cuda is None or torch.cuda.is_available():
-        return None
-    return (
-        f"warning: torch {torch.__version__} is built for CUDA {torch.version.cuda} but finds no "
-        "usable GPU (no GPU visible, or a driver too old for this CUDA: see nvidia-smi); "
-        "running on the CPU"
-    )
-
-
-def announce_device(device: str | torch.device | None) -> torch.device:
-    """Resolve ``device`` as the commands do and print it (and :func:`cuda_warning` when the
-    device was left to the default) on one line to stderr; rank 0 only under torchrun."""
-    dev = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")))
-    if int(os.environ.get("RANK", "0")) == 0:
-        warning = cuda_warning() if device in (None, "auto") else None
-        if warning:
-            print(warning, file=sys.stderr)
-        print(device_report(dev), file=sys.stderr)
-    return dev
-
-
-def resolve_device(device: str | torch.device | None, local_rank: int = 0) -> torch.device:
-    """``cpu``/``cuda``/``cuda:N``/None (= CUDA when available); a missing GPU is a clear error."""
-    if device is None or str(device) == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise GlacierError(
-                "--device cuda was asked for but no CUDA GPU is available: use --device cpu"
-            )
-        if device.index is None:
-            device = torch.device("cuda", local_rank % torch.cuda.device_count())
-        torch.cuda.set_device(device)
-    return device
-
-
 # ------------------------------------------------------------------------------------- wandb
 def _wandb_start(
     mode: str, project: str, cfg: dict[str, Any], root: Path, name: str, run_id: str | None
@@ -634,12 +411,6 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     raise GlacierError(f"unknown optimizer {cfg.optimizer!r}: use adam (AdamW) or rmsprop")
 
 
-def _seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002 - seeds the global RNG other code may use
-    torch.manual_seed(seed)
-
-
 def _check_train_config(cfg: TrainConfig) -> None:
     checks = [
         (cfg.batch_size >= 1, f"batch size must be ≥ 1 (got {cfg.batch_size})"),
@@ -656,6 +427,392 @@ def _check_train_config(cfg: TrainConfig) -> None:
     for ok, msg in checks:
         if not ok:
             raise GlacierError(msg)
+
+
+@dataclass
+class TrainState:
+    """Where a run stands: saved in every checkpoint (these fields, in this order) and restored
+    on resume. Losses are MSE per pixel (NDSI²)."""
+
+    step: int = 0  # optimisation steps done
+    epoch: int = 0  # complete epochs done
+    batch_in_epoch: int = 0  # batches of the current epoch done (the position to resume at)
+    epoch_loss_sum: float = 0.0  # sum of the current epoch's step losses …
+    epoch_loss_count: int = 0  # … and their number
+    best_val_loss: float = math.inf  # lowest full-validation loss so far (best.pt)
+    seconds: float = 0.0  # training wall time of the previous sessions, s
+    wandb_id: str | None = None  # the wandb run to continue
+
+    def epoch_mean(self) -> float:
+        """Mean training loss of the current epoch so far."""
+        return self.epoch_loss_sum / max(self.epoch_loss_count, 1)
+
+
+@dataclass
+class StepLog:
+    """One optimisation step, as the callbacks see it: ``val_loss`` is set (by
+    :class:`Validation`, on rank 0) on the steps that score a validation batch."""
+
+    step: int
+    epoch: int  # the epoch the step belongs to (0-based)
+    train_loss: float  # the step's loss, averaged over processes
+    val_loss: float | None = None
+
+
+class Callback:
+    """What the training loop calls; every hook is optional (a no-op here).
+
+    ``on_step`` after each optimisation step, ``on_validation`` after each full validation pass
+    (end of an epoch, or the end of a run stopped inside one), ``on_end`` with the result, and
+    ``close`` once, last, whether the run ended (``failed=False``) or raised (``failed=True``).
+    Hooks run in the order of :attr:`Trainer.callbacks`; ``close`` in reverse order on failure.
+    """
+
+    def on_step(self, t: Trainer, log: StepLog) -> None:
+        pass
+
+    def on_validation(self, t: Trainer, epoch: float, train_loss: float, val_loss: float) -> None:
+        pass
+
+    def on_end(self, t: Trainer, result: TrainResult) -> None:
+        pass
+
+    def close(self, failed: bool) -> None:
+        pass
+
+
+@dataclass(eq=False)
+class Trainer:
+    """One run's model, optimizer, data and state, and the loop over them (:meth:`fit`).
+
+    ``model`` is the bare model (validation, checkpoints); ``net`` is what trains (the model, or
+    its DistributedDataParallel wrapper). ``train``/``val`` are ``(dataset, indices)``.
+    """
+
+    model_name: str
+    model: nn.Module
+    net: nn.Module
+    opt: torch.optim.Optimizer
+    cfg: TrainConfig
+    train: tuple[Any, np.ndarray]
+    val: tuple[Any, np.ndarray]
+    sampler: IndexBatchSampler
+    device: torch.device
+    amp: bool
+    dd: _Dist
+    run_dir: Path
+    record: dict[str, Any]  # the checkpoints' ``config`` (plain types)
+    persistence: float  # the persistence baseline's validation loss
+    state: TrainState
+    t_start: float  # time.perf_counter() when this session started
+    callbacks: list[Callback] = field(default_factory=list)
+    val_loss: float = math.nan  # the last full validation pass
+    final_train: float = math.nan  # mean training loss of the last complete epoch
+
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / "best.pt"
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.sampler)
+
+    @property
+    def total_steps(self) -> int:
+        total = self.cfg.epochs * self.steps_per_epoch
+        return total if self.cfg.max_steps is None else min(total, self.cfg.max_steps)
+
+    def seconds(self) -> float:
+        """Training wall time so far, summed over resumes, s."""
+        return self.state.seconds + time.perf_counter() - self.t_start
+
+    def fit(self) -> TrainResult:
+        """The loop: epochs of batches in the sampler's order, from where the state stands."""
+        s = self.state
+        failed = True
+        try:
+            self.net.train()
+            while s.step < self.total_steps:
+                epoch, skip = s.epoch, s.batch_in_epoch
+                self.sampler.set_epoch(epoch)
+                for b, idx in enumerate(self.sampler):
+                    if b < skip:
+                        continue  # batches done before the resume: same order, so skip them
+                    if s.step >= self.total_steps:
+                        break
+                    loss = self.train_step(idx)
+                    s.step, s.batch_in_epoch = s.step + 1, b + 1
+                    s.epoch_loss_sum += loss
+                    s.epoch_loss_count += 1
+                    log = StepLog(s.step, epoch, loss)
+                    for cb in self.callbacks:
+                        cb.on_step(self, log)
+                if s.batch_in_epoch < self.steps_per_epoch:
+                    break  # max_steps reached inside the epoch
+                self.final_train = s.epoch_mean()
+                s.epoch, s.batch_in_epoch = epoch + 1, 0
+                s.epoch_loss_sum, s.epoch_loss_count = 0.0, 0
+                self.validate(epoch + 1, self.final_train)
+            result = self.finish()
+            failed = False
+            return result
+        finally:
+            for cb in reversed(self.callbacks) if failed else self.callbacks:
+                cb.close(failed)
+
+    def train_step(self, idx: np.ndarray) -> float:
+        """One optimisation step on the training sequences ``idx``; the loss, averaged over
+        processes. A non-finite loss stops the run with a one-line error."""
+        x, y = (t.to(self.device, non_blocking=True) for t in _fetch(self.train[0], idx))
+        self.opt.zero_grad(set_to_none=True)
+        with _autocast(self.device, self.amp):
+            # teacher forcing (the model is in training mode) unless the preset turns it off
+            pred = self.net(x, y if self.cfg.teacher_forcing else None)
+        loss = F.mse_loss(pred.float(), y)
+        loss.backward()
+        nn.utils.clip_grad_value_(self.model.parameters(), self.cfg.clip_value)
+        self.opt.step()
+        lval = loss.detach()
+        if self.dd.world > 1:
+            torch.distributed.all_reduce(lval)
+            lval /= self.dd.world
+        lval = float(lval)
+        if not math.isfinite(lval):
+            raise GlacierError(
+                f"training diverged at step {self.state.step + 1} (loss {lval}): lower --lr "
+                f"(now {self.cfg.lr:g}) or train without --amp; the last good checkpoint is "
+                f"{self.last_path}"
+            )
+        return lval
+
+    def evaluate(self) -> float:
+        """A full validation pass (every process scores its share): the mean loss."""
+        cfg, dd = self.cfg, self.dd
+        return evaluate_loss(
+            self.model, self.val, cfg.batch_size, self.device, self.amp, dd.rank, dd.world
+        )
+
+    def validate(self, epoch: float, train_loss: float) -> float:
+        """A full validation pass after ``epoch`` epochs (fractional inside an epoch), handed to
+        the callbacks with the epoch's mean ``train_loss``."""
+        self.val_loss = self.evaluate()
+        for cb in self.callbacks:
+            cb.on_validation(self, epoch, train_loss, self.val_loss)
+        return self.val_loss
+
+    def finish(self) -> TrainResult:
+        """The end of the run: validate a partial epoch, write ``last.pt`` and the summary."""
+        s = self.state
+        epochs_done = s.epoch + s.batch_in_epoch / self.steps_per_epoch
+        final_train = self.final_train
+        if s.batch_in_epoch:  # stopped inside an epoch: validate here too
+            final_train = s.epoch_loss_sum / s.epoch_loss_count
+            self.validate(epochs_done, final_train)
+        elif not math.isfinite(
+            self.val_loss
+        ):  # resumed a finished run: nothing trained, just score
+            self.val_loss = self.evaluate()
+        if self.dd.main and not math.isfinite(final_train):
+            final_train = _last_epoch_train(self.run_dir / "epochs.csv")
+        self.save(self.last_path)
+        n_all = self.cfg.epochs * self.steps_per_epoch
+        result = TrainResult(
+            run_dir=self.run_dir,
+            last=self.last_path,
+            best=self.best_path if self.best_path.is_file() else None,
+            step=s.step,
+            epoch=round(epochs_done, 4),
+            train_loss=final_train,
+            val_loss=self.val_loss,
+            best_val_loss=s.best_val_loss,
+            persistence_val_loss=self.persistence,
+            seconds=round(self.seconds(), 2),
+            n_train=len(self.train[1]),
+            n_val=len(self.val[1]),
+            completed=s.step >= n_all
+            or (self.cfg.max_steps is not None and s.step >= self.cfg.max_steps),
+        )
+        if self.dd.main:
+            with io.atomic_path(self.run_dir / "summary.json") as tmp:
+                summary = {**result.as_dict(), "config": self.record}
+                tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        for cb in self.callbacks:
+            cb.on_end(self, result)
+        return result
+
+    def save(self, path: Path) -> None:
+        """A checkpoint of the model, optimizer, state and RNG states at ``path``: a collective
+        under DDP (every rank calls it at the same step; rank 0 writes)."""
+        rngs = rng_states(self.dd.rank, self.dd.world)
+        if not self.dd.main:
+            return
+        save_checkpoint(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "model_name": self.model_name,
+                "model": self.model.state_dict(),
+                "optimizer": self.opt.state_dict(),
+                **asdict(self.state),
+                "seconds": self.seconds(),
+                "rng": rngs[0],  # rank 0's (what a one-process run restores)
+                **({"rng_ranks": rngs} if self.dd.world > 1 else {}),
+                "config": self.record,
+                "metrics": {"persistence_val_loss": self.persistence},
+            },
+            path,
+        )
+
+
+# --------------------------------------------------------------------------------- callbacks
+class Validation(Callback):
+    """Every ``val_every`` steps, the loss on one validation batch (rank 0; the batches taken in
+    turn), into the step's log."""
+
+    def __init__(self, t: Trainer):
+        self.batches = _val_batches(t.val[1], t.cfg.batch_size)
+
+    def on_step(self, t: Trainer, log: StepLog) -> None:
+        if log.step % t.cfg.val_every == 0:
+            batch = self.batches[(log.step // t.cfg.val_every - 1) % len(self.batches)]
+            log.val_loss = evaluate_loss(
+                t.model, (t.val[0], batch), t.cfg.batch_size, t.device, t.amp
+            )
+
+
+class CsvLogs(Callback):
+    """``losses.csv`` (step, train_loss, val_loss) and ``epochs.csv`` (epoch, train_loss,
+    val_loss); a resumed run keeps the rows up to its checkpoint and drops the later ones."""
+
+    def __init__(self, t: Trainer, resumed: bool):
+        step0, epochs0 = t.state.step, t.state.epoch
+        self.steps = _Csv(
+            t.run_dir / "losses.csv",
+            ("step", "train_loss", "val_loss"),
+            keep=lambda s: s <= step0 if resumed else False,
+        )
+        self.epochs = _Csv(
+            t.run_dir / "epochs.csv",
+            ("epoch", "train_loss", "val_loss"),
+            keep=lambda e: e <= epochs0 if resumed else False,
+        )
+
+    def on_step(self, t: Trainer, log: StepLog) -> None:
+        self.steps.write(log.step, log.train_loss, log.val_loss)
+
+    def on_validation(self, t: Trainer, epoch: float, train_loss: float, val_loss: float) -> None:
+        self.epochs.write(round(epoch, 4), train_loss, val_loss)
+
+    def close(self, failed: bool) -> None:
+        self.steps.close()
+        self.epochs.close()
+
+
+class Wandb(Callback):
+    """The losses to a Weights & Biases run (its id kept in the state, so a resume continues it)."""
+
+    def __init__(self, run: Any):
+        self.run = run
+
+    def on_step(self, t: Trainer, log: StepLog) -> None:
+        val = {"validationLoss": log.val_loss} if log.val_loss is not None else {}
+        self.run.log({"trainLoss": log.train_loss, **val}, step=log.step)
+
+    def on_validation(self, t: Trainer, epoch: float, train_loss: float, val_loss: float) -> None:
+        self.run.log(
+            {"epoch": epoch, "epochTrainLoss": train_loss, "epochValidationLoss": val_loss},
+            step=t.state.step,
+        )
+
+    def on_end(self, t: Trainer, result: TrainResult) -> None:
+        self.run.summary.update(
+            {"finalValidationLoss": result.val_loss, "persistenceValidationLoss": t.persistence}
+        )
+
+    def close(self, failed: bool) -> None:
+        if failed:
+            self.run.finish(exit_code=1)
+        else:
+            self.run.finish()
+
+
+class ProgressBar(Callback):
+    """A tqdm bar on stderr: steps, epoch, the epoch's mean loss, the last validation loss."""
+
+    def __init__(self, t: Trainer):
+        self.last_val = math.nan
+        self.bar = tqdm(
+            total=t.total_steps,
+            initial=t.state.step,
+            unit="step",
+            desc=f"{t.model_name}",
+            dynamic_ncols=True,
+            mininterval=1.0,
+            file=sys.stderr,
+        )
+
+    def on_step(self, t: Trainer, log: StepLog) -> None:
+        if log.val_loss is not None:
+            self.last_val = log.val_loss
+        self.bar.update(1)
+        self.bar.set_postfix_str(
+            f"epoch {log.epoch + 1}/{t.cfg.epochs} loss {t.state.epoch_mean():.4g}"
+            + (f" val {self.last_val:.4g}" if math.isfinite(self.last_val) else ""),
+            refresh=False,
+        )
+
+    def on_validation(self, t: Trainer, epoch: float, train_loss: float, val_loss: float) -> None:
+        self.last_val = val_loss
+
+    def close(self, failed: bool) -> None:
+        self.bar.close()
+
+
+class Checkpointing(Callback):
+    """``last.pt`` every ``ckpt_every`` steps and on signals, ``best.pt`` at a new lowest
+    validation loss. Every rank has one (the saves and the signal poll are collectives).
+
+    SIGTERM/SIGINT stop the run after the current step (``last.pt`` written, then
+    :class:`signals.Interrupted`); SIGUSR1 asks for a ``last.pt`` now and training goes on.
+    """
+
+    def __init__(self) -> None:
+        self.flags = signals.Deferred().install()
+
+    def on_step(self, t: Trainer, log: StepLog) -> None:
+        if log.step % t.cfg.ckpt_every == 0:
+            t.save(t.last_path)
+        stop, wanted = self.flags.poll(t.dd.world, t.device)  # collective under DDP
+        if not (stop or wanted):
+            return
+        if log.step % t.cfg.ckpt_every:  # else written just now
+            t.save(t.last_path)
+        if t.dd.world > 1:
+            torch.distributed.barrier()  # no rank leaves (and tears gloo down) before the file exists
+        if not stop:
+            if t.dd.main:
+                print(
+                    f"checkpoint at step {log.step} (SIGUSR1): {t.last_path}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            return
+        self.flags.consume()
+        raise signals.Interrupted(
+            stop, f"at step {log.step} of {t.total_steps} ({t.last_path} written)"
+        )
+
+    def on_validation(self, t: Trainer, epoch: float, train_loss: float, val_loss: float) -> None:
+        if val_loss < t.state.best_val_loss:
+            t.state.best_val_loss = val_loss
+            t.save(t.best_path)
+
+    def close(self, failed: bool) -> None:
+        # a stop that came after the last step goes to the previous handler
+        self.flags.restore(redeliver=not failed)
 
 
 def fit(
@@ -686,31 +843,20 @@ def fit(
     t_start = time.perf_counter()
     _check_train_config(cfg)
     run_dir = Path(run_dir)
-    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     if device is None or str(device) == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dist_info = _dist_setup(torch.device(device))  # the backend follows the device type
     try:
         device = resolve_device(device, dist_info.local_rank)
-        result = _fit(
-            model_name,
-            model,
-            train,
-            val,
-            cfg,
-            run_dir,
-            last_path,
-            best_path,
-            record or {},
-            resume,
-            wandb_mode,
-            Path(wandb_root) if wandb_root else run_dir.parent.parent,
-            device,
-            amp,
-            progress,
-            dist_info,
-            t_start,
-        )
+        t, resumed = _trainer(
+            model_name, model, train, val, cfg, run_dir, record or {},
+            resume=resume, device=device, amp=amp, dd=dist_info, t_start=t_start,
+        )  # fmt: skip
+        if dist_info.main:
+            root = Path(wandb_root) if wandb_root else run_dir.parent.parent
+            t.callbacks = _main_callbacks(t, resumed, wandb_mode, root, progress)
+        t.callbacks.append(Checkpointing())  # last: it installs the signal handlers
+        result = t.fit()
         if dist_info.owned:
             # Leave together: a rank that tears gloo down while rank 0 still writes its last
             # checkpoint can abort ("terminate called without an active exception").
@@ -721,83 +867,43 @@ def fit(
             torch.distributed.destroy_process_group()
 
 
-def _fit(
-    model_name,
-    model,
-    train,
-    val,
-    cfg,
-    run_dir,
-    last_path,
-    best_path,
-    record,
-    resume,
-    wandb_mode,
-    wandb_root,
-    device,
-    amp,
-    progress,
+def _trainer(
+    model_name: str,
+    model: nn.Module,
+    train: tuple[Any, np.ndarray],
+    val: tuple[Any, np.ndarray],
+    cfg: TrainConfig,
+    run_dir: Path,
+    record: dict[str, Any],
+    *,
+    resume: bool,
+    device: torch.device,
+    amp: bool,
     dd: _Dist,
-    t_start,
-) -> TrainResult:
-    from tqdm import tqdm
-
-    from .sequences import IndexBatchSampler
-
-    train_ds, train_idx = train[0], np.asarray(train[1], dtype=np.int64)
-    val_ds, val_idx = val[0], np.asarray(val[1], dtype=np.int64)
-    if not len(train_idx) or not len(val_idx):
+    t_start: float,
+) -> tuple[Trainer, bool]:
+    """The :class:`Trainer` of :func:`fit` (without callbacks), fresh or restored from
+    ``last.pt``, and whether it was restored."""
+    train = (train[0], np.asarray(train[1], dtype=np.int64))
+    val = (val[0], np.asarray(val[1], dtype=np.int64))
+    if not len(train[1]) or not len(val[1]):
         raise GlacierError(
-            f"need training and validation sequences (got {len(train_idx)} and {len(val_idx)})"
+            f"need training and validation sequences (got {len(train[1])} and {len(val[1])})"
         )
     if count_parameters(model) == 0:
         raise GlacierError(
             f"{model_name} has no parameters to train: evaluate it directly (glacier-movement test)"
         )
     amp = bool(amp and device.type == "cuda")
-
-    # -- state: fresh, or from last.pt -----------------------------------------------------------
-    _seed_all(cfg.seed + dd.rank)  # dropout masks differ between processes
-    ckpt = load_checkpoint(last_path) if resume and last_path.is_file() else None
-    model.to(device)
-    if ckpt is not None:
-        if ckpt.get("model_name") != model_name:
-            raise GlacierError(
-                f"{last_path} holds a {ckpt.get('model_name')!r} run, not {model_name!r}: use another --run-name"
-            )
-        _load_weights(model, ckpt["model"], last_path)
-    opt = _optimizer(model, cfg)
-    if ckpt is not None:
-        opt.load_state_dict(ckpt["optimizer"])
-    state = {
-        "step": 0,
-        "epoch": 0,
-        "batch_in_epoch": 0,
-        "epoch_loss_sum": 0.0,
-        "epoch_loss_count": 0,
-        "best_val_loss": math.inf,
-        "seconds": 0.0,
-        "wandb_id": None,
-    }
-    resumed = ckpt is not None
-    if ckpt is not None:
-        state.update({k: ckpt[k] for k in state if k in ckpt})
-        _restore_rng(ckpt, dd.rank, dd.world, cfg.seed)
-    # The weights and optimizer state now live in the model and the optimizer: drop the host
-    # copy (≈ 3.6 GB for the paper LSTM, on every rank) instead of keeping it for the whole run.
-    del ckpt
-    if not resumed and dd.main:
-        for f in (last_path, best_path):
-            f.unlink(missing_ok=True)
-
+    seed_all(cfg.seed + dd.rank)  # dropout masks differ between processes
+    opt, state, resumed = _restore(model_name, model, cfg, run_dir, resume, device, dd)
     net: nn.Module = model
     if dd.world > 1:
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
-
     sampler = IndexBatchSampler(
-        train_idx,
+        train[1],
         cfg.batch_size,
         shuffle=True,
         seed=cfg.seed,
@@ -805,246 +911,83 @@ def _fit(
         num_replicas=dd.world,
         rank=dd.rank,
     )
-    steps_per_epoch = len(sampler)
-    total_steps = cfg.epochs * steps_per_epoch
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
-    val_batches = _val_batches(val_idx, cfg.batch_size)
-
-    record = _plain(
+    record = plain(
         {
             **record,
             "model": model_name,
             "train": asdict(cfg),
-            "n_train": len(train_idx),
-            "n_val": len(val_idx),
+            "n_train": len(train[1]),
+            "n_val": len(val[1]),
             "world_size": dd.world,
             "device": device.type,
             "amp": amp,
             "parameters": count_parameters(model),
-            "steps_per_epoch": steps_per_epoch,
+            "steps_per_epoch": len(sampler),
             "torch": torch.__version__,
         }
     )
     persistence = evaluate_loss(
-        Persistence(model.patch, model.n_in, model.n_out),
-        (val_ds, val_idx),
-        cfg.batch_size,
-        device,
-        False,
-        dd.rank,
-        dd.world,
-    )
+        Persistence(model.patch, model.n_in, model.n_out), val, cfg.batch_size, device, False,
+        dd.rank, dd.world,
+    )  # fmt: skip
+    trainer = Trainer(
+        model_name, model, net, opt, cfg, train, val, sampler, device, amp, dd, run_dir, record,
+        persistence, state, t_start,
+    )  # fmt: skip
+    return trainer, resumed
 
-    # -- logs (rank 0) ------------------------------------------------------------------------
-    logs = None
-    wb = None
-    if dd.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        done_epochs, step0 = state["epoch"], state["step"]
-        logs = (
-            _Csv(
-                run_dir / "losses.csv",
-                ("step", "train_loss", "val_loss"),
-                keep=lambda s: s <= step0 if resumed else False,
-            ),
-            _Csv(
-                run_dir / "epochs.csv",
-                ("epoch", "train_loss", "val_loss"),
-                keep=lambda e: e <= done_epochs if resumed else False,
-            ),
-        )
-        wb = _wandb_start(
-            wandb_mode, model_name, record, Path(wandb_root), run_dir.name, state["wandb_id"]
-        )
-        if wb is not None:
-            state["wandb_id"] = wb.id
 
-    def checkpoint(path: Path) -> None:
-        rngs = _rng_states(dd)  # a collective: every rank calls checkpoint() at the same step
-        if not dd.main:
-            return
-        _save(
-            {
-                "format": CHECKPOINT_FORMAT,
-                "model_name": model_name,
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                **state,
-                "seconds": state["seconds"] + time.perf_counter() - t_start,
-                "rng": rngs[0],  # rank 0's (what a one-process run restores)
-                **({"rng_ranks": rngs} if dd.world > 1 else {}),
-                "config": record,
-                "metrics": {"persistence_val_loss": persistence},
-            },
-            path,
-        )
-
-    def full_validation(epoch_label: float, mean_train: float) -> float:
-        v = evaluate_loss(model, (val_ds, val_idx), cfg.batch_size, device, amp, dd.rank, dd.world)
-        if dd.main:
-            logs[1].write(round(epoch_label, 4), mean_train, v)
-            if wb is not None:
-                wb.log(
-                    {"epoch": epoch_label, "epochTrainLoss": mean_train, "epochValidationLoss": v},
-                    step=state["step"],
-                )
-        if v < state["best_val_loss"]:
-            state["best_val_loss"] = v
-            checkpoint(best_path)
-        return v
-
-    # -- the loop -----------------------------------------------------------------------------
-    net.train()
-    last_val = final_train_epoch = math.nan
-    bar = tqdm(
-        total=total_steps,
-        initial=state["step"],
-        disable=not (progress and dd.main),
-        unit="step",
-        desc=f"{model_name}",
-        dynamic_ncols=True,
-        mininterval=1.0,
-        file=sys.stderr,
-    )
-    # SIGTERM/SIGINT stop after the current step, SIGUSR1 asks for a checkpoint (until the end)
-    flags = signals.Deferred().install()
-    try:
-        while state["step"] < total_steps:
-            epoch, skip = state["epoch"], state["batch_in_epoch"]
-            sampler.set_epoch(epoch)
-            for b, idx in enumerate(sampler):
-                if b < skip:
-                    continue  # batches done before the resume: same order, so skip them
-                if state["step"] >= total_steps:
-                    break
-                x, y = (t.to(device, non_blocking=True) for t in _fetch(train_ds, idx))
-                opt.zero_grad(set_to_none=True)
-                with _autocast(device, amp):
-                    # teacher forcing (the model is in training mode) unless the preset turns it off
-                    pred = net(x, y if cfg.teacher_forcing else None)
-                loss = F.mse_loss(pred.float(), y)
-                loss.backward()
-                nn.utils.clip_grad_value_(model.parameters(), cfg.clip_value)
-                opt.step()
-
-                lval = loss.detach()
-                if dd.world > 1:
-                    torch.distributed.all_reduce(lval)
-                    lval /= dd.world
-                lval = float(lval)
-                if not math.isfinite(lval):
-                    raise GlacierError(
-                        f"training diverged at step {state['step'] + 1} (loss {lval}): lower --lr "
-                        f"(now {cfg.lr:g}) or train without --amp; the last good checkpoint is {last_path}"
-                    )
-                state["step"] += 1
-                state["batch_in_epoch"] = b + 1
-                state["epoch_loss_sum"] += lval
-                state["epoch_loss_count"] += 1
-                vb = None
-                if dd.main and state["step"] % cfg.val_every == 0:
-                    batch = val_batches[(state["step"] // cfg.val_every - 1) % len(val_batches)]
-                    vb = evaluate_loss(model, (val_ds, batch), cfg.batch_size, device, amp)
-                    last_val = vb
-                if dd.main:
-                    logs[0].write(state["step"], lval, vb)
-                    if wb is not None:
-                        wb.log(
-                            {
-                                "trainLoss": lval,
-                                **({"validationLoss": vb} if vb is not None else {}),
-                            },
-                            step=state["step"],
-                        )
-                    bar.update(1)
-                    bar.set_postfix_str(
-                        f"epoch {epoch + 1}/{cfg.epochs} loss {state['epoch_loss_sum'] / state['epoch_loss_count']:.4g}"
-                        + (f" val {last_val:.4g}" if math.isfinite(last_val) else ""),
-                        refresh=False,
-                    )
-                if state["step"] % cfg.ckpt_every == 0:
-                    checkpoint(last_path)
-                stop, wanted = flags.poll(dd.world, device)  # collective under DDP
-                if stop or wanted:
-                    _checkpoint_now(state["step"], cfg.ckpt_every, last_path, checkpoint, dd, stop)
-                if stop:
-                    flags.consume()
-                    raise signals.Interrupted(
-                        stop, f"at step {state['step']} of {total_steps} ({last_path} written)"
-                    )
-            if state["batch_in_epoch"] >= steps_per_epoch:  # the epoch is complete
-                mean_train = state["epoch_loss_sum"] / max(state["epoch_loss_count"], 1)
-                state.update(
-                    epoch=epoch + 1, batch_in_epoch=0, epoch_loss_sum=0.0, epoch_loss_count=0
-                )
-                last_val = full_validation(epoch + 1, mean_train)
-                final_train_epoch = mean_train
-            else:
-                break  # max_steps reached inside the epoch
-        epochs_done = state["epoch"] + state["batch_in_epoch"] / steps_per_epoch
-        final_train = final_train_epoch
-        if state["batch_in_epoch"]:  # stopped inside an epoch: validate here too
-            final_train = state["epoch_loss_sum"] / state["epoch_loss_count"]
-            last_val = full_validation(epochs_done, final_train)
-        elif not math.isfinite(last_val):  # resumed a finished run: nothing trained, just score
-            last_val = evaluate_loss(
-                model, (val_ds, val_idx), cfg.batch_size, device, amp, dd.rank, dd.world
+def _restore(
+    model_name: str,
+    model: nn.Module,
+    cfg: TrainConfig,
+    run_dir: Path,
+    resume: bool,
+    device: torch.device,
+    dd: _Dist,
+) -> tuple[torch.optim.Optimizer, TrainState, bool]:
+    """The model (moved to ``device``), a new optimizer and state, with the weights, optimizer
+    state, training state and RNG states of ``<run_dir>/last.pt`` when resuming; and whether
+    they were restored. A fresh run deletes an old ``last.pt``/``best.pt`` (rank 0)."""
+    last_path = run_dir / "last.pt"
+    ckpt = load_checkpoint(last_path) if resume and last_path.is_file() else None
+    model.to(device)
+    if ckpt is not None:
+        if ckpt.get("model_name") != model_name:
+            raise GlacierError(
+                f"{last_path} holds a {ckpt.get('model_name')!r} run, not {model_name!r}: use another --run-name"
             )
-        if dd.main and not math.isfinite(final_train):
-            final_train = _last_epoch_train(run_dir / "epochs.csv")
-        checkpoint(last_path)
-        seconds = state["seconds"] + time.perf_counter() - t_start
-        result = TrainResult(
-            run_dir=run_dir,
-            last=last_path,
-            best=best_path if best_path.is_file() else None,
-            step=state["step"],
-            epoch=round(epochs_done, 4),
-            train_loss=final_train,
-            val_loss=last_val,
-            best_val_loss=state["best_val_loss"],
-            persistence_val_loss=persistence,
-            seconds=round(seconds, 2),
-            n_train=len(train_idx),
-            n_val=len(val_idx),
-            completed=state["step"] >= cfg.epochs * steps_per_epoch
-            or (cfg.max_steps is not None and state["step"] >= cfg.max_steps),
-        )
+        load_weights(model, ckpt["model"], last_path)
+    opt = _optimizer(model, cfg)
+    state = TrainState()
+    if ckpt is None:
         if dd.main:
-            with io.atomic_path(run_dir / "summary.json") as tmp:
-                tmp.write_text(
-                    json.dumps({**result.as_dict(), "config": record}, indent=2, default=str) + "\n"
-                )
-            if wb is not None:
-                wb.summary.update(
-                    {"finalValidationLoss": last_val, "persistenceValidationLoss": persistence}
-                )
-        return result
-    except BaseException:
-        flags.restore(redeliver=False)
-        if wb is not None:
-            wb.finish(exit_code=1)
-            wb = None
-        raise
-    finally:
-        bar.close()
-        if logs is not None:
-            for lg in logs:
-                lg.close()
-        if wb is not None:
-            wb.finish()
-        flags.restore()  # a stop that came after the last step goes to the previous handler
+            for f in (last_path, run_dir / "best.pt"):
+                f.unlink(missing_ok=True)
+        return opt, state, False
+    opt.load_state_dict(ckpt["optimizer"])
+    state = TrainState(**{f.name: ckpt[f.name] for f in fields(TrainState) if f.name in ckpt})
+    restore_rng(ckpt, dd.rank, dd.world, cfg.seed)
+    # The weights and optimizer state now live in the model and the optimizer: the host copy
+    # (≈ 3.6 GB for the paper LSTM, on every rank) is dropped on return, not kept for the run.
+    return opt, state, True
 
 
-def _checkpoint_now(step, ckpt_every, last_path, checkpoint, dd: _Dist, stop: int) -> None:
-    """``last.pt`` at ``step`` on a signal (rank 0 writes; the other ranks wait for it)."""
-    if step % ckpt_every:  # else written just now
-        checkpoint(last_path)
-    if dd.world > 1:
-        torch.distributed.barrier()  # no rank leaves (and tears gloo down) before the file exists
-    if dd.main and not stop:
-        print(f"checkpoint at step {step} (SIGUSR1): {last_path}", file=sys.stderr, flush=True)
+def _main_callbacks(
+    t: Trainer, resumed: bool, wandb_mode: str, wandb_root: Path, progress: bool
+) -> list[Callback]:
+    """Rank 0's callbacks, in the order they run: validation batch, CSV logs, wandb, progress."""
+    t.run_dir.mkdir(parents=True, exist_ok=True)
+    callbacks: list[Callback] = [Validation(t), CsvLogs(t, resumed)]
+    wb = _wandb_start(
+        wandb_mode, t.model_name, t.record, wandb_root, t.run_dir.name, t.state.wandb_id
+    )
+    if wb is not None:
+        t.state.wandb_id = wb.id
+        callbacks.append(Wandb(wb))
+    if progress:
+        callbacks.append(ProgressBar(t))
+    return callbacks
 
 
 def _last_epoch_train(path: Path) -> float:
@@ -1099,8 +1042,6 @@ def train_model(
         )
     pre = get_preset(preset) if isinstance(preset, str) else preset
     if convlstm is not None:
-        from .models.convlstm import resolve_channels
-
         try:
             pre = override(pre, model=override(pre.model, convlstm=resolve_channels(convlstm)))
         except ValueError as e:
@@ -1145,37 +1086,7 @@ def _train_locked(
             for f in ("last.pt", "best.pt", "losses.csv", "epochs.csv", "summary.json"):
                 (run_dir / f).unlink(missing_ok=True)
     if resume and last.is_file():
-        stored = load_checkpoint(last)["config"]
-        base = TrainConfig(
-            **{
-                k: v
-                for k, v in stored["train"].items()
-                if k in {f.name for f in fields(TrainConfig)}
-            }
-        )
-        given = {k: v for k, v in overrides.items() if v is not None}
-        for k in _LOCKED:
-            if k in given and given[k] != getattr(base, k):
-                raise GlacierError(
-                    f"run {name!r} was trained with {k}={getattr(base, k)!r}; a resumed run keeps it "
-                    f"(drop --{k.replace('_', '-')} or start a new --run-name)"
-                )
-        for key, now in (
-            ("model", model),
-            ("preset", pre.name),
-            ("glaciers", gl),
-            ("split", split),
-            ("patch", pre.patch),
-            ("stride", pre.stride),
-            ("climatology_input", pre.model.climatology_input),
-        ):
-            if key == "climatology_input":
-                stored[key] = bool(stored.get("model_config", {}).get(key, False))
-            if stored.get(key) != now:
-                raise GlacierError(
-                    f"run {name!r} was trained with {key}={stored.get(key)!r}, not {now!r}: use another --run-name"
-                )
-        cfg = override(base, **given)
+        cfg = _resumed_config(name, last, overrides, model, pre, gl, split)
     elif resume and rank == 0:
         print(
             f"note: {last} does not exist yet; starting run {name!r} from the beginning",
@@ -1185,7 +1096,7 @@ def _train_locked(
     train, val, info = load_sequences(
         root, cfgs, pre.patch, pre.stride, split, pre.model.climatology_input
     )
-    _seed_all(cfg.seed)  # the same initial weights for the same seed
+    seed_all(cfg.seed)  # the same initial weights for the same seed
     net = build_model(model, pre)
     if init_from is not None:
         init_from = resolve_checkpoint(root, init_from)
@@ -1195,7 +1106,7 @@ def _train_locked(
                 f"--init-from {init_from} holds a {src.get('model_name')!r} model, not {model!r}: pick a checkpoint of a {model} run"
             )
         if not (resume and last.is_file()):
-            _load_weights(net, src["model"], init_from)
+            load_weights(net, src["model"], init_from)
     record = {
         "preset": pre.name,
         "patch": pre.patch,
@@ -1231,6 +1142,47 @@ def _train_locked(
         amp=amp,
         progress=progress,
     )
+
+
+def _resumed_config(
+    name: str,
+    last: Path,
+    overrides: dict[str, Any],
+    model: str,
+    pre: Preset,
+    glaciers: list[str],
+    split: str,
+) -> TrainConfig:
+    """The settings of the run ``name`` that ``last`` (its ``last.pt``) holds, with the
+    ``overrides`` a resume may change; a changed :data:`_LOCKED` setting, model, preset,
+    glaciers, split, patch, stride or climatology input is a one-line :class:`GlacierError`."""
+    stored = load_checkpoint(last)["config"]
+    base = TrainConfig(
+        **{k: v for k, v in stored["train"].items() if k in {f.name for f in fields(TrainConfig)}}
+    )
+    given = {k: v for k, v in overrides.items() if v is not None}
+    for k in _LOCKED:
+        if k in given and given[k] != getattr(base, k):
+            raise GlacierError(
+                f"run {name!r} was trained with {k}={getattr(base, k)!r}; a resumed run keeps it "
+                f"(drop --{k.replace('_', '-')} or start a new --run-name)"
+            )
+    for key, now in (
+        ("model", model),
+        ("preset", pre.name),
+        ("glaciers", glaciers),
+        ("split", split),
+        ("patch", pre.patch),
+        ("stride", pre.stride),
+        ("climatology_input", pre.model.climatology_input),
+    ):
+        if key == "climatology_input":
+            stored[key] = bool(stored.get("model_config", {}).get(key, False))
+        if stored.get(key) != now:
+            raise GlacierError(
+                f"run {name!r} was trained with {key}={stored.get(key)!r}, not {now!r}: use another --run-name"
+            )
+    return override(base, **given)
 
 
 # --------------------------------------------------------------------------------------- CLI

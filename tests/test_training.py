@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from glacier_movement import cli, config, io, training
+from glacier_movement import checkpoints, cli, config, io, training
 from glacier_movement.errors import DataError, GlacierError
 from glacier_movement.models import build_model
 from glacier_movement.presets import get_preset, override
@@ -214,11 +214,11 @@ def test_rng_restore_per_rank(tmp_path):
     states = []
     for seed in (1, 2):
         torch.manual_seed(seed)
-        states.append(training._rng_state())
+        states.append(checkpoints.rng_state())
     ck = {"rng": states[0], "rng_ranks": states, "step": 7}
 
     def draw(rank, world, ckpt):
-        own = training._restore_rng(ckpt, rank, world, seed=0)
+        own = checkpoints.restore_rng(ckpt, rank, world, seed=0)
         return own, torch.rand(3)
 
     torch.manual_seed(1)
