@@ -52,6 +52,11 @@ from tqdm import tqdm
 
 from . import config, io
 from .errors import DataError, GlacierError
+from .registry import existing_config
+
+# pystac, pystac_client, planetary_computer, stackstac, distributed, rasterio and pyproj are
+# imported inside the functions that use them: they are slow to load and only the
+# download itself needs them, not the settings, the filters or `--help`.
 
 #: STAC API of the Microsoft Planetary Computer.
 PC_STAC_URL = "https://planetarycomputer.microsoft.com/api/stac/v1"
@@ -932,8 +937,6 @@ def bbox_glacier(
     An existing config of the name must hold the same bbox and CRS (the scenes on disk belong to
     it); otherwise a one-line error before anything is downloaded.
     """
-    from .registry import existing_config
-
     old = existing_config(s.name, root)
     if old is not None:
         cfg = config.get_glacier(old.stem, root)

@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from . import config, io
 from .errors import DataError, GlacierError
+from .presets import get_preset
 
 __all__ = [
     "patch_grid",
@@ -845,8 +846,6 @@ def register(sub, common) -> None:
 def _resolve_sizes(args) -> tuple[int, int]:
     patch, stride = 50, 10
     if args.preset:
-        from .presets import get_preset
-
         pre = get_preset(args.preset)
         patch, stride = pre.patch, pre.stride
     return (args.patch if args.patch is not None else patch), (
