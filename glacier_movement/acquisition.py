@@ -55,6 +55,10 @@ from .errors import DataError, GlacierError
 from .registry import existing_config, write_glacier
 from .settings import SettingsError, option
 
+# pystac, pystac_client, planetary_computer, stackstac, distributed, rasterio and pyproj are
+# imported inside the functions that use them: they are slow to load and only the
+# download itself needs them, not the settings, the filters or `--help`.
+
 #: STAC API of the Microsoft Planetary Computer.
 PC_STAC_URL = "https://planetarycomputer.microsoft.com/api/stac/v1"
 #: Current Planetary Computer collection (Landsat 4–9, C2 L2) and the original's legacy id.

@@ -27,19 +27,21 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
+from skimage.registration import phase_cross_correlation
 from tqdm.auto import tqdm
 
 from . import io, locks, settings
 from .catalog import Catalog
 from .config import GREEN, NDSI_THRESHOLD, SWIR16, GlacierConfig, Paths, get_glacier
 from .errors import GlacierError
+from .flow import load_truth, motion_share, window_days
 from .settings import SettingsError, option
 
 #: One axis of the 5×5 kernel of Vonica et al. (2021); the kernel is its outer product
@@ -134,7 +136,6 @@ def fill_missing(band: np.ndarray, max_passes: int | None = None) -> np.ndarray:
     idx = (rows + 2) * pw + (cols + 2)  # flat indices of missing pixels in the padded arrays
     vp.ravel()[idx] = 0.0
     offsets = (np.arange(-2, 3)[:, None] * pw + np.arange(-2, 3)[None, :]).ravel()
-    weights = VONICA_KERNEL.ravel()
     vflat, mflat = vp.ravel(), mp.ravel()  # views: writes go into vp/mp
     n_left = len(idx)
     is_missing = np.zeros(vflat.size, dtype=bool)  # padded flat; the border is not "missing"
@@ -146,25 +147,7 @@ def fill_missing(band: np.ndarray, max_passes: int | None = None) -> np.ndarray:
     while n_left and (max_passes is None or passes < max_passes):
         if passes:
             r, c = np.divmod(cand, pw)
-        r0, r1, c0, c1 = r.min() - 2, r.max() + 3, c.min() - 2, c.max() + 3
-        if len(cand) * 25 < _GATHER_FRACTION * (r1 - r0) * (c1 - c0):
-            near = cand[:, None] + offsets  # (n, 25) neighbours
-            num = np.take(vflat, near) @ weights
-            den = np.take(mflat, near) @ _VONICA_32
-        else:
-            # The box reaches 2 px beyond every candidate, so its own border (zeros) never
-            # enters a candidate's sum.
-            box = (r - r0) * (c1 - c0) + (c - c0)
-            num = cv2.sepFilter2D(
-                vp[r0:r1, c0:c1], cv2.CV_64F, VONICA_1D, VONICA_1D, borderType=cv2.BORDER_CONSTANT
-            ).ravel()[box]
-            den = cv2.sepFilter2D(
-                mp[r0:r1, c0:c1],
-                cv2.CV_32F,
-                _VONICA_1D32,
-                _VONICA_1D32,
-                borderType=cv2.BORDER_CONSTANT,
-            ).ravel()[box]
+        num, den = _pass_sums(vp, mp, cand, r, c, offsets)
         # den holds exact small integers (sums of integer weights), so "> 0.5" is "> 0".
         ok = den > 0.5
         filled = cand[ok]
@@ -175,23 +158,75 @@ def fill_missing(band: np.ndarray, max_passes: int | None = None) -> np.ndarray:
         is_missing[filled] = False
         n_left -= len(filled)
         passes += 1
-        # A pixel fillable in the next pass has a valid neighbour now but had none at the start
-        # of this pass: a neighbour filled in this pass. When that frontier is small (nodata
-        # wedges: ~150 thin passes), only its missing pixels are visited.
-        if 25 * len(filled) < n_left:
-            near = (filled[:, None] + offsets).ravel()
-            near = near[is_missing[near]]
-            # Deduplicate without sorting: the last write of each index wins.
-            order = np.arange(len(near))
-            slot[near] = order
-            cand = near[slot[near] == order]
-        else:
-            cand = np.flatnonzero(is_missing)
+        cand = _next_candidates(filled, offsets, is_missing, slot, n_left)
     out = vp[2:-2, 2:-2].astype(out_dtype, copy=True)
     if n_left:
         r, c = np.divmod(np.flatnonzero(is_missing), pw)
         out[r - 2, c - 2] = np.nan
     return out
+
+
+def _pass_sums(
+    vp: np.ndarray,
+    mp: np.ndarray,
+    cand: np.ndarray,
+    r: np.ndarray,
+    c: np.ndarray,
+    offsets: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One :func:`fill_missing` pass's kernel sums at the candidate pixels.
+
+    ``vp`` (H+4, W+4) float64 value·valid and ``mp`` (H+4, W+4) float32 valid (0/1) are the
+    zero-padded images; ``cand`` (n,) flat indices into them, ``r``/``c`` (n,) the same as padded
+    rows and columns; ``offsets`` (25,) the flat offsets of a 5×5 window. Returns (num (n,) float64
+    = Σ w·value·valid, den (n,) float32 = Σ w·valid): a gather of the 25 neighbours when few pixels
+    are left, else two separable 5-tap filters over their bounding box (the same sums).
+    """
+    r0, r1, c0, c1 = r.min() - 2, r.max() + 3, c.min() - 2, c.max() + 3
+    if len(cand) * 25 < _GATHER_FRACTION * (r1 - r0) * (c1 - c0):
+        near = cand[:, None] + offsets  # (n, 25) neighbours
+        num = np.take(vp.ravel(), near) @ VONICA_KERNEL.ravel()
+        den = np.take(mp.ravel(), near) @ _VONICA_32
+        return num, den
+    # The box reaches 2 px beyond every candidate, so its own border (zeros) never
+    # enters a candidate's sum.
+    box = (r - r0) * (c1 - c0) + (c - c0)
+    num = cv2.sepFilter2D(
+        vp[r0:r1, c0:c1], cv2.CV_64F, VONICA_1D, VONICA_1D, borderType=cv2.BORDER_CONSTANT
+    ).ravel()[box]
+    den = cv2.sepFilter2D(
+        mp[r0:r1, c0:c1],
+        cv2.CV_32F,
+        _VONICA_1D32,
+        _VONICA_1D32,
+        borderType=cv2.BORDER_CONSTANT,
+    ).ravel()[box]
+    return num, den
+
+
+def _next_candidates(
+    filled: np.ndarray,
+    offsets: np.ndarray,
+    is_missing: np.ndarray,
+    slot: np.ndarray,
+    n_left: int,
+) -> np.ndarray:
+    """The padded flat indices (m,) that the next :func:`fill_missing` pass visits.
+
+    A pixel fillable in the next pass has a valid neighbour now but had none at the start of
+    this pass: a neighbour ``filled`` (flat indices) in this pass. When that frontier is small
+    (nodata wedges: ~150 thin passes), only its missing pixels are visited (each once, at its
+    last occurrence in the gathered neighbours); otherwise every pixel still missing (``is_missing``, padded flat
+    bool). ``slot`` is int64 scratch of the padded size; ``n_left`` the pixels still missing.
+    """
+    if 25 * len(filled) < n_left:
+        near = (filled[:, None] + offsets).ravel()
+        near = near[is_missing[near]]
+        # Deduplicate without sorting: the last write of each index wins.
+        order = np.arange(len(near))
+        slot[near] = order
+        return near[slot[near] == order]
+    return np.flatnonzero(is_missing)
 
 
 # ------------------------------------------------------------------------------ ECC alignment
@@ -388,8 +423,6 @@ def phase_shift(
     (measured: 0.05 px common offset instead of 0.17 px). Raises ``cv2.error`` (as ECC does) for
     a uniform image or a non-finite shift.
     """
-    from skimage.registration import phase_cross_correlation
-
     if not (np.ptp(template) > 0 and np.ptp(image) > 0):
         raise cv2.error("phase correlation found no peak: the image is uniform")
     h, w = template.shape
@@ -476,18 +509,49 @@ def align_scenes(
     workers = default_workers() if workers is None else int(workers)
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    n = len(scenes)
     template_img = ecc_template(scenes, template)
-    out = scenes if (inplace and isinstance(scenes, list)) else [None] * n
-    warps = np.repeat(np.eye(3)[None], n, axis=0)
-    cc = np.full(n, np.nan)
-    success = np.zeros(n, dtype=bool)
-    seconds = np.zeros(n)
-    errors = [""] * n
+    state = _SceneAligner(scenes, workers, progress, labels, inplace)
+    if method == "phase":
+        template_img = state.phase(template_img, rounds, upsample)
+    else:
+        ecc_options = (iterations, eps, gauss_filt_size, standardize, motion, stop_px)
+        state.ecc(template_img, ecc_options, chain_init)
+    used = state.success | (on_failure == "keep")
+    return state.out, Alignment(
+        state.warps, state.cc, state.success, used, template_img, state.errors, state.seconds
+    )
 
-    def run_all(fn, desc: str) -> None:
+
+class _SceneAligner:
+    """The per-scene results of :func:`align_scenes` while they are computed, and its two methods.
+
+    Holds the input ``scenes`` (N × (2, H, W) DN) and, filled by index, ``out`` (aligned float32
+    (2, H, W) scenes), ``warps`` (N, 3, 3) float64, ``cc`` (N,), ``success`` (N,) bool,
+    ``seconds`` (N,) and ``errors`` (N messages). With ``inplace`` (and a list input) ``out`` is
+    the input list itself.
+    """
+
+    def __init__(
+        self,
+        scenes: list[np.ndarray] | np.ndarray,
+        workers: int,
+        progress: bool,
+        labels: Sequence[str] | None,
+        inplace: bool,
+    ) -> None:
+        n = self.n = len(scenes)
+        self.scenes, self.workers, self.progress, self.labels = scenes, workers, progress, labels
+        self.out = scenes if (inplace and isinstance(scenes, list)) else [None] * n
+        self.warps = np.repeat(np.eye(3)[None], n, axis=0)
+        self.cc = np.full(n, np.nan)
+        self.success = np.zeros(n, dtype=bool)
+        self.seconds = np.zeros(n)
+        self.errors = [""] * n
+
+    def run_all(self, fn: Callable[[int], object], desc: str) -> None:
         """fn(i) for every scene, by ``workers`` threads; results land by index (order kept)."""
-        bar = tqdm(total=n, desc=desc, unit="scene", disable=not progress, leave=False)
+        n, workers = self.n, self.workers
+        bar = tqdm(total=n, desc=desc, unit="scene", disable=not self.progress, leave=False)
         with bar:
             if workers == 1 or n < 2:
                 for i in range(n):
@@ -498,13 +562,25 @@ def align_scenes(
                     for _ in pool.map(fn, range(n)):
                         bar.update()
 
-    def fail(i: int, e: Exception) -> None:
-        errors[i] = _cv_message(e)
-        if labels is not None:
-            errors[i] = f"{labels[i]}: {errors[i]}"
-        warps[i], cc[i], success[i] = np.eye(3), np.nan, False
+    def fail(self, i: int, e: Exception) -> None:
+        """Record scene ``i``'s failure: its message (with its label), identity warp, NaN cc."""
+        self.errors[i] = _cv_message(e)
+        if self.labels is not None:
+            self.errors[i] = f"{self.labels[i]}: {self.errors[i]}"
+        self.warps[i], self.cc[i], self.success[i] = np.eye(3), np.nan, False
 
-    if method == "phase":
+    def phase(self, template_img: np.ndarray, rounds: int, upsample: int) -> np.ndarray:
+        """Phase-correlation alignment (``rounds`` rounds, 1/``upsample`` px) against
+        ``template_img`` (H, W) float32, then each further round against the mean of the
+        previous round's aligned gray images. Returns the last template (H, W) float32,
+        standardized."""
+        n, scenes, warps, success, seconds = (
+            self.n,
+            self.scenes,
+            self.warps,
+            self.success,
+            self.seconds,
+        )
         grays: list[np.ndarray | None] = [None] * n
 
         def gray(i: int) -> None:
@@ -512,7 +588,7 @@ def align_scenes(
             grays[i] = _standardize(scene_gray(np.asarray(scenes[i], dtype=np.float32)))
             seconds[i] += time.perf_counter() - t0
 
-        run_all(gray, "gray images")
+        self.run_all(gray, "gray images")
         ref = _standardize(template_img)
         for r in range(rounds):
             if r:  # the mean of the previous round's aligned gray images
@@ -525,58 +601,53 @@ def align_scenes(
                 t0 = time.perf_counter()
                 try:
                     warps[i] = phase_shift(ref, grays[i], upsample)
-                    success[i], errors[i] = True, ""
+                    success[i], self.errors[i] = True, ""
                 except cv2.error as e:
-                    fail(i, e)
+                    self.fail(i, e)
                 seconds[i] += time.perf_counter() - t0
 
-            run_all(estimate, f"phase correlation, round {r + 1} of {rounds}")
+            self.run_all(estimate, f"phase correlation, round {r + 1} of {rounds}")
 
         def finish(i: int) -> None:
             t0 = time.perf_counter()
             scene = np.asarray(scenes[i], dtype=np.float32)
             if success[i]:
-                cc[i] = _correlation(ref, warp_scene(grays[i][None], warps[i])[0])
-                out[i] = warp_scene(scene, warps[i])
+                self.cc[i] = _correlation(ref, warp_scene(grays[i][None], warps[i])[0])
+                self.out[i] = warp_scene(scene, warps[i])
             else:
-                out[i] = scene
+                self.out[i] = scene
             seconds[i] += time.perf_counter() - t0
 
-        run_all(finish, "resampling")
-        template_img = ref
-    else:
+        self.run_all(finish, "resampling")
+        return ref
+
+    def ecc(self, template_img: np.ndarray, options: tuple, chain_init: bool) -> None:
+        """ECC alignment of every scene against ``template_img`` (H, W) float32; ``options`` are
+        :func:`find_warp`'s (iterations, eps, gauss_filt_size, standardize, motion, stop_px).
+        ``chain_init`` starts each scene from the previous success, serially."""
+        warps, success = self.warps, self.success
 
         def ecc(i: int, guess: np.ndarray | None = None) -> np.ndarray | None:
             t0 = time.perf_counter()
-            scene = np.asarray(scenes[i], dtype=np.float32)
+            scene = np.asarray(self.scenes[i], dtype=np.float32)
             try:
-                warps[i], cc[i] = find_warp(
-                    template_img,
-                    scene_gray(scene),
-                    guess,
-                    iterations,
-                    eps,
-                    gauss_filt_size,
-                    standardize,
-                    motion,
-                    stop_px,
-                )
+                warps[i], self.cc[i] = find_warp(template_img, scene_gray(scene), guess, *options)
                 success[i] = True
-                out[i] = warp_scene(scene, warps[i])
+                self.out[i] = warp_scene(scene, warps[i])
             except cv2.error as e:
-                fail(i, e)
-                out[i] = scene
-            seconds[i] = time.perf_counter() - t0
+                self.fail(i, e)
+                self.out[i] = scene
+            self.seconds[i] = time.perf_counter() - t0
             return warps[i] if success[i] else guess
 
         if chain_init:  # each scene starts from the previous success: serial by nature
             guess = None
-            for i in tqdm(range(n), desc="ECC alignment", unit="scene", disable=not progress):
+            for i in tqdm(
+                range(self.n), desc="ECC alignment", unit="scene", disable=not self.progress
+            ):
                 guess = ecc(i, guess)
         else:
-            run_all(ecc, "ECC alignment")
-    used = success | (on_failure == "keep")
-    return out, Alignment(warps, cc, success, used, template_img, errors, seconds)
+            self.run_all(ecc, "ECC alignment")
 
 
 # ------------------------------------------------------------------------------ alignment error
@@ -1010,16 +1081,8 @@ def load_scenes(
             grid = this
             first_path = path
             roi_used = roi_window(roi or cfg.roi, shape)
-        elif this[0] != grid[0]:
-            raise GlacierError(
-                f"scenes of different shapes: {first_path} has {grid[0][0]}×{grid[0][1]} pixels, "
-                f"{path} has {shape[0]}×{shape[1]}; acquire or synthesize all years with the same size"
-            )
-        elif this[1:3] != grid[1:3]:
-            raise GlacierError(
-                f"scenes on different grids: {first_path} is EPSG:{grid[1]} {grid[2]}, {path} is "
-                f"EPSG:{this[1]} {this[2]}; acquire all years with the same --epsg and bounds"
-            )
+        else:
+            _check_same_grid(grid, this, first_path, path)
         chosen, note = _select(cfg, year, len(s.times), mode, path)
         if note:
             notes.append(note)
@@ -1044,7 +1107,56 @@ def load_scenes(
     order = np.argsort(np.array([r.time for r in records], dtype="datetime64[ns]"), kind="stable")
     records = [records[i] for i in order]
     crops = [crops[i] for i in order]
-    # Fill missing pixels (DN 0) band by band; the uint16 crop is replaced by its float32 version.
+    filled_fraction = fill_scenes(crops, records, roi_used, progress)
+    info = {
+        "epsg": grid[1],
+        "transform": roi_transform(grid[2], roi_used),
+        "roi": roi_used,
+        "scale": grid[3],
+        "offset": grid[4],
+        "selection": mode,
+        "notes": notes,
+        "n_read": n_read,
+        "n_cloudy": n_cloudy,
+        "n_gappy": n_gappy,
+        "missing_fraction": filled_fraction,
+        "shape": grid[0],
+    }
+    return crops, records, info
+
+
+def _check_same_grid(grid: tuple, this: tuple, first_path: Path, path: Path) -> None:
+    """Raise :class:`GlacierError` when a year file's grid differs from the first file's.
+
+    ``grid`` and ``this`` are (shape (H, W), epsg, rounded transform, scale, offset) of the first
+    file (``first_path``) and of ``path``: the shapes and the georeference must match.
+    """
+    if this[0] != grid[0]:
+        shape = this[0]
+        raise GlacierError(
+            f"scenes of different shapes: {first_path} has {grid[0][0]}×{grid[0][1]} pixels, "
+            f"{path} has {shape[0]}×{shape[1]}; acquire or synthesize all years with the same size"
+        )
+    if this[1:3] != grid[1:3]:
+        raise GlacierError(
+            f"scenes on different grids: {first_path} is EPSG:{grid[1]} {grid[2]}, {path} is "
+            f"EPSG:{this[1]} {this[2]}; acquire all years with the same --epsg and bounds"
+        )
+
+
+def fill_scenes(
+    crops: list[np.ndarray],
+    records: Sequence[SceneRecord],
+    roi: tuple[int, int, int, int],
+    progress: bool = False,
+) -> np.ndarray:
+    """Fill the missing pixels (DN 0) of ROI crops band by band with :func:`fill_missing`.
+
+    ``crops`` is a list of uint16 (2, h, w) green/swir16 DN crops; each is replaced, in place in
+    the list, by its float32 (2, h, w) filled version. ``records`` (one per crop) and ``roi``
+    (row0, row1, col0, col1) only name a scene in the error. Returns the fraction of pixels
+    filled per scene, (N,) float64. Raises :class:`GlacierError` when a band is entirely missing.
+    """
     band_names = ("green", "swir16")
     filled_fraction = np.zeros(len(crops))
     for k in tqdm(
@@ -1064,28 +1176,14 @@ def load_scenes(
             try:
                 out[b] = fill_missing(band)
             except ValueError as e:
-                r0, r1, c0, c1 = roi_used
+                r0, r1, c0, c1 = roi
                 raise GlacierError(
                     f"{records[k].label}: band {band_names[b]} cannot be filled in the region of "
                     f"interest rows {r0}:{r1}, cols {c0}:{c1} ({e}); remove the scene from the "
                     "file (acquire again) or choose another --roi"
                 ) from None
         crops[k] = out
-    info = {
-        "epsg": grid[1],
-        "transform": roi_transform(grid[2], roi_used),
-        "roi": roi_used,
-        "scale": grid[3],
-        "offset": grid[4],
-        "selection": mode,
-        "notes": notes,
-        "n_read": n_read,
-        "n_cloudy": n_cloudy,
-        "n_gappy": n_gappy,
-        "missing_fraction": filled_fraction,
-        "shape": grid[0],
-    }
-    return crops, records, info
+    return filled_fraction
 
 
 def run_preprocessing(
@@ -1116,48 +1214,35 @@ def run_preprocessing(
 ) -> Preprocessed:
     """The whole stage for one glacier; see the module docstring. Writes nothing on error.
 
-    Outputs (when ``write``): ``<root>/<glacier>/frames.npz`` (:class:`io.Frames`), the alignment
-    record ``alignment.npz`` (per scene: time, source file and index, cloud cover, warp, cc,
-    success, used, window; the template) and, with ``figures``, ``figures/frames.png`` and
-    ``figures/frames.gif``.
+    Steps: check the options, load and fill the scenes (:func:`load_scenes`), place them in
+    windows, align them (:func:`align_scenes`), average, NDSI and mask the windows
+    (:func:`window_frames`), summarise, write. Outputs (when ``write``):
+    ``<root>/<glacier>/frames.npz`` (:class:`io.Frames`), the alignment record ``alignment.npz``
+    (per scene: time, source file and index, cloud cover, warp, cc, success, used, window; the
+    template) and, with ``figures``, ``figures/frames.png`` and ``figures/frames.gif``.
     """
     t_start = time.perf_counter()
-    for name, value, allowed in (
-        ("--ndsi-input", ndsi_input, NDSI_INPUTS),
-        ("--average", average, AVERAGES),
-        ("--on-ecc-failure", on_failure, ECC_POLICIES),
-        ("--select-scenes", select_scenes, SELECTIONS),
-        ("--ecc-template", ecc_template_mode, ECC_TEMPLATES),
-        ("--ecc-input", ecc_input, ECC_INPUTS),
-        ("--ecc-motion", ecc_motion, tuple(ECC_MOTIONS)),
-        ("--align", align_method, ALIGN_METHODS),
-    ):
-        if value not in allowed:
-            raise GlacierError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-    if ecc_iterations < 1:
-        raise GlacierError(f"--ecc-iterations must be at least 1, got {ecc_iterations}")
-    if chain_init and align_method != "ecc":
-        raise GlacierError("--chain-init starts ECC from the previous warp: add --align ecc")
-    if align_rounds < 1:
-        raise GlacierError(f"--align-rounds must be at least 1, got {align_rounds}")
-    workers = default_workers() if workers is None else workers
-    if workers < 1:
-        raise GlacierError(f"--workers must be at least 1, got {workers}")
-    wm = int(window_months or cfg.window_months)
-    _check_window_months(wm)
+    opts = _Options(
+        ndsi_input=ndsi_input,
+        average=average,
+        on_failure=on_failure,
+        align_method=align_method,
+        align_rounds=align_rounds,
+        chain_init=chain_init,
+        ecc_template_mode=ecc_template_mode,
+        ecc_input=ecc_input,
+        ecc_motion=ecc_motion,
+        ecc_stop_px=ecc_stop_px,
+        ecc_iterations=ecc_iterations,
+        ecc_eps=ecc_eps,
+        select_scenes=select_scenes,
+        max_cloud=max_cloud,
+        max_missing=max_missing,
+    )
+    workers, wm = opts.check(cfg, window_months, workers)
     paths = Paths(Path(root), cfg.name)
-
-    # Cheap checks first: the number of windows is known from the file names.
     files = raw_files(paths)
-    if files:
-        n_years = files[-1][0] - files[0][0] + 1
-        if n_years * (12 // wm) < MIN_FRAMES:
-            raise GlacierError(
-                f"{paths.raw_dir} covers {n_years} year(s) = {n_years * (12 // wm)} windows of {wm} "
-                f"months, but sequences need at least {MIN_FRAMES} frames: add years or use a "
-                "shorter --window-months"
-            )
-
+    _check_year_span(paths, files, wm)  # cheap: the number of windows is known from the names
     scenes, records, info = load_scenes(
         cfg,
         paths,
@@ -1167,6 +1252,143 @@ def run_preprocessing(
         max_missing=max_missing,
         progress=progress,
     )
+    times, starts, windex = _scene_windows(records, files, wm)
+    labels = [r.label for r in records]
+    aligned, alignment = align_scenes(
+        scenes, **opts.align_kwargs(workers), inplace=True, progress=progress, labels=labels
+    )
+    fr = window_frames(cfg.name, aligned, alignment, windex, starts, wm, info, opts)
+    del aligned
+
+    selected = info["selection"] == "config" and cfg.scene_selection is not None
+    summary = _scenes_summary(cfg.name, records, info, len(files), fr.roi, selected, opts)
+    summary += _alignment_summary(alignment, opts, workers)
+    error = truth_alignment_error(paths, times, alignment, info["roi"], fr.frames.shape[1:])
+    if error is not None:
+        summary += error.lines()
+    summary.append(_windows_summary(fr))
+
+    result = Preprocessed(fr, alignment, records, windex, summary, error=error)
+    if write:
+        settings = opts.record(wm, info["selection"])
+        result.written += write_outputs(paths, result, times, settings, figures)
+    result.summary.append(f"done in {time.perf_counter() - t_start:.1f} s")
+    return result
+
+
+@dataclass(frozen=True)
+class _Options:
+    """:func:`run_preprocessing`'s choices, as passed (see there); validated by :meth:`check`."""
+
+    ndsi_input: str
+    average: str
+    on_failure: str
+    align_method: str
+    align_rounds: int
+    chain_init: bool
+    ecc_template_mode: str
+    ecc_input: str
+    ecc_motion: str
+    ecc_stop_px: float | None
+    ecc_iterations: int
+    ecc_eps: float
+    select_scenes: str
+    max_cloud: float
+    max_missing: float
+
+    @property
+    def method_name(self) -> str:
+        """The alignment method in words: 'ECC' or 'phase correlation'."""
+        return "ECC" if self.align_method == "ecc" else "phase correlation"
+
+    def check(
+        self, cfg: GlacierConfig, window_months: int | None, workers: int | None
+    ) -> tuple[int, int]:
+        """Validate the choices and counts (one-line :class:`GlacierError` naming the flag).
+
+        Returns (workers: the alignment threads, default all cores; window length in months,
+        default the glacier's).
+        """
+        for name, value, allowed in (
+            ("--ndsi-input", self.ndsi_input, NDSI_INPUTS),
+            ("--average", self.average, AVERAGES),
+            ("--on-ecc-failure", self.on_failure, ECC_POLICIES),
+            ("--select-scenes", self.select_scenes, SELECTIONS),
+            ("--ecc-template", self.ecc_template_mode, ECC_TEMPLATES),
+            ("--ecc-input", self.ecc_input, ECC_INPUTS),
+            ("--ecc-motion", self.ecc_motion, tuple(ECC_MOTIONS)),
+            ("--align", self.align_method, ALIGN_METHODS),
+        ):
+            if value not in allowed:
+                raise GlacierError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if self.ecc_iterations < 1:
+            raise GlacierError(f"--ecc-iterations must be at least 1, got {self.ecc_iterations}")
+        if self.chain_init and self.align_method != "ecc":
+            raise GlacierError("--chain-init starts ECC from the previous warp: add --align ecc")
+        if self.align_rounds < 1:
+            raise GlacierError(f"--align-rounds must be at least 1, got {self.align_rounds}")
+        workers = default_workers() if workers is None else workers
+        if workers < 1:
+            raise GlacierError(f"--workers must be at least 1, got {workers}")
+        wm = int(window_months or cfg.window_months)
+        _check_window_months(wm)
+        return workers, wm
+
+    def align_kwargs(self, workers: int) -> dict:
+        """:func:`align_scenes`' keyword arguments for these choices and ``workers`` threads."""
+        return dict(
+            method=self.align_method,
+            rounds=self.align_rounds,
+            workers=workers,
+            chain_init=self.chain_init,
+            iterations=self.ecc_iterations,
+            eps=self.ecc_eps,
+            on_failure=self.on_failure,
+            template=self.ecc_template_mode,
+            standardize=self.ecc_input == "standardized",
+            motion=self.ecc_motion,
+            stop_px=self.ecc_stop_px or None,
+        )
+
+    def record(self, wm: int, selection: str) -> str:
+        """The one-line settings record of ``alignment.npz`` (``wm``-month windows, the scene
+        selection mode applied)."""
+        return (
+            f"window_months={wm} ndsi_input={self.ndsi_input} average={self.average} "
+            f"align={self.align_method} align_rounds={self.align_rounds} "
+            f"on_failure={self.on_failure} chain_init={self.chain_init} "
+            f"ecc_template={self.ecc_template_mode} "
+            f"ecc_input={self.ecc_input} ecc_motion={self.ecc_motion} "
+            f"ecc_stop_px={self.ecc_stop_px} ecc_iterations={self.ecc_iterations} "
+            f"ecc_eps={self.ecc_eps} select_scenes={selection} max_cloud={self.max_cloud} "
+            f"max_missing={self.max_missing}"
+        )
+
+
+def _check_year_span(paths: Paths, files: list[tuple[int, Path]], wm: int) -> None:
+    """Raise :class:`GlacierError` when the year files (:func:`raw_files`) span fewer than
+    :data:`MIN_FRAMES` windows of ``wm`` months (nothing to check without files)."""
+    if not files:
+        return
+    n_years = files[-1][0] - files[0][0] + 1
+    if n_years * (12 // wm) < MIN_FRAMES:
+        raise GlacierError(
+            f"{paths.raw_dir} covers {n_years} year(s) = {n_years * (12 // wm)} windows of {wm} "
+            f"months, but sequences need at least {MIN_FRAMES} frames: add years or use a "
+            "shorter --window-months"
+        )
+
+
+def _scene_windows(
+    records: Sequence[SceneRecord], files: list[tuple[int, Path]], wm: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The scenes' times and windows.
+
+    The windows of ``wm`` months cover every year from the first to the last of the scenes and
+    the year files. Returns (times (N,) datetime64[ns], window starts (T,) datetime64[D], window
+    of each scene (N,) int64). Raises :class:`GlacierError` for fewer than :data:`MIN_FRAMES`
+    windows.
+    """
     times = np.array([r.time for r in records], dtype="datetime64[ns]")
     years = times.astype("datetime64[Y]").astype(np.int64) + 1970
     first, last = int(min(years.min(), files[0][0])), int(max(years.max(), files[-1][0]))
@@ -1176,66 +1398,75 @@ def run_preprocessing(
             f"the scenes span {first}-{last} = {len(starts)} windows of {wm} months, but sequences "
             f"need at least {MIN_FRAMES} frames: add years or use a shorter --window-months"
         )
-    windex = window_index(times, first, wm)
+    return times, starts, window_index(times, first, wm)
 
-    labels = [r.label for r in records]
-    aligned, alignment = align_scenes(
-        scenes,
-        method=align_method,
-        rounds=align_rounds,
-        workers=workers,
-        chain_init=chain_init,
-        iterations=ecc_iterations,
-        eps=ecc_eps,
-        on_failure=on_failure,
-        template=ecc_template_mode,
-        standardize=ecc_input == "standardized",
-        motion=ecc_motion,
-        stop_px=ecc_stop_px or None,
-        inplace=True,
-        progress=progress,
-        labels=labels,
-    )
-    method_name = "ECC" if align_method == "ecc" else "phase correlation"
-    means, counts = average_windows(aligned, windex, len(starts), average, use=alignment.used)
+
+def window_frames(
+    glacier: str,
+    aligned: list[np.ndarray],
+    alignment: Alignment,
+    windex: np.ndarray,
+    starts: np.ndarray,
+    wm: int,
+    info: dict,
+    opts: _Options,
+) -> io.Frames:
+    """Average the aligned scenes per window, compute the masked NDSI, interpolate empty windows.
+
+    ``aligned`` is N × float32 (2, H, W) green/swir16 DN, ``alignment.used`` (N,) bool the scenes
+    kept by the alignment, ``windex`` (N,) their windows, ``starts`` (T,) the window starts of
+    ``wm`` months; ``info`` is :func:`load_scenes`'s grid info (scale/offset for reflectance,
+    epsg, transform, roi); ``opts`` gives the average and the NDSI input. Returns the
+    :class:`io.Frames` (frames (T, H, W) float32 masked NDSI). Raises :class:`GlacierError` when
+    no window has a scene.
+    """
+    means, counts = average_windows(aligned, windex, len(starts), opts.average, alignment.used)
     have = counts > 0
     if not have.any():
         raise GlacierError(
-            f"{method_name} failed on every scene of {cfg.name} and --on-ecc-failure drop removed "
+            f"{opts.method_name} failed on every scene of {glacier} and --on-ecc-failure drop removed "
             "them all; "
             "use --on-ecc-failure keep or check the scenes"
         )
     masked = np.zeros((len(starts), *means.shape[2:]), dtype=np.float32)
     for w in np.flatnonzero(have):
         masked[w] = snow_mask(
-            ndsi(means[w, 0], means[w, 1], ndsi_input, info["scale"], info["offset"])
+            ndsi(means[w, 0], means[w, 1], opts.ndsi_input, info["scale"], info["offset"])
         )
     frames, interpolated = interpolate_windows(masked, have)
-    del means, aligned
-
-    fr = io.Frames(
+    return io.Frames(
         frames=frames,
         window_start=starts,
         window_months=wm,
         n_scenes=counts,
         interpolated=interpolated,
-        glacier=cfg.name,
+        glacier=glacier,
         epsg=int(info["epsg"]),
         transform=tuple(info["transform"]),
         roi=tuple(int(v) for v in info["roi"]),
     )
 
-    # ---- summary
-    win_labels = [window_label(s, wm) for s in starts]
-    r0, r1, c0, c1 = fr.roi
+
+def _scenes_summary(
+    glacier: str,
+    records: Sequence[SceneRecord],
+    info: dict,
+    n_files: int,
+    roi: tuple[int, int, int, int],
+    selected: bool,
+    opts: _Options,
+) -> list[str]:
+    """Summary lines of the scenes read: used/read, dropped by the filter (``opts.max_cloud`` %,
+    ``opts.max_missing`` fraction), ROI, filled pixels, selection notes. ``info`` is
+    :func:`load_scenes`'s grid info; ``selected``: a configured scene selection was applied."""
+    r0, r1, c0, c1 = roi
     dropped = info["n_cloudy"] + info["n_gappy"]
-    selected = info["selection"] == "config" and cfg.scene_selection is not None
-    summary = [
-        f"{cfg.name}: {len(records)} scenes used of {info['n_read']} in {len(files)} year file(s) "
+    return [
+        f"{glacier}: {len(records)} scenes used of {info['n_read']} in {n_files} year file(s) "
         f"({'configured scene selection' if selected else 'all scenes'}"
         + (
-            f"; dropped {info['n_cloudy']} over {max_cloud:g} % cloud, {info['n_gappy']} with "
-            f"≥ {max_missing:g} missing"
+            f"; dropped {info['n_cloudy']} over {opts.max_cloud:g} % cloud, {info['n_gappy']} "
+            f"with ≥ {opts.max_missing:g} missing"
             if dropped
             else ""
         )
@@ -1244,31 +1475,41 @@ def run_preprocessing(
         f"{info['missing_fraction'].mean():.1%} of pixels filled on average",
         *[f"note: {n}" for n in info["notes"]],
     ]
+
+
+def _alignment_summary(alignment: Alignment, opts: _Options, workers: int) -> list[str]:
+    """Summary lines of the alignment: the failures and the policy applied to them, or the
+    method, the range of correlations and the time taken (by ``workers`` threads)."""
+    method_name, on_failure, align_rounds = opts.method_name, opts.on_failure, opts.align_rounds
     if alignment.n_failed:
         policy = "kept unaligned" if on_failure == "keep" else "dropped"
-        summary.append(
+        return [
             f"{method_name} failed on {alignment.n_failed} scene(s), {policy} "
-            f"(--on-ecc-failure {on_failure}):"
-        )
-        summary += [f"  {e}" for e in alignment.errors if e]
-    else:
-        ok = alignment.cc[alignment.success]
-        how = (
-            f"phase correlation ({align_rounds} round{'s' if align_rounds > 1 else ''})"
-            if align_method == "phase"
-            else f"ECC {ecc_motion}"
-        )
-        summary.append(
-            f"{how} aligned all {len(records)} scenes (correlation {ok.min():.3f}–{ok.max():.3f}, "
-            f"{alignment.seconds.sum():.1f} s in {workers} worker{'s' if workers > 1 else ''})"
-        )
-    error = truth_alignment_error(paths, times, alignment, info["roi"], fr.frames.shape[1:])
-    if error is not None:
-        summary += error.lines()
+            f"(--on-ecc-failure {on_failure}):",
+            *[f"  {e}" for e in alignment.errors if e],
+        ]
+    ok = alignment.cc[alignment.success]
+    how = (
+        f"phase correlation ({align_rounds} round{'s' if align_rounds > 1 else ''})"
+        if opts.align_method == "phase"
+        else f"ECC {opts.ecc_motion}"
+    )
+    return [
+        f"{how} aligned all {len(alignment.success)} scenes (correlation {ok.min():.3f}–{ok.max():.3f}, "
+        f"{alignment.seconds.sum():.1f} s in {workers} worker{'s' if workers > 1 else ''})"
+    ]
+
+
+def _windows_summary(fr: io.Frames) -> str:
+    """Summary line of the frames: their windows, how many came from scenes, which were
+    interpolated between windows and which copied at the ends."""
+    wm, starts, interpolated = fr.window_months, fr.window_start, fr.interpolated
+    have = fr.n_scenes > 0
+    win_labels = [window_label(s, wm) for s in starts]
     empty = np.flatnonzero(interpolated)
     inner = [t for t in empty if have[:t].any() and have[t:].any()]
     edge = [t for t in empty if t not in inner]
-    summary.append(
+    return (
         f"{len(starts)} frames of {wm} months ({win_labels[0]} … {win_labels[-1]}), "
         f"{int(have.sum())} from scenes, {len(inner)} interpolated"
         + (f" ({', '.join(win_labels[t] for t in inner)})" if inner else "")
@@ -1279,41 +1520,41 @@ def run_preprocessing(
         )
     )
 
-    result = Preprocessed(fr, alignment, records, windex, summary, error=error)
-    if write:
-        # the new alignment.npz replaces the old one only once frames.npz is written, so a
-        # failed write (disk full) leaves the matching old pair, or neither file
-        with io.atomic_path(paths.glacier_dir / "alignment.npz", suffix=".tmp.npz") as tmp:
-            np.savez(
-                tmp,
-                times=times,
-                source_year=np.array([int(r.path.stem) for r in records], dtype=np.int64),
-                source_index=np.array([r.index for r in records], dtype=np.int64),
-                cloud_cover=np.array([r.cloud_cover for r in records]),
-                window=windex.astype(np.int64),
-                warps=alignment.warps,
-                cc=alignment.cc,
-                success=alignment.success,
-                used=alignment.used,
-                template=alignment.template,
-                roi=np.asarray(fr.roi, dtype=np.int64),
-                **_error_arrays(error),
-                settings=np.array(
-                    f"window_months={wm} ndsi_input={ndsi_input} average={average} "
-                    f"align={align_method} align_rounds={align_rounds} "
-                    f"on_failure={on_failure} chain_init={chain_init} ecc_template={ecc_template_mode} "
-                    f"ecc_input={ecc_input} ecc_motion={ecc_motion} ecc_stop_px={ecc_stop_px} "
-                    f"ecc_iterations={ecc_iterations} "
-                    f"ecc_eps={ecc_eps} select_scenes={info['selection']} max_cloud={max_cloud} "
-                    f"max_missing={max_missing}"
-                ),
-            )
-            result.written.append(io.write_frames(paths.frames, fr))
-        result.written.insert(0, paths.glacier_dir / "alignment.npz")
-        if figures:
-            result.written += write_figures(fr, paths.figures_dir)
-    result.summary.append(f"done in {time.perf_counter() - t_start:.1f} s")
-    return result
+
+def write_outputs(
+    paths: Paths, result: Preprocessed, times: np.ndarray, settings: str, figures: bool = True
+) -> list[Path]:
+    """Write ``alignment.npz`` and ``frames.npz`` (and, with ``figures``, the frame figures).
+
+    ``result`` holds the frames, alignment, scene records, scene windows and error; ``times``
+    (N,) datetime64[ns] the scenes' times; ``settings`` the one-line settings record. The new
+    alignment.npz replaces the old one only once frames.npz is written, so a failed write (disk
+    full) leaves the matching old pair, or neither file. Returns the paths written.
+    """
+    fr, alignment, records, error = result.frames, result.alignment, result.scenes, result.error
+    written = []
+    with io.atomic_path(paths.glacier_dir / "alignment.npz", suffix=".tmp.npz") as tmp:
+        np.savez(
+            tmp,
+            times=times,
+            source_year=np.array([int(r.path.stem) for r in records], dtype=np.int64),
+            source_index=np.array([r.index for r in records], dtype=np.int64),
+            cloud_cover=np.array([r.cloud_cover for r in records]),
+            window=result.window.astype(np.int64),
+            warps=alignment.warps,
+            cc=alignment.cc,
+            success=alignment.success,
+            used=alignment.used,
+            template=alignment.template,
+            roi=np.asarray(fr.roi, dtype=np.int64),
+            **_error_arrays(error),
+            settings=np.array(settings),
+        )
+        written.append(io.write_frames(paths.frames, fr))
+    written.insert(0, paths.glacier_dir / "alignment.npz")
+    if figures:
+        written += write_figures(fr, paths.figures_dir)
+    return written
 
 
 def truth_alignment_error(
@@ -1381,7 +1622,7 @@ def preprocess(cfg: GlacierConfig, root: str | Path, **options) -> io.Frames:
 
 def write_figures(fr: io.Frames, folder: Path) -> list[Path]:
     """The frame grid (PNG) and the animation (GIF) of a frame set, in ``folder``."""
-    from . import plotting
+    from . import plotting  # loads matplotlib (slow, heavy): only when figures are drawn
 
     labels = [window_label(s, fr.window_months) for s in fr.window_start]
     ncols = 12 // fr.window_months if 12 // fr.window_months <= 6 else 6
@@ -1560,8 +1801,6 @@ def run(s: PreprocessSettings, catalog: Catalog) -> Preprocessed:
 def _motion_share_line(truth_path: Path, fr: io.Frames) -> str:
     """How much of the frames' change the known ice motion explains (synthetic data), beside the
     generator's estimate on its clean surface (truth.npz ``motion_share``)."""
-    from .flow import load_truth, motion_share, window_days
-
     truth = load_truth(truth_path, fr.roi, fr.frames.shape[1:])
     share = motion_share(fr.frames, truth.displacement(window_days(fr.window_start)), truth.mask)
     with np.load(truth_path) as f:

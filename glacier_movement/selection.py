@@ -10,10 +10,10 @@ import torch
 
 from . import config
 from .catalog import Catalog
+from .checkpoints import load_checkpoint, load_model, resolve_device
 from .errors import DataError, GlacierError
 from .models import TRAINABLE
 from .settings import SettingsError, option
-from .checkpoints import load_checkpoint, load_model, resolve_device
 
 
 @dataclass(frozen=True)

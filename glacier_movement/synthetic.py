@@ -627,8 +627,23 @@ class Generator:
         self.shed = (1.0 - 0.8 * np.clip((slope - 38.0) / 17.0, 0.0, 1.0)).astype(np.float32)
         self.elevation = z
 
+        self._build_band(s, eta, wid, xc, z)
+
+    def _build_band(
+        self, s: np.ndarray, eta: np.ndarray, wid: np.ndarray, xc: np.ndarray, z: np.ndarray
+    ) -> None:
+        """The glacier band's static arrays (flat indices, flow coordinates, moraines, texture
+        grid) and the motion regime's snow-line elevation.
+
+        ``s`` (Hp,) is the along-flow coordinate of each padded row (px), ``eta`` (Hp, Wp) the
+        across-flow coordinate (−1…1 on the ice), ``wid`` (Hp,) the half-width and ``xc`` (Hp,)
+        the centreline column (px, unpadded), ``z`` (Hp, Wp) the elevation (m).
+        """
+        g = self.geom
+        hp, wp = eta.shape
+        w0 = g.w0
         # The glacier band (|η| < 1): flat indices and flow coordinates for the texture.
-        idx = np.flatnonzero(on_ice)
+        idx = np.flatnonzero(np.abs(eta) < 1.0)
         rows, cols = np.divmod(idx, wp)
         bs, be = s[rows], eta.ravel()[idx]
         self.band_idx = idx
@@ -638,7 +653,7 @@ class Generator:
         self.band_along = g.along(bs, be)
         self.band_w = wid[rows]
         moraine = np.zeros_like(be)
-        for m in clim.moraines:
+        for m in self.clim.moraines:
             moraine = np.maximum(moraine, 0.85 * np.exp(-(((be - m) / 0.045) ** 2)))
         self.band_moraine = moraine.astype(np.float32)
         # texture image: rows = σ (1 px), cols = η·w0 (1 px at the widest)
@@ -907,11 +922,27 @@ class Generator:
         """:meth:`render` plus, with ``cloud_mask``, where clouds or their shadows touch the
         observed scene (bool (Hg, Wg), sensor frame) and, with ``clean``, the clean surface:
         green and swir16 reflectance float32 (2, Hg, Wg) in the TRUE frame, lit, without clouds,
-        haze, misregistration, noise or gaps (``None`` where not asked for)."""
-        g = self.geom
+        haze, misregistration, noise or gaps (``None`` where not asked for).
+
+        Steps: the lit surface (:meth:`_surface`: ground, ice, snow), clouds, their shadows and
+        haze (:meth:`_atmosphere`), then the sensor (:meth:`_observe`: misregistration, noise,
+        DN, gaps)."""
+        sun = self.sun(p.doy)
+        surf, tmp = self._surface(p, sun)
+        surface = None
+        if clean:
+            inner = surf[PAD:-PAD, PAD:-PAD]
+            surface = np.stack(
+                [inner[..., BANDS.index("green")], inner[..., BANDS.index("swir16")]]
+            )
+        cloudy = self._atmosphere(p, sun, surf, tmp, cloud_mask)
+        return self._observe(p, surf), cloudy, surface
+
+    def _surface(self, p: ScenePlan, sun: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The lit surface reflectance of scene ``p`` in the TRUE frame, padded: (Hp, Wp, 7)
+        float32, and the scratch buffer of the same shape (both reused from scene to scene)."""
         hg, wg = self.shape
         hp, wp = hg + 2 * PAD, wg + 2 * PAD
-        sun = self.sun(p.doy)
         nx, ny, nz = self.normal
         cos_i = nx * sun[0] + ny * sun[1] + nz * sun[2]
         shade = (0.45 + 0.55 * np.clip(cos_i / sun[2], 0.0, 1.4)).astype(np.float32)
@@ -927,9 +958,18 @@ class Generator:
         surf, tmp = self._buf
         np.multiply(self.ground_b, green, out=surf)
         surf += self.ground_a
-        flat = surf.reshape(-1, len(BANDS))
+        idx, fi, crev = self._add_ice(p, surf.reshape(-1, len(BANDS)))
+        self._add_snow(p, surf, tmp, idx, fi, crev)
+        surf *= shade[..., None]
+        return surf, tmp
 
-        # ice: extent at t (antialiased terminus and margins), advected texture
+    def _add_ice(self, p: ScenePlan, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Blend the ice at ``p.t`` into the ground reflectance ``flat`` ((Hp·Wp, 7) float32, in
+        place): its extent (antialiased terminus and margins) and advected texture.
+
+        Returns (flat indices (n,) of the ice pixels, their ice fraction (n, 1) float32, their
+        crevasse strength (n,))."""
+        g = self.geom
         f_ice = np.clip(g.terminus(p.t) - self.band_along + 0.5, 0, 1) * np.clip(
             (1 - np.abs(self.band_eta)) * self.band_w + 0.5, 0, 1
         )
@@ -955,8 +995,21 @@ class Generator:
         idx = self.band_idx[sel]
         fi = f_ice[sel].astype(np.float32)[:, None]
         flat[idx] += fi * (ice - flat[idx])
+        return idx, fi, crev
 
-        # snow: the season's snow line; crevasses show faintly through snow on the glacier
+    def _add_snow(
+        self,
+        p: ScenePlan,
+        surf: np.ndarray,
+        tmp: np.ndarray,
+        idx: np.ndarray,
+        fi: np.ndarray,
+        crev: np.ndarray,
+    ) -> None:
+        """Blend the season's snow (and firn) into ``surf`` ((Hp, Wp, 7) float32, in place;
+        ``tmp`` scratch of the same shape); crevasses show faintly through snow on the glacier
+        (ice pixels ``idx``, fractions ``fi`` (n, 1), crevasse strength ``crev`` (n,))."""
+        hp, wp = surf.shape[:2]
         age = np.float32(_snowline_season(p.doy))
         snow = SPECTRA["snow_fresh"] + age * (SPECTRA["snow_old"] - SPECTRA["snow_fresh"])
         f_snow = np.clip((self.z_snow - p.snowline) / _NDSI_SOFT + 0.5, 0.0, 1.0) * self.shed
@@ -970,7 +1023,7 @@ class Generator:
             tmp.reshape(-1, len(BANDS))[idx] += (firn * snow_dim[idx])[:, None] * (
                 SPECTRA["firn"] - snow
             )
-        if motion:
+        if self.regime == "motion":
             # the glacier's snow line is stable and its snow old: below it the tongue is bare
             # ice all year, above it the accumulation area's snow and firn do not change
             zs = self.z_snow.ravel()[idx]
@@ -983,15 +1036,14 @@ class Generator:
         tmp -= surf
         tmp *= f_snow[..., None]
         surf += tmp
-        surf *= shade[..., None]
-        surface = None
-        if clean:
-            inner = surf[PAD:-PAD, PAD:-PAD]
-            surface = np.stack(
-                [inner[..., BANDS.index("green")], inner[..., BANDS.index("swir16")]]
-            )
 
-        # clouds and their shadows, then a haze term
+    def _atmosphere(
+        self, p: ScenePlan, sun: np.ndarray, surf: np.ndarray, tmp: np.ndarray, cloud_mask: bool
+    ) -> np.ndarray | None:
+        """Add clouds, their shadows and a haze term to ``surf`` ((Hp, Wp, 7) float32, in place;
+        ``tmp`` scratch); sets ``p.cloud_cover`` (%). Returns, with ``cloud_mask``, where clouds
+        or shadows touch the observed scene (bool (Hg, Wg), sensor frame), else None."""
+        hg, wg = self.shape
         alpha, ice_share, shadow, cover = self.clouds(p, sun)
         p.cloud_cover = cover
         cloudy = None
@@ -1015,7 +1067,12 @@ class Generator:
             np.multiply((alpha * ice_share)[..., None], ci - cw, out=tmp)
             surf += tmp
         surf += np.float32(0.6 * p.haze) * SPECTRA["haze"]
+        return cloudy
 
+    def _observe(self, p: ScenePlan, surf: np.ndarray) -> np.ndarray:
+        """The sensor's view of the padded top-of-atmosphere reflectance ``surf`` (Hp, Wp, 7):
+        misregistered, noisy, as uint16 DN (7, Hg, Wg) with 0 at the nodata pixels."""
+        hg, wg = self.shape
         # misregistration: observed(x) = true(H⁻¹ x); the render is offset by PAD
         shift = np.array([[1, 0, -PAD], [0, 1, -PAD], [0, 0, 1]], dtype=np.float64)
         obs = cv2.warpPerspective(
@@ -1034,7 +1091,7 @@ class Generator:
         dn = np.empty((len(BANDS), hg, wg), dtype=np.uint16)
         np.copyto(dn, obs.transpose(2, 0, 1), casting="unsafe")  # transpose and cast in one pass
         dn *= ~self.nodata(p)  # nodata: 0 in every band
-        return dn, cloudy, surface
+        return dn
 
     # -------------------------------------------------------------------------------- truth
     def truth(self, plans: list[ScenePlan], written: np.ndarray) -> dict[str, np.ndarray]:
@@ -1080,7 +1137,7 @@ class Generator:
 def geotransform(cfg: GlacierConfig) -> tuple[float, ...]:
     """Affine (a, b, c, d, e, f) of the 30 m grid whose upper-left corner is the bbox's projected
     upper-left corner (the bounds of the bbox in ``cfg.epsg``, as stackstac builds them)."""
-    from pyproj import Transformer
+    from pyproj import Transformer  # PROJ bindings and their database: only for this grid
 
     west, south, east, north = cfg.bbox
     tr = Transformer.from_crs(4326, cfg.epsg, always_xy=True)
@@ -1238,7 +1295,7 @@ def quicklooks(
 ) -> list[Path]:
     """RGB quick-look grids ``figures/quicklook_<year>.png`` of the scene files (synthetic or
     acquired): every scene of the year, titled with date, cloud cover and gaps."""
-    from .plotting import scene_quicklook
+    from .plotting import scene_quicklook  # loads matplotlib (slow, heavy): only for figures
 
     paths = Paths(Path(root), cfg.name)
     files = (
