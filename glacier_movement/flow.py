@@ -27,6 +27,7 @@ import pandas as pd
 
 from . import config
 from .errors import DataError, GlacierError
+from .inference import N_IN, N_OUT, predict_scene
 from .io import load_npz
 
 #: Farneback parameters of the original ``opticalFlow.py`` (pyr_scale, levels, winsize,
@@ -298,8 +299,6 @@ def motion_errors(
     (for ``+clim`` models). Rows: ``start``, ``source`` (predictions | targets | zero),
     ``epe_px`` (mean over the 4 pairs, px per window), ``true_px`` (mean true displacement).
     """
-    from .evaluation import N_IN, N_OUT, predict_scene
-
     rows = []
     for s in np.asarray(starts, dtype=np.int64):
         idx = np.arange(s, s + N_IN + N_OUT)
