@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import stat
 import zipfile
 
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 from PIL import Image
@@ -348,3 +350,21 @@ def test_grayscale_png_is_min_max_scaled(tmp_path):
         np.asarray(Image.open(io.save_grayscale(np.zeros((3, 3)), tmp_path / "z.png"))) == 0
     ).all()
     assert io.save_grayscale(img, tmp_path / "a.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_markdown_table_lines_and_alignment():
+    assert io.markdown_table(["a", "b"], [["1", "2"], ["x", ""]], "lr") == (
+        "| a | b |\n|---|---:|\n| 1 | 2 |\n| x |  |"
+    )
+    assert io.markdown_table(["only"], []) == "| only |\n|---|"
+    with pytest.raises(ValueError, match="one letter"):
+        io.markdown_table(["a", "b"], [], "l")
+
+
+def test_write_csv_float_format_and_gzip(tmp_path):
+    df = pd.DataFrame({"name": ["a", "b"], "v": [1 / 3, 2.0]})
+    plain = io.write_csv(df, tmp_path / "t.csv", "%.6g")
+    assert plain.read_text() == "name,v\na,0.333333\nb,2\n"
+    full = io.write_csv(df, tmp_path / "t.csv.gz")
+    assert gzip.decompress(full.read_bytes()).decode() == df.to_csv(index=False)
+    pd.testing.assert_frame_equal(pd.read_csv(full), df)
