@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from glacier_movement import evaluation as ev
+from glacier_movement import metrics
 from glacier_movement.baselines import BASELINES
 from glacier_movement.sequences import SequenceDataset
 from tests.helpers import Echo, LastFrame, frames
@@ -44,11 +45,14 @@ def test_evaluate_scores_model_and_persistence_directly():
         np.testing.assert_allclose(sub["MSE"], ((pred - y) ** 2).mean(axis=(1, 2, 3)), rtol=1e-6)
         np.testing.assert_allclose(sub["MAE"], np.abs(pred - y).mean(axis=(1, 2, 3)), rtol=1e-6)
         assert sub["MSE"].mean() == pytest.approx(((pred - y) ** 2).mean(), rel=1e-6)
-        np.testing.assert_allclose(sub["SSIM"], ev.ssim_frames(pred, y).mean(axis=1), atol=1e-6)
+        np.testing.assert_allclose(
+            sub["SSIM"], metrics.ssim_frames(pred, y).mean(axis=1), atol=1e-6
+        )
     # a persistence model scores exactly what the built-in baseline scores
     df2 = ev.evaluate(LastFrame(), ds, idx, batch_size=100, progress=False)
     a, b = (
-        df2[df2["predictor"] == k][list(ev.METRICS)].to_numpy() for k in ("model", ev.PERSISTENCE)
+        df2[df2["predictor"] == k][list(metrics.METRICS)].to_numpy()
+        for k in ("model", ev.PERSISTENCE)
     )
     np.testing.assert_allclose(a, b, rtol=1e-6)
 
