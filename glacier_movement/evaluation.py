@@ -1,31 +1,28 @@
-"""Test-set scores, full-scene predictions and loss curves (docs/evaluation.md).
+"""Test-set scores, the ``infer`` stage and loss curves (docs/evaluation.md).
 
-* **Scores** — per-pixel MSE and MAE (the paper's convention: the mean over every predicted pixel
-  of every test sequence), SSIM and PSNR per predicted frame (data range 1.0, NDSI units),
-  averaged; each for the model and, always beside it, for the persistence baseline (repeat the
-  last input frame) on the same sequences. Per-sequence errors feed a percentile bootstrap
-  (``scipy.stats.bootstrap``) of the mean.
-* **Full scenes** — :func:`predict_scene` cuts the 4 input frames into non-overlapping P×P
-  patches, predicts them in batches and stitches the 4 predicted frames back; ``infer`` saves them
-  as ``.npy``, grayscale PNG (PDF) and georeferenced GeoTIFF.
+* **Scores** — :func:`evaluate` runs a model on test sequences and scores it, beside the
+  baselines, per sequence with :mod:`metrics` (per-pixel MSE and MAE, SSIM and PSNR per frame,
+  per lead time, on / off the glacier); :func:`score_rows` and :func:`summarize` turn those rows
+  into tables with clustered, paired bootstrap intervals; :func:`results_markdown` writes them.
+* **Full scenes** — :func:`infer` predicts a selected checkpoint's full-scene window with
+  :func:`inference.predict_scene`, saves it (:func:`inference.save_scene`) and draws it.
 * **Loss curves** — per-epoch train/validation loss of every run under ``<root>/models``.
+* **Checkpoint selection** — :func:`select` resolves ``--run``/``--checkpoint``.
 
 Commands: ``glacier-movement test``, ``infer`` and ``loss-curves``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from scipy import ndimage, stats
 from tqdm.auto import tqdm
 
 from . import config, metrics, settings
@@ -35,113 +32,29 @@ from .baselines import (
     forecast,
     glacier_mask,
     glacier_sequences,
-    scene_take,
 )
 from .catalog import Catalog
 from .checkpoints import resolve_device
 from .errors import DataError, GlacierError
-from .io import Frames, atomic_path, read_frames, write_serialized
+from .flow import FARNEBACK_SETTINGS, load_truth, motion_errors
+from .inference import (
+    N_IN,
+    N_OUT,
+    PERSISTENCE,
+    Scene,
+    infer,
+    load_scene,  # noqa: F401 (flow.run reads saved scenes through this module)
+    scene_scores,
+)
+from .io import markdown_table, read_frames, write_csv, write_text
+from .models import Persistence
+from .plotting import loss_curves_figure
 from .selection import ModelChoice, Selected, select
-from .sequences import extract_patches, make_loader, split_indices, stitch_patches
+from .sequences import extract_patches, make_loader, split_indices
 from .settings import SettingsError, option
 
-#: Name of the persistence baseline in every table.
-PERSISTENCE = "persistence"
 #: Split modes of ``sequences.split_indices`` (docs/preprocessing.md).
 SPLITS = ("paper", "strict")
-#: PSNR of a frame predicted without any error is infinite; it is capped here (MSE floor 1e-10
-#: for data range 1) so that means stay finite and the ordering of predictors is kept.
-PSNR_MAX_DB = 100.0
-#: Frames of one full-scene test window: 4 inputs, then 4 targets.
-N_IN = N_OUT = 4
-
-METRICS = ("MSE", "MAE", "SSIM", "PSNR")
-
-
-# ------------------------------------------------------------------------------------- metrics
-def sequence_errors(pred: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-sequence mean squared and mean absolute error.
-
-    ``pred``, ``target``: (B, T, H, W) NDSI. Returns two float64 arrays (B,): the mean over the
-    T·H·W pixels of each sequence. All sequences have the same size, so the mean of these is the
-    paper's per-pixel MSE/MAE over the whole set.
-    """
-    pred, target = _pair(pred, target)
-    diff = pred.astype(np.float64) - target
-    axes = tuple(range(1, diff.ndim))
-    return np.mean(diff * diff, axis=axes), np.mean(np.abs(diff), axis=axes)
-
-
-def mse(pred: np.ndarray, target: np.ndarray) -> float:
-    """Per-pixel mean squared error over all pixels (the paper's MSE)."""
-    pred, target = _pair(pred, target)
-    return float(np.mean(np.square(pred.astype(np.float64) - target)))
-
-
-def mae(pred: np.ndarray, target: np.ndarray) -> float:
-    """Per-pixel mean absolute error over all pixels (the paper's MAE)."""
-    pred, target = _pair(pred, target)
-    return float(np.mean(np.abs(pred.astype(np.float64) - target)))
-
-
-def ssim_frames(
-    pred: np.ndarray, target: np.ndarray, data_range: float = 1.0, win_size: int = 7
-) -> np.ndarray:
-    """SSIM of every frame, (..., H, W) → (...).
-
-    The same computation as ``skimage.metrics.structural_similarity(target, pred,
-    data_range=data_range)`` per frame (7×7 uniform window, sample covariance, K1 = 0.01,
-    K2 = 0.03, mean over the window centres at least 3 px from the border), vectorised over all
-    frames at once instead of one call per frame. Frames smaller than 7 px use the largest odd
-    window that fits.
-    """
-    pred, target = _pair(pred, target)
-    win_size = min(win_size, *(s if s % 2 else s - 1 for s in pred.shape[-2:]))
-    if win_size < 1:
-        raise ValueError(f"frames of shape {pred.shape[-2:]} are too small for SSIM")
-    x = target.astype(np.float64)
-    y = pred.astype(np.float64)
-    # one filter call over the five stacked moments (E[x], E[y], E[x²], E[y²], E[xy])
-    ux, uy, uxx, uyy, uxy = ndimage.uniform_filter(
-        np.stack([x, y, x * x, y * y, x * y]), size=win_size, axes=(-2, -1)
-    )
-    n = win_size * win_size
-    cov_norm = n / (n - 1) if n > 1 else 1.0
-    vx, vy, vxy = cov_norm * (uxx - ux * ux), cov_norm * (uyy - uy * uy), cov_norm * (uxy - ux * uy)
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-    pad = (win_size - 1) // 2
-    h, w = s.shape[-2:]
-    return s[..., pad : h - pad, pad : w - pad].mean(axis=(-2, -1))
-
-
-def psnr_frames(
-    pred: np.ndarray, target: np.ndarray, data_range: float = 1.0, max_db: float = PSNR_MAX_DB
-) -> np.ndarray:
-    """PSNR in dB of every frame, (..., H, W) → (...): 10·log10(range² / MSE), capped at ``max_db``.
-
-    Equals ``skimage.metrics.peak_signal_noise_ratio(target, pred, data_range=data_range)``
-    wherever that is finite; an exact prediction (e.g. an empty patch predicted empty) gets
-    ``max_db`` instead of infinity.
-    """
-    pred, target = _pair(pred, target)
-    err = np.mean(np.square(pred.astype(np.float64) - target), axis=(-2, -1))
-    floor = data_range**2 * 10 ** (-max_db / 10)
-    return 10 * np.log10(data_range**2 / np.maximum(err, floor))
-
-
-def sequence_scores(pred: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
-    """MSE, MAE, SSIM and PSNR of each sequence, (B, T, H, W) → {metric: (B,)}.
-
-    SSIM and PSNR are per frame, then averaged over the sequence's T frames.
-    """
-    m2, m1 = sequence_errors(pred, target)
-    return {
-        "MSE": m2,
-        "MAE": m1,
-        "SSIM": ssim_frames(pred, target).mean(axis=-1),
-        "PSNR": psnr_frames(pred, target).mean(axis=-1),
-    }
 
 
 def persistence_forecast(x: np.ndarray, n_out: int = N_OUT) -> np.ndarray:
@@ -149,73 +62,7 @@ def persistence_forecast(x: np.ndarray, n_out: int = N_OUT) -> np.ndarray:
     return np.repeat(x[:, -1:], n_out, axis=1)
 
 
-@dataclass(frozen=True)
-class Interval:
-    """Bootstrap estimate of a mean: the bootstrap mean and the percentile interval."""
-
-    mean: float
-    low: float
-    high: float
-
-
-def bootstrap_interval(
-    values: np.ndarray, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0
-) -> Interval:
-    """Percentile bootstrap of the mean of ``values`` (N,), resampled with replacement.
-
-    Returns the mean of the bootstrap distribution and its (1−c)/2 and (1+c)/2 percentiles
-    (2.5 / 97.5 % for c = 0.95), as the paper's bootstrap option did (docs/preprocessing.md).
-    """
-    values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 1 or values.size < 2:
-        raise GlacierError(f"a bootstrap needs at least 2 test sequences, got {values.size}")
-    if n_resamples < 1:
-        raise GlacierError(f"--bootstrap must be a positive number of resamples, got {n_resamples}")
-    res = stats.bootstrap(
-        (values,),
-        np.mean,
-        n_resamples=n_resamples,
-        confidence_level=confidence,
-        method="percentile",
-        # bound the resampled matrix (batch × N float64) to ~160 MB on large test sets
-        batch=max(1, 20_000_000 // values.size),
-        rng=np.random.default_rng(seed),
-    )
-    ci = res.confidence_interval
-    return Interval(float(res.bootstrap_distribution.mean()), float(ci.low), float(ci.high))
-
-
-def _pair(pred, target) -> tuple[np.ndarray, np.ndarray]:
-    pred, target = np.asarray(pred), np.asarray(target)
-    if pred.shape != target.shape:
-        raise ValueError(f"prediction shape {pred.shape} differs from target shape {target.shape}")
-    return pred, target
-
-
 # ---------------------------------------------------------------------------------- test scores
-def _per_lead(pred: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
-    d = pred.astype(np.float64) - target
-    out = {}
-    for k in range(d.shape[1]):
-        out[f"MSE_l{k + 1}"] = np.mean(d[:, k] ** 2, axis=(-2, -1))
-        out[f"MAE_l{k + 1}"] = np.mean(np.abs(d[:, k]), axis=(-2, -1))
-    return out
-
-
-def _masked(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
-    """MSE over the glacier pixels (``mask`` (B, P, P)) and off them, per sequence; NaN where a
-    sequence has none."""
-    sq = (pred.astype(np.float64) - target) ** 2
-    m = mask[:, None].astype(np.float64)
-    n_on = m.sum(axis=(1, 2, 3)) * sq.shape[1]
-    n_off = (1 - m).sum(axis=(1, 2, 3)) * sq.shape[1]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return {
-            "MSE_glacier": np.where(n_on > 0, (sq * m).sum(axis=(1, 2, 3)) / n_on, np.nan),
-            "MSE_off": np.where(n_off > 0, (sq * (1 - m)).sum(axis=(1, 2, 3)) / n_off, np.nan),
-        }
-
-
 def evaluate(
     model: torch.nn.Module,
     dataset: torch.utils.data.Dataset,
@@ -240,7 +87,7 @@ def evaluate(
     Returns one row per sequence and predictor, in index order: ``predictor`` ("model" or the
     baseline's name), ``index`` (dataset index), ``start`` (start frame; -1 for datasets without
     positions), ``observed`` (no target window interpolated), ``MSE``, ``MAE``, ``SSIM``, ``PSNR``
-    (see :func:`sequence_scores`), ``MSE_l1``… / ``MAE_l1``… per lead time, and with a mask
+    (see :func:`metrics.sequence_scores`), ``MSE_l1``… / ``MAE_l1``… per lead time, and with a mask
     ``MSE_glacier`` / ``MSE_off``.
     """
     indices = np.asarray(indices, dtype=np.int64)
@@ -280,9 +127,9 @@ def evaluate(
             elif baselines:
                 preds[PERSISTENCE] = persistence_forecast(x, y.shape[1])
             for name, p in preds.items():
-                scores = sequence_scores(p, y) | _per_lead(p, y)
+                scores = metrics.sequence_scores(p, y) | metrics.per_lead(p, y)
                 if mask_w is not None:
-                    scores |= _masked(p, y, mask_w[r, c])
+                    scores |= metrics.masked_errors(p, y, mask_w[r, c])
                 parts[name].append(scores)
     start, observed = np.concatenate(meta["start"]), np.concatenate(meta["observed"])
     frames = []
@@ -417,7 +264,8 @@ def summarize(
     return pd.concat(out, ignore_index=True)
 
 
-def _ci(low: float, high: float, digits: int = 4) -> str:
+def ci_text(low: float, high: float, digits: int = 4) -> str:
+    """An interval as table text, ``[low, high]`` with ``digits`` decimals; "–" when an end is NaN."""
     return (
         "–"
         if not (np.isfinite(low) and np.isfinite(high))
@@ -431,14 +279,14 @@ def results_markdown(results: pd.DataFrame, versus: Sequence[str] = REFERENCE_BA
     with its interval and verdict; the cluster count below it."""
     header = ["model", "MSE [95 % CI]", "MAE [95 % CI]", "SSIM"]
     header += [f"MSE − {b} [95 % CI]: verdict" for b in versus if f"dMSE_{b}" in results]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     records = results.to_dict(orient="records")
     records.sort(key=lambda r: r["model"] in BASELINES)  # the models first, then the baselines
+    rows = []
     for r in records:
         cells = [
             str(r["model"]),
-            f"{r['MSE']:.4f} {_ci(r['MSE_low'], r['MSE_high'])}",
-            f"{r['MAE']:.4f} {_ci(r['MAE_low'], r['MAE_high'])}",
+            f"{r['MSE']:.4f} {ci_text(r['MSE_low'], r['MSE_high'])}",
+            f"{r['MAE']:.4f} {ci_text(r['MAE_low'], r['MAE_high'])}",
             f"{r['SSIM']:.3f}",
         ]
         for b in versus:
@@ -448,357 +296,25 @@ def results_markdown(results: pd.DataFrame, versus: Sequence[str] = REFERENCE_BA
                 cells.append("(itself)")
             else:
                 cells.append(
-                    f"{r[f'dMSE_{b}']:+.4f} {_ci(r[f'dMSE_{b}_low'], r[f'dMSE_{b}_high'])}: "
+                    f"{r[f'dMSE_{b}']:+.4f} {ci_text(r[f'dMSE_{b}_low'], r[f'dMSE_{b}_high'])}: "
                     f"**{r[f'vs_{b}']}**"
                 )
-        lines.append("| " + " | ".join(cells) + " |")
+        rows.append(cells)
     first = results.iloc[0]
     seeds = int(results["n_seeds"].max())
-    lines.append(
-        f"\n{int(first['n']):,} sequences in {int(first['n_clusters'])} independent clusters "
-        f"(forecast start × glacier){f'; {seeds} training seeds' if seeds > 1 else ''}."
+    return (
+        markdown_table(header, rows)
+        + f"\n\n{int(first['n']):,} sequences in {int(first['n_clusters'])} independent clusters "
+        f"(forecast start × glacier){f'; {seeds} training seeds' if seeds > 1 else ''}.\n"
     )
-    return "\n".join(lines) + "\n"
 
 
-def result_paths(results_dir: Path, label: str) -> dict[str, Path]:
-    """Where ``test`` writes the scores of ``label`` (``<root>/<glacier>/results/``)."""
-    return {
-        "results": results_dir / f"{label}_results.csv",
-        "per_sequence": results_dir / f"{label}_per_sequence.csv.gz",
-        "motion": results_dir / f"{label}_motion_epe.csv",
-        "markdown": results_dir / f"{label}_results.md",
-    }
-
-
-def load_per_sequence(results_dir: Path, label: str) -> pd.DataFrame:
+def load_per_sequence(paths: config.Paths, label: str) -> pd.DataFrame:
     """The per-sequence errors ``test`` wrote for ``label`` (model and baselines)."""
-    path = result_paths(Path(results_dir), label)["per_sequence"]
+    path = paths.result_file(label, "per_sequence")
     if not path.is_file():
         raise DataError(f"{path} does not exist: run `glacier-movement test` for {label} first")
     return pd.read_csv(path)
-
-
-def write_csv(df: pd.DataFrame, path: Path) -> Path:
-    """Write a DataFrame as CSV atomically (no index column; gzip for a ``.gz`` name)."""
-    with atomic_path(path, suffix=".tmp" + "".join(path.suffixes)) as tmp:
-        gz = path.suffix == ".gz"
-        df.to_csv(
-            tmp, index=False, compression={"method": "gzip", "compresslevel": 1} if gz else None
-        )
-    return path
-
-
-def write_text(text: str, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return path
-
-
-# ------------------------------------------------------------------------ full-scene prediction
-def predict_scene(
-    model: torch.nn.Module,
-    frames: np.ndarray,
-    patch: int,
-    batch_size: int = 100,
-    device: str | torch.device | None = "cpu",
-    progress: bool = False,
-    climatology: np.ndarray | None = None,
-) -> np.ndarray:
-    """Predict the 4 frames after ``frames[:4]`` over the whole scene.
-
-    ``frames``: (T ≥ 4, H, W) NDSI (the full-scene window; only the first 4 frames are read).
-    The 4 input frames are zero-padded at the bottom and right to multiples of ``patch`` (0 is
-    "no snow/ice", the frames' own background), cut into non-overlapping ``patch``×``patch``
-    patches (stride = patch, as the original), predicted in batches of ``batch_size`` under
-    ``torch.no_grad()`` in eval mode, stitched back and cropped to (H, W).
-
-    A ``+clim`` model also gets ``climatology`` (8, H, W): that of the 4 input and 4 target
-    windows. Returns float32 (4, H, W).
-    """
-    frames = np.asarray(frames, dtype=np.float32)
-    n_ch = N_IN
-    if getattr(model, "clim_input", False):
-        if climatology is None or np.shape(climatology)[0] != N_IN + N_OUT:
-            raise GlacierError("a +clim model needs the climatology of the 8 windows of the scene")
-        frames = np.concatenate([frames[:N_IN], np.asarray(climatology, np.float32)])
-        n_ch = 2 * N_IN + N_OUT
-    if frames.ndim != 3 or frames.shape[0] < N_IN:
-        raise GlacierError(
-            f"a full-scene prediction needs (>= {N_IN}, H, W) frames, got {frames.shape}"
-        )
-    _, h, w = frames.shape
-    ph, pw = -(-h // patch) * patch, -(-w // patch) * patch
-    inputs = np.zeros((n_ch, ph, pw), dtype=np.float32)
-    inputs[:, :h, :w] = frames[:n_ch]
-    grid = extract_patches(inputs, patch, patch)  # (C, nR, nC, P, P)
-    n_r, n_c = grid.shape[1:3]
-    # (nR·nC, C, P, P): one sample per patch position, in row-major order
-    batch = np.ascontiguousarray(grid.transpose(1, 2, 0, 3, 4)).reshape(
-        n_r * n_c, n_ch, patch, patch
-    )
-    device = resolve_device(device)
-    model = model.to(device).eval()
-    out = np.empty((n_r * n_c, N_OUT, patch, patch), dtype=np.float32)
-    with torch.no_grad():
-        for start in tqdm(
-            range(0, len(batch), batch_size), desc="scene", unit="batch", disable=not progress
-        ):
-            chunk = torch.from_numpy(batch[start : start + batch_size]).to(device)
-            pred = model(chunk)
-            if pred.shape != (len(chunk), N_OUT, patch, patch):
-                raise ValueError(
-                    f"the model returned {tuple(pred.shape)} for input {tuple(chunk.shape)}"
-                )
-            out[start : start + len(chunk)] = pred.float().cpu().numpy()
-    grid_out = out.reshape(n_r, n_c, N_OUT, patch, patch).transpose(2, 0, 1, 3, 4)
-    scene = stitch_patches(grid_out, shape=(ph, pw), stride=patch)
-    return np.ascontiguousarray(scene[:, :h, :w], dtype=np.float32)
-
-
-def persistence_scene(frames: np.ndarray) -> np.ndarray:
-    """The persistence baseline over the whole scene: frame 3 repeated, (T ≥ 4, H, W) → (4, H, W)."""
-    frames = np.asarray(frames, dtype=np.float32)
-    return np.repeat(frames[N_IN - 1 : N_IN], N_OUT, axis=0)
-
-
-def save_array(arr: np.ndarray, path: Path) -> Path:
-    """``np.save`` atomically."""
-    return write_serialized(path, lambda f: np.save(f, arr), suffix=".tmp.npy")
-
-
-def save_grayscale(img: np.ndarray, path: Path) -> Path:
-    """Write a 2-D image as 8-bit grayscale PNG or PDF (by suffix), min–max scaled as the original.
-
-    (x − min) / (max − min) · 255.999, floored (the original's ``minmaxConvertToRGB``); a
-    constant image is written black.
-    """
-    from PIL import Image
-
-    img = np.asarray(img, dtype=np.float64)
-    lo, hi = float(img.min()), float(img.max())
-    scaled = (img - lo) / (hi - lo) * 255.999 if hi > lo else np.zeros_like(img)
-    fmt = {".png": "PNG", ".pdf": "PDF"}[path.suffix.lower()]
-    with atomic_path(path, suffix=".tmp" + path.suffix) as tmp:
-        Image.fromarray(scaled.astype(np.uint8)).save(tmp, format=fmt)  # 2-D uint8: mode "L"
-    return path
-
-
-def write_geotiff(
-    path: Path,
-    bands: np.ndarray,
-    epsg: int,
-    transform: Sequence[float],
-    descriptions: Sequence[str] = (),
-) -> Path:
-    """Write (K, H, W) as a K-band float32 GeoTIFF in EPSG:``epsg`` on the affine ``transform``.
-
-    ``transform`` is the 6 numbers (a, b, c, d, e, f) of the frames' grid (``io.Frames``); no
-    nodata value (0 is a real value: no snow/ice). Opens in QGIS/GDAL as is.
-    """
-    import rasterio
-    from affine import Affine
-
-    bands = np.asarray(bands, dtype=np.float32)
-    if bands.ndim == 2:
-        bands = bands[None]
-    profile = {
-        "driver": "GTiff",
-        "width": bands.shape[2],
-        "height": bands.shape[1],
-        "count": bands.shape[0],
-        "dtype": "float32",
-        "crs": rasterio.crs.CRS.from_epsg(int(epsg)),
-        "transform": Affine(*[float(v) for v in transform[:6]]),
-        "nodata": None,
-        "compress": "deflate",
-    }
-    with atomic_path(path, suffix=".tmp.tif") as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(bands)
-            for i, text in enumerate(descriptions, start=1):
-                dst.set_band_description(i, text)
-    return path
-
-
-@dataclass
-class Scene:
-    """A full-scene test window and its predictions (what ``infer`` writes).
-
-    ``inputs``, ``targets``, ``predictions``, ``persistence``: float32 (4, H, W) NDSI;
-    ``baselines``: every baseline's forecast of the targets (name → (4, H, W));
-    ``frame_indices``: the 8 frame indices (4 inputs then 4 targets) in ``frames.npz``;
-    ``window_start``: their window start days (datetime64[D], (8,)).
-    """
-
-    inputs: np.ndarray
-    targets: np.ndarray
-    predictions: np.ndarray
-    persistence: np.ndarray
-    frame_indices: np.ndarray
-    window_start: np.ndarray
-    meta: dict = field(default_factory=dict)
-    baselines: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def forecasts(self) -> dict[str, np.ndarray]:
-        """The model's and every baseline's forecast (persistence alone for older scenes)."""
-        return {"model": self.predictions, **(self.baselines or {PERSISTENCE: self.persistence})}
-
-
-def scene_window(n_frames: int, last: int = 8) -> np.ndarray:
-    """Indices of the 8-frame window starting ``last`` frames before the end (default: the last 8).
-
-    Parvati (36 frames) → 28…35, Aletsch (27 frames) → 19…26, as the original.
-    """
-    n = N_IN + N_OUT
-    if last < n or last > n_frames:
-        raise GlacierError(
-            f"--last {last} does not fit: the frame file holds {n_frames} frames and a scene test "
-            f"needs {n} (use {n} <= --last <= {n_frames}, or preprocess more years)"
-        )
-    first = n_frames - last
-    return np.arange(first, first + n)
-
-
-def tile_errors(pred: np.ndarray, target: np.ndarray, tile: int) -> dict[str, np.ndarray]:
-    """Per-pixel MSE and MAE of each ``tile``×``tile`` tile of a scene, over its 4 frames.
-
-    ``pred``, ``target`` (T, H, W); the scene is cropped to whole tiles. Returns (n_tiles,) arrays.
-    """
-    t, h, w = target.shape
-    ny, nx = h // tile, w // tile
-    if ny * nx == 0:
-        raise GlacierError(f"a {h}×{w} scene holds no {tile}×{tile} tile to resample")
-    d = (pred - target)[:, : ny * tile, : nx * tile].astype(np.float64)
-    d = d.reshape(t, ny, tile, nx, tile)
-    return {
-        "MSE": (d**2).mean(axis=(0, 2, 4)).ravel(),
-        "MAE": np.abs(d).mean(axis=(0, 2, 4)).ravel(),
-    }
-
-
-def scene_scores(scene: Scene, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """MSE, MAE, SSIM and PSNR of the stitched predictions and of persistence against the targets
-    (the original's ``AletschMSE.py``): rows ``model``/``persistence``. ``MSE_low`` … ``MAE_high``:
-    the 95 % percentile bootstrap interval over the scene's patch-size tiles (the same tiles
-    for every predictor), so full-scene scores carry an uncertainty like the test-set scores."""
-    tile = int(scene.meta.get("patch") or 10)
-    rows = []
-    for name, pred in scene.forecasts().items():
-        s = sequence_scores(pred[None], scene.targets[None])
-        row = {"predictor": name, **{m: float(v[0]) for m, v in s.items()}}
-        for metric, values in tile_errors(pred, scene.targets, tile).items():
-            if values.size >= 2 and n_resamples > 0:
-                ci = bootstrap_interval(values, n_resamples, seed=seed)
-                row |= {f"{metric}_low": ci.low, f"{metric}_high": ci.high}
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _corr(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a - a.mean(), b - b.mean()
-    den = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
-    return float((a * b).sum()) / den if den > 0 else math.nan
-
-
-def structure_scores(scene: Scene) -> pd.DataFrame:
-    """Does a forecast carry the scene's structure, or is it a gray field near the mean?
-
-    Per predictor and lead time: ``spatial_sd`` (standard deviation over the scene's pixels)
-    beside the target's (``target_sd``), ``pattern_corr`` (Pearson correlation with the target
-    over the pixels) and ``anomaly_corr`` (the same of the departures from the climatology — the
-    anomaly correlation coefficient of forecast verification; needs the climatology baseline).
-    """
-    clim = scene.baselines.get("climatology")
-    rows = []
-    for name, pred in scene.forecasts().items():
-        for k in range(scene.targets.shape[0]):
-            p, t = pred[k].astype(np.float64), scene.targets[k].astype(np.float64)
-            rows.append(
-                {
-                    "predictor": name,
-                    "lead": k + 1,
-                    "spatial_sd": float(p.std()),
-                    "target_sd": float(t.std()),
-                    "pattern_corr": _corr(p, t),
-                    "anomaly_corr": math.nan if clim is None else _corr(p - clim[k], t - clim[k]),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def scene_dir(paths: config.Paths, label: str) -> Path:
-    """Where ``infer`` writes the scene of ``label``: ``<root>/<glacier>/results/<label>/``."""
-    return paths.results_dir / label
-
-
-def scene_figure_path(paths: config.Paths, label: str) -> Path:
-    return paths.figures_dir / f"{label}_scene.png"
-
-
-def save_scene(scene: Scene, out_dir: Path, frames: Frames, pdf: bool = False) -> list[Path]:
-    """Write a scene: arrays (.npy), grayscale images, GeoTIFFs; ``scene.json`` last.
-
-    ``scene.json`` is written after everything else, so its presence marks a complete set.
-    """
-    (out_dir / "scene.json").unlink(missing_ok=True)  # an interrupted rewrite is not complete
-    written = []
-    for name in ("inputs", "targets", "predictions", "persistence"):
-        written.append(save_array(getattr(scene, name), out_dir / f"{name}.npy"))
-    for name, arr in scene.baselines.items():
-        written.append(save_array(arr, out_dir / f"baseline_{name}.npy"))
-    for name in ("targets", "predictions"):
-        arr = getattr(scene, name)
-        for k in range(arr.shape[0]):
-            for ext in (".png", ".pdf") if pdf else (".png",):
-                written.append(save_grayscale(arr[k], out_dir / "images" / f"{name}_{k}{ext}"))
-        dates = [str(d) for d in scene.window_start[N_IN:]]
-        written.append(
-            write_geotiff(
-                out_dir / f"{name}.tif",
-                arr,
-                frames.epsg,
-                frames.transform,
-                [f"{name} {d}" for d in dates],
-            )
-        )
-    meta = dict(scene.meta)
-    meta |= {
-        "frame_indices": [int(i) for i in scene.frame_indices],
-        "window_start": [str(d) for d in scene.window_start],
-        "shape": list(scene.targets.shape),
-        "epsg": frames.epsg,
-        "scores": scene_scores(scene).to_dict(orient="records"),
-        "structure": structure_scores(scene).to_dict(orient="records"),
-    }
-    written.append(write_text(json.dumps(meta, indent=2) + "\n", out_dir / "scene.json"))
-    return written
-
-
-def load_scene(out_dir: Path) -> Scene | None:
-    """Read a scene written by :func:`save_scene`, or None when it is absent or incomplete."""
-    meta_path = out_dir / "scene.json"
-    if not meta_path.is_file():
-        return None
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        arrays = {
-            n: np.load(out_dir / f"{n}.npy", allow_pickle=False)
-            for n in ("inputs", "targets", "predictions", "persistence")
-        }
-        baselines = {
-            p.stem.removeprefix("baseline_"): np.load(p, allow_pickle=False)
-            for p in sorted(out_dir.glob("baseline_*.npy"))
-        }
-    except (OSError, ValueError):
-        return None
-    return Scene(
-        **arrays,
-        baselines=baselines,
-        frame_indices=np.asarray(meta["frame_indices"]),
-        window_start=np.asarray(meta["window_start"], dtype="datetime64[D]"),
-        meta=meta,
-    )
 
 
 # --------------------------------------------------------------------------------- loss curves
@@ -841,8 +357,6 @@ def loss_curves(
 
     Default output ``<root>/models/loss_curves.png`` (beside the runs). Returns the PNG path.
     """
-    from .plotting import loss_curves_figure
-
     models_dir = config.Paths(Path(root), "").models_dir
     df = load_epoch_losses(models_dir, runs)
     output = Path(output) if output else models_dir / "loss_curves.png"
@@ -850,14 +364,6 @@ def loss_curves(
 
 
 # ------------------------------------------------------------------------------------------ CLI
-def _frames(sel: Selected) -> Frames:
-    if not sel.paths.frames.is_file():
-        raise DataError(
-            f"{sel.paths.frames} does not exist: run `glacier-movement preprocess --glacier {sel.glacier.name}` first"
-        )
-    return read_frames(sel.paths.frames)
-
-
 # --------------------------------------------------------------------------------- the stages
 @dataclass(frozen=True)
 class TestSettings(ModelChoice):
@@ -975,8 +481,6 @@ def _baseline_rows(key: tuple, ds, ref: Reference, test: np.ndarray, mask) -> pd
     (``reproduce``) computes them once per glacier (``key``: frames file, its mtime, patch,
     stride)."""
     if key not in _BASELINE_CACHE:
-        from .models import Persistence
-
         rows = evaluate(Persistence(ds.patch), ds, test, 500, "cpu", False, ref, mask)
         while len(_BASELINE_CACHE) >= 8:  # a few glaciers' worth, oldest out
             del _BASELINE_CACHE[next(iter(_BASELINE_CACHE))]
@@ -993,8 +497,6 @@ def test_motion(
 ) -> pd.DataFrame:
     """Endpoint errors of the motion in the model's full-scene forecasts at every test forecast
     start of a synthetic ``glacier`` (``flow.motion_errors``; Farneback ``setting``)."""
-    from .flow import FARNEBACK_SETTINGS, load_truth, motion_errors
-
     paths = config.Paths(sel.paths.root, glacier.name)
     if not paths.truth.is_file():
         raise DataError(
@@ -1053,61 +555,6 @@ def run_test(s: TestSettings, catalog: Catalog) -> pd.DataFrame:
     for path in written:
         print(f"wrote {path}")
     return results
-
-
-def infer(
-    sel: Selected,
-    device: str | torch.device | None,
-    batch_size: int,
-    last: int = 8,
-    pdf: bool = False,
-) -> Scene:
-    """Predict, save and draw the full-scene window of a selected checkpoint (``infer``)."""
-    fr = _frames(sel)
-    idx = scene_window(fr.frames.shape[0], last)
-    window = fr.frames[idx]
-    model = sel.load_model(device)
-    h, w = window.shape[1:]
-    print(
-        f"predicting {sel.label} on {sel.glacier.name} frames {idx[0]}–{idx[-1]} ({h}×{w} px)",
-        file=sys.stderr,
-    )
-    _, ref = glacier_sequences(fr, sel.glacier.train_frames, sel.patch, sel.stride)
-    pred = predict_scene(
-        model, window, sel.patch, batch_size, device, progress=True, climatology=ref.clim[idx]
-    )
-    take = scene_take(ref)
-    scene = Scene(
-        baselines={b: forecast(b, ref, idx[:1], take)[0] for b in BASELINES},
-        inputs=window[:N_IN],
-        targets=window[N_IN:],
-        predictions=pred,
-        persistence=persistence_scene(window),
-        frame_indices=idx,
-        window_start=fr.window_start[idx].astype("datetime64[D]"),
-        meta={
-            "label": sel.label,
-            "glacier": sel.glacier.name,
-            "model": sel.checkpoint.get("model_name"),
-            "patch": sel.patch,
-            "last": last,
-            "checkpoint": sel.fingerprint,
-        },
-    )
-    out_dir = scene_dir(sel.paths, sel.label)
-    save_scene(scene, out_dir, fr, pdf=pdf)
-    from .plotting import scene_panels_figure
-
-    dates = [str(d)[:7] for d in scene.window_start]
-    fig = scene_panels_figure(
-        {"inputs": scene.inputs, "targets": scene.targets, "predictions": scene.predictions},
-        scene_figure_path(sel.paths, sel.label),
-        column_titles=[f"{a} → {b}" for a, b in zip(dates[:N_IN], dates[N_IN:], strict=True)],
-        title=f"{sel.label} on {sel.glacier.name}: inputs (frames {idx[0]}–{idx[3]}), targets and predictions (frames {idx[4]}–{idx[7]})",
-        pdf=pdf,
-    )
-    print(f"wrote {out_dir}/ (npy, images, GeoTIFF, scene.json) and {fig[0]}")
-    return scene
 
 
 def run_infer(s: InferSettings, catalog: Catalog) -> Scene:

@@ -27,7 +27,8 @@ import pandas as pd
 from . import config, settings
 from .catalog import Catalog
 from .errors import DataError, GlacierError
-from .io import load_npz, read_frames, save_npz
+from .inference import N_IN, N_OUT, infer, load_scene, predict_scene
+from .io import load_npz, read_frames, save_npz, write_csv, write_text
 from .plotting import flow_quiver_figure
 from .selection import ModelChoice, select
 from .settings import SettingsError, option
@@ -301,8 +302,6 @@ def motion_errors(
     (for ``+clim`` models). Rows: ``start``, ``source`` (predictions | targets | zero),
     ``epe_px`` (mean over the 4 pairs, px per window), ``true_px`` (mean true displacement).
     """
-    from .evaluation import N_IN, N_OUT, predict_scene
-
     rows = []
     for s in np.asarray(starts, dtype=np.int64):
         idx = np.arange(s, s + N_IN + N_OUT)
@@ -357,22 +356,20 @@ class FlowSettings(ModelChoice):
 def run(s: FlowSettings, catalog: Catalog) -> pd.DataFrame | None:
     """The ``flow`` stage: flow fields, the quiver figure and (synthetic data) the endpoint errors
     of one run's full-scene prediction; returns the error table (None for real data)."""
-    from . import evaluation as ev
-
     sel = select(s, catalog, with_model=False)
     out_dir = sel.paths.scene_dir(sel.label)
-    scene = ev.load_scene(out_dir)
+    scene = load_scene(out_dir)
     if (
         scene is None
         or scene.meta.get("checkpoint") != sel.fingerprint
         or scene.meta.get("last") != s.last
     ):
-        scene = ev.infer(sel, s.device, s.batch_size, s.last, s.pdf)
+        scene = infer(sel, s.device, s.batch_size, s.last, s.pdf)
     else:
         print(f"using the saved scene predictions in {out_dir}", file=sys.stderr)
-    idx = scene.frame_indices[ev.N_IN :]
+    idx = scene.frame_indices[N_IN:]
     pairs = [f"{a}→{b}" for a, b in zip(idx[:-1], idx[1:], strict=True)]
-    days = window_days(scene.window_start[ev.N_IN :])
+    days = window_days(scene.window_start[N_IN:])
     predictions = threshold(scene.predictions)
     params = FARNEBACK_SETTINGS[s.farneback]
     flows = {
@@ -408,7 +405,7 @@ def run(s: FlowSettings, catalog: Catalog) -> pd.DataFrame | None:
     )
     settings.write(s, out_dir / "flow.settings.toml", "flow")
     if table is not None:
-        ev.write_csv(table, out_dir / "flow_epe.csv")
+        write_csv(table, out_dir / "flow_epe.csv")
         mean = table[table["pair"] == "mean"].set_index("source")
         summary = {
             "unit": "pixels per window",
@@ -419,7 +416,7 @@ def run(s: FlowSettings, catalog: Catalog) -> pd.DataFrame | None:
             "farneback": s.farneback,
             "glacier_pixels": int(truth.mask.sum()),
         }
-        ev.write_text(json.dumps(summary, indent=2) + "\n", out_dir / "flow_epe.json")
+        write_text(json.dumps(summary, indent=2) + "\n", out_dir / "flow_epe.json")
         print(
             "endpoint error of the flow against the true displacement on the glacier (px per window):"
         )

@@ -1,8 +1,10 @@
-"""File formats (npz, never pickle) and atomic writes.
+"""File formats (npz, never pickle), atomic writes and the writers of results.
 
 Scene files ``<root>/<glacier>/raw/<year>.npz`` are written by acquisition and by the synthetic
 generator and read by preprocessing; frame files ``<root>/<glacier>/frames.npz`` are written by
 preprocessing and read by everything after it. Readers validate and name the file and the problem.
+Writers of results: CSV tables (:func:`write_csv`), text, ``.npy`` arrays, grayscale PNG/PDF
+images, GeoTIFFs, and Markdown tables (:func:`markdown_table`, every table of the reports).
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ import glob
 import os
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+import pandas as pd
+from PIL import Image
 
 from .config import BANDS
 from .errors import DataError, GlacierError
@@ -344,3 +348,101 @@ def _validate_frames(path: Path, fr: Frames) -> None:
             raise bad(f"{name!r} has shape {np.shape(getattr(fr, name))}, expected ({t},)")
     if not np.isfinite(fr.frames).all():
         raise bad("'frames' holds NaN or infinite values")
+
+
+# -------------------------------------------------------------------------------- writers
+def write_csv(df: pd.DataFrame, path: Path, float_format: str | None = None) -> Path:
+    """Write a DataFrame as CSV atomically: no index column, gzip (level 1) for a ``.gz`` name,
+    floats as ``float_format`` (e.g. ``"%.6g"``; default: full precision)."""
+    with atomic_path(path, suffix=".tmp" + "".join(path.suffixes)) as tmp:
+        gz = path.suffix == ".gz"
+        df.to_csv(
+            tmp,
+            index=False,
+            float_format=float_format,
+            compression={"method": "gzip", "compresslevel": 1} if gz else None,
+        )
+    return path
+
+
+def write_text(text: str, path: Path) -> Path:
+    """Write ``text`` to ``path`` atomically, UTF-8."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def save_array(arr: np.ndarray, path: Path) -> Path:
+    """``np.save`` atomically."""
+    return write_serialized(path, lambda f: np.save(f, arr), suffix=".tmp.npy")
+
+
+def save_grayscale(img: np.ndarray, path: Path) -> Path:
+    """Write a 2-D image as 8-bit grayscale PNG or PDF (by suffix), min–max scaled as the original.
+
+    (x − min) / (max − min) · 255.999, floored (the original's ``minmaxConvertToRGB``); a
+    constant image is written black.
+    """
+    img = np.asarray(img, dtype=np.float64)
+    lo, hi = float(img.min()), float(img.max())
+    scaled = (img - lo) / (hi - lo) * 255.999 if hi > lo else np.zeros_like(img)
+    fmt = {".png": "PNG", ".pdf": "PDF"}[path.suffix.lower()]
+    with atomic_path(path, suffix=".tmp" + path.suffix) as tmp:
+        Image.fromarray(scaled.astype(np.uint8)).save(tmp, format=fmt)  # 2-D uint8: mode "L"
+    return path
+
+
+def write_geotiff(
+    path: Path,
+    bands: np.ndarray,
+    epsg: int,
+    transform: Sequence[float],
+    descriptions: Sequence[str] = (),
+) -> Path:
+    """Write (K, H, W) as a K-band float32 GeoTIFF in EPSG:``epsg`` on the affine ``transform``.
+
+    ``transform`` is the 6 numbers (a, b, c, d, e, f) of the frames' grid (``io.Frames``); no
+    nodata value (0 is a real value: no snow/ice). Opens in QGIS/GDAL as is.
+    """
+    # rasterio loads GDAL (slow, heavy): imported only where a GeoTIFF is written
+    import rasterio
+    from affine import Affine
+
+    bands = np.asarray(bands, dtype=np.float32)
+    if bands.ndim == 2:
+        bands = bands[None]
+    profile = {
+        "driver": "GTiff",
+        "width": bands.shape[2],
+        "height": bands.shape[1],
+        "count": bands.shape[0],
+        "dtype": "float32",
+        "crs": rasterio.crs.CRS.from_epsg(int(epsg)),
+        "transform": Affine(*[float(v) for v in transform[:6]]),
+        "nodata": None,
+        "compress": "deflate",
+    }
+    with atomic_path(path, suffix=".tmp.tif") as tmp:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(bands)
+            for i, text in enumerate(descriptions, start=1):
+                dst.set_band_description(i, text)
+    return path
+
+
+def markdown_table(
+    header: Sequence[str], rows: Iterable[Sequence[str]], align: str | None = None
+) -> str:
+    """A Markdown table: the ``header`` cells, a separator line and one line per row of cells.
+
+    ``align`` has one letter per column, ``l`` (``---``) or ``r`` (``---:``); default all ``l``.
+    Cells are written as given (format numbers before). Lines are joined by newlines, with no
+    newline at the end: ``| a | b |`` / ``|---|---:|`` / ``| 1 | 2 |``.
+    """
+    align = align or "l" * len(header)
+    if len(align) != len(header) or set(align) - {"l", "r"}:
+        raise ValueError(f"align {align!r} must be one letter l or r per column of {list(header)}")
+    sep = "|" + "".join({"l": "---|", "r": "---:|"}[a] for a in align)
+    return "\n".join(
+        ["| " + " | ".join(header) + " |", sep, *("| " + " | ".join(r) + " |" for r in rows)]
+    )

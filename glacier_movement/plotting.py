@@ -9,11 +9,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import cv2
 import matplotlib
+import numpy as np
+from PIL import Image, ImageDraw
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .config import BANDS, GREEN  # noqa: E402
 from .io import atomic_path  # noqa: E402
 
 
@@ -51,7 +55,6 @@ def plot_frame_grid(
     and a red title (e.g. interpolated windows). With ``ncols`` = windows per year, each row is a
     year and each column a season. Returns the paths written.
     """
-    import numpy as np
 
     frames = np.asarray(frames)
     t = frames.shape[0]
@@ -92,8 +95,6 @@ def save_frames_gif(
     Values are mapped through ``cmap`` between ``vmin`` and ``vmax``; ``labels`` (e.g. window
     dates) are drawn in the top-left corner; frames larger than ``max_size`` pixels are shrunk.
     """
-    import numpy as np
-    from PIL import Image, ImageDraw
 
     frames = np.asarray(frames, dtype=np.float32)
     scaled = np.clip((np.nan_to_num(frames) - vmin) / max(vmax - vmin, 1e-12), 0, 1)
@@ -137,7 +138,6 @@ def plot_sequence_examples(
     ``inputs`` (K, n_in, P, P), ``targets`` (K, n_out, P, P); ``frame_labels`` K lists of
     n_in + n_out strings (e.g. window start months); ``row_titles`` K strings.
     """
-    import numpy as np
 
     inputs, targets = np.asarray(inputs), np.asarray(targets)
     k, n_in = inputs.shape[:2]
@@ -179,7 +179,6 @@ def scene_panels_figure(
 ) -> list[Path]:
     """Full-scene frames side by side: one row per entry of ``rows`` (label → (K, H, W) NDSI),
     K columns, one shared grey scale 0–1 (NDSI) with a colour bar."""
-    import numpy as np
 
     labels = list(rows)
     k = max(np.asarray(v).shape[0] for v in rows.values())
@@ -226,7 +225,6 @@ def flow_quiver_figure(
     shared by all panels (the longest arrow spans 0.9 grid cells; the factor is in the colour-bar
     label), so lengths compare across panels.
     """
-    import numpy as np
 
     sources = list(flows)
     k = np.asarray(flows[sources[0]]).shape[0]
@@ -299,6 +297,21 @@ def loss_curves_figure(losses, path: str | os.PathLike, pdf: bool = False) -> li
     return save_figure(fig, path, pdf=pdf)
 
 
+def _rgb_stretch(data: np.ndarray, rgb: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """One stretch for a year's scenes: the 1st and 99th percentiles (3,) float32 of the DN of the
+    bands ``rgb`` of ``data`` (N, 7, H, W) uint16, from a subsample of the valid (green > 0)
+    pixels; (0, 1) without valid pixels, and ``hi`` ≥ ``lo`` + 1."""
+    _, _, h, w = data.shape
+    step = max(1, int(np.sqrt(h * w / 40000)))
+    sub = data[:, rgb, ::step, ::step]
+    valid = sub[:, 1] > 0
+    lo, hi = np.zeros(3, np.float32), np.ones(3, np.float32)
+    if valid.any():
+        for b in range(3):
+            lo[b], hi[b] = np.percentile(sub[:, b][valid], [1, 99])
+    return lo, np.maximum(hi, lo + 1)
+
+
 def scene_quicklook(
     data,
     times,
@@ -324,24 +337,11 @@ def scene_quicklook(
     (dashed yellow) when it is not the whole scene. The thumbnails form one mosaic image, so the
     figure costs one axes however many scenes there are.
     """
-    import cv2
-    import numpy as np
-
-    from .config import BANDS, GREEN
-
     rgb = [BANDS.index(b) for b in ("red", "green", "blue")]
     n, _, h, w = data.shape
     f = min(1.0, thumb / max(h, w))
     tw, th = max(1, round(w * f)), max(1, round(h * f))
-    # one stretch for the year, from a subsample of the valid pixels
-    step = max(1, int(np.sqrt(h * w / 40000)))
-    sub = data[:, rgb, ::step, ::step]
-    valid = sub[:, 1] > 0
-    lo, hi = np.zeros(3, np.float32), np.ones(3, np.float32)
-    if valid.any():
-        for b in range(3):
-            lo[b], hi[b] = np.percentile(sub[:, b][valid], [1, 99])
-    hi = np.maximum(hi, lo + 1)
+    lo, hi = _rgb_stretch(data, rgb)
 
     ncols = min(cols, max(n, 1))
     nrows = max(1, -(-n // ncols))

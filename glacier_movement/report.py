@@ -28,9 +28,11 @@ from .baselines import BASELINES
 from .catalog import Catalog
 from .errors import GlacierError
 from .flow import load_flow_errors, threshold
-from .io import atomic_path, load_npz
+from .inference import Scene, load_scene, structure_scores
+from .inference import scene_scores as scene_forecast_scores
+from .io import atomic_path, load_npz, markdown_table, write_csv, write_text
 from .plotting import scene_panels_figure
-from .presets import get_preset
+from .presets import Preset, get_preset
 from .settings import option
 from .study import EXP4_MODELS, MODELS, MOTION_GLACIER, Study, run_name
 
@@ -66,7 +68,7 @@ RESULT_COLUMNS = [
 
 
 # ------------------------------------------------------------------------------ scene scores
-def generalization_panels(scene: ev.Scene) -> np.ndarray:
+def generalization_panels(scene: Scene) -> np.ndarray:
     """Predictions as the original's Aletsch figure shows them: thresholded at NDSI 0.3, then a
     3×3 median filter per frame. (4, H, W) → (4, H, W)."""
 
@@ -75,18 +77,16 @@ def generalization_panels(scene: ev.Scene) -> np.ndarray:
     )
 
 
-def scene_scores(
-    root: Path, glacier: str, labels: list[str]
-) -> tuple[pd.DataFrame, list[ev.Scene]]:
+def scene_scores(root: Path, glacier: str, labels: list[str]) -> tuple[pd.DataFrame, list[Scene]]:
     """Scores of each saved full-scene prediction ``labels`` (written by ``infer``) and, once, of
     persistence. All scenes must share the same target frames."""
     paths = config.Paths(root, glacier)
     scenes = []
     for label in labels:
-        scene = ev.load_scene(ev.scene_dir(paths, label))
+        scene = load_scene(paths.scene_dir(label))
         if scene is None:
             raise GlacierError(
-                f"no full-scene prediction {label!r} for {glacier} in {ev.scene_dir(paths, label)}: "
+                f"no full-scene prediction {label!r} for {glacier} in {paths.scene_dir(label)}: "
                 f"run `glacier-movement infer --glacier {glacier} --name {label} --run …` first"
             )
         scenes.append(scene)
@@ -99,7 +99,7 @@ def scene_scores(
             )
     rows = []
     for label, s in zip(labels, scenes, strict=True):
-        df = ev.scene_scores(s)
+        df = scene_forecast_scores(s)
         df.loc[df["predictor"] == "model", "predictor"] = label
         rows.append(df if not rows else df[df["predictor"] == label])
     table = pd.concat(rows, ignore_index=True).rename(columns={"predictor": "model"})
@@ -159,7 +159,7 @@ def _ci(row: pd.Series, metric: str) -> str:
 def _per_sequence(root: Path, glacier: str, label: str, predictor: str, seed: int):
     """One run's per-sequence rows on one glacier, labelled for pooling (None when not tested)."""
     try:
-        df = ev.load_per_sequence(config.Paths(root, glacier).results_dir, label)
+        df = ev.load_per_sequence(config.Paths(root, glacier), label)
     except GlacierError:
         return None
     return ev.pooling_labels(df, predictor, glacier, seed)
@@ -267,12 +267,11 @@ def lead_table(table: pd.DataFrame) -> str:
         *[f"MSE t+{c[5:]}" for c in leads],
         *[{"MSE_glacier": "MSE on glacier", "MSE_off": "MSE off glacier"}[c] for c in extra],
     ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in table.to_dict(orient="records"):
-        lines.append(
-            "| " + " | ".join([str(r["model"]), *[_fmt(r[c]) for c in [*leads, *extra]]]) + " |"
-        )
-    return "\n".join(lines)
+    rows = (
+        [str(r["model"]), *[_fmt(r[c]) for c in [*leads, *extra]]]
+        for r in table.to_dict(orient="records")
+    )
+    return markdown_table(head, rows)
 
 
 def results_rows(
@@ -297,26 +296,36 @@ def results_rows(
 
 
 def _scene_md(df: pd.DataFrame) -> str:
-    lines = [
-        "| prediction | MSE | MSE 95 % CI | MAE | MAE 95 % CI | SSIM | PSNR (dB) |",
-        "|---|---:|---|---:|---|---:|---:|",
-    ]
-    for _, r in df.iterrows():
-        lines.append(
-            f"| {r['model']} | {_fmt(r['MSE'])} | {_ci(r, 'MSE')} | {_fmt(r['MAE'])} | "
-            f"{_ci(r, 'MAE')} | {_fmt(r['SSIM'], 3)} | {_fmt(r['PSNR'], 2)} |"
-        )
-    return "\n".join(lines)
+    """Markdown table of full-scene scores (``scene-scores`` rows): MSE, MAE with their tile
+    intervals, SSIM and PSNR per prediction."""
+    header = ["prediction", "MSE", "MSE 95 % CI", "MAE", "MAE 95 % CI", "SSIM", "PSNR (dB)"]
+    rows = (
+        [
+            str(r["model"]),
+            _fmt(r["MSE"]),
+            _ci(r, "MSE"),
+            _fmt(r["MAE"]),
+            _ci(r, "MAE"),
+            _fmt(r["SSIM"], 3),
+            _fmt(r["PSNR"], 2),
+        ]
+        for _, r in df.iterrows()
+    )
+    return markdown_table(header, rows, "lrlrlrr")
 
 
 def _flow_md(root: Path, labels: list[str], glacier: str = "parvati") -> tuple[str, list[dict]]:
-
+    """Markdown table of the full-scene flow errors (``flow``) of ``labels`` and their rows;
+    ("", []) when none was written."""
     paths = config.Paths(root, glacier)
-    lines = [
-        "| model | true displacement (px/window) | EPE of flow from targets | EPE of flow from predictions | EPE of persistence (zero flow) |",
-        "|---|---:|---:|---:|---:|",
+    header = [
+        "model",
+        "true displacement (px/window)",
+        "EPE of flow from targets",
+        "EPE of flow from predictions",
+        "EPE of persistence (zero flow)",
     ]
-    rows = []
+    cells, rows = [], []
     for label in labels:
         try:
             t = load_flow_errors(paths, label)
@@ -325,12 +334,10 @@ def _flow_md(root: Path, labels: list[str], glacier: str = "parvati") -> tuple[s
         mean = t[t["pair"] == "mean"].set_index("source")
         epe = {s: float(v) for s, v in mean["epe_px"].items()}
         true = float(mean["true_px"].iloc[0])
-        cells = " | ".join(
-            f"{epe.get(s, np.nan):.2f}" for s in ("targets", "predictions", "persistence")
-        )
-        lines.append(f"| {label} | {true:.2f} | {cells} |")
+        errors = [f"{epe.get(s, np.nan):.2f}" for s in ("targets", "predictions", "persistence")]
+        cells.append([label, f"{true:.2f}", *errors])
         rows.append({"label": label, "true_px": true, **epe})
-    return ("\n".join(lines) if rows else ""), rows
+    return (markdown_table(header, cells, "lrrrr") if rows else ""), rows
 
 
 def flow_verdict(rows: list[dict]) -> str:
@@ -384,10 +391,16 @@ def _score_section(table: pd.DataFrame, models: list[str], what: str) -> list[st
 
 
 def _training_md(root: Path, runs: dict[str, list[str]]) -> str:
-    lines = [
-        "| model | seeds | validation MSE (mean ± sd over seeds) | persistence | climatology |",
-        "|---|---:|---|---:|---:|",
+    """Markdown table of the runs' validation losses (``summary.json``): mean ± sd over seeds,
+    beside persistence and climatology on the same validation sequences."""
+    header = [
+        "model",
+        "seeds",
+        "validation MSE (mean ± sd over seeds)",
+        "persistence",
+        "climatology",
     ]
+    rows = []
     for label, names in runs.items():
         vals, pers, clim = [], math.nan, math.nan
         for name in names:
@@ -398,10 +411,10 @@ def _training_md(root: Path, runs: dict[str, list[str]]) -> str:
                 clim = d.get("config", {}).get("climatology_val_loss", math.nan)
         if vals:
             sd = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
-            lines.append(
-                f"| {label} | {len(vals)} | {np.mean(vals):.4f} ± {sd:.4f} | {_fmt(pers)} | {_fmt(clim)} |"
+            rows.append(
+                [label, str(len(vals)), f"{np.mean(vals):.4f} ± {sd:.4f}", _fmt(pers), _fmt(clim)]
             )
-    return "\n".join(lines)
+    return markdown_table(header, rows, "lrlrr")
 
 
 def _structure_md(root: Path, labels: dict[str, str], glacier: str = "parvati") -> str:
@@ -409,28 +422,30 @@ def _structure_md(root: Path, labels: dict[str, str], glacier: str = "parvati") 
     per lead for the pattern and anomaly correlations."""
     frames = []
     for label, run in labels.items():
-        scene = ev.load_scene(ev.scene_dir(config.Paths(root, glacier), run))
+        scene = load_scene(config.Paths(root, glacier).scene_dir(run))
         if scene is None:
             continue
-        df = ev.structure_scores(scene)
+        df = structure_scores(scene)
         df["predictor"] = df["predictor"].replace({"model": label})
         frames.append(df if not frames else df[df["predictor"] == label])
     if not frames:
         return ""
     df = pd.concat(frames, ignore_index=True)
     df = df.sort_values("predictor", key=lambda p: p.isin(BASELINES), kind="stable")
-    lines = [
-        "| forecast | spatial sd (target sd) | pattern corr. t+1 … t+4 | anomaly corr. t+1 … t+4 |",
-        "|---|---|---|---|",
+    header = [
+        "forecast",
+        "spatial sd (target sd)",
+        "pattern corr. t+1 … t+4",
+        "anomaly corr. t+1 … t+4",
     ]
+    rows = []
     for name, sub in df.groupby("predictor", sort=False):
         sub = sub.sort_values("lead")
         pc = " / ".join(_fmt(v, 2) for v in sub["pattern_corr"])
         ac = " / ".join(_fmt(v, 2) for v in sub["anomaly_corr"])
-        lines.append(
-            f"| {name} | {sub['spatial_sd'].mean():.3f} ({sub['target_sd'].mean():.3f}) | {pc} | {ac} |"
-        )
-    return "\n".join(lines)
+        sd = f"{sub['spatial_sd'].mean():.3f} ({sub['target_sd'].mean():.3f})"
+        rows.append([str(name), sd, pc, ac])
+    return markdown_table(header, rows)
 
 
 def motion_table(root: Path, glaciers: list[str], runs: dict[str, list[str]], n_bootstrap: int):
@@ -490,25 +505,30 @@ def motion_table(root: Path, glaciers: list[str], runs: dict[str, list[str]], n_
 
 
 def _motion_md(t: pd.DataFrame) -> str:
-    lines = [
-        "| forecast | EPE [95 % CI] (px/window) | − zero flow [95 % CI]: verdict | − targets' flow [95 % CI]: verdict |",
-        "|---|---|---|---|",
+    """Markdown table of :func:`motion_table`: EPE per forecast with its interval, and the paired
+    differences to zero flow and to the targets' flow with their verdicts."""
+    header = [
+        "forecast",
+        "EPE [95 % CI] (px/window)",
+        "− zero flow [95 % CI]: verdict",
+        "− targets' flow [95 % CI]: verdict",
     ]
+    rows = []
     for r in t.to_dict(orient="records"):
-        cells = [r["model"], f"{r['EPE']:.3f} {ev._ci(r['EPE_low'], r['EPE_high'], 3)}"]
+        cells = [r["model"], f"{r['EPE']:.3f} {ev.ci_text(r['EPE_low'], r['EPE_high'], 3)}"]
         for b in ("zero", "targets"):
             if pd.isna(r.get(f"d_{b}", np.nan)):
                 cells.append("")
             else:
                 cells.append(
-                    f"{r[f'd_{b}']:+.3f} {ev._ci(r[f'd_{b}_low'], r[f'd_{b}_high'], 3)}: **{r[f'vs_{b}']}**"
+                    f"{r[f'd_{b}']:+.3f} {ev.ci_text(r[f'd_{b}_low'], r[f'd_{b}_high'], 3)}: **{r[f'vs_{b}']}**"
                 )
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return markdown_table(header, rows)
 
 
 def _experiment4_md(root: Path, rs: Study) -> tuple[list[str], list[dict]]:
-
+    """Experiment 4's section (the motion benchmark) and its rows of ``results.csv``."""
     glaciers = [
         MOTION_GLACIER,
         *(config.heldout_name(MOTION_GLACIER, k) for k in range(1, rs.heldout + 1)),
@@ -603,9 +623,9 @@ def write_report(root: Path, results: Path, rs: Study) -> tuple[Path, Path]:
 def _write_motion_only(
     root: Path, results: Path, rs: Study, md: list[str], rows: list[dict]
 ) -> tuple[Path, Path]:
-    csv_path = results / "results.csv"
-    with atomic_path(csv_path) as tmp:
-        pd.DataFrame(rows, columns=RESULT_COLUMNS).to_csv(tmp, index=False, float_format="%.6g")
+    csv_path = write_csv(
+        pd.DataFrame(rows, columns=RESULT_COLUMNS), results / "results.csv", "%.6g"
+    )
     head = [
         "# Results: glacier movement prediction",
         "",
@@ -613,17 +633,35 @@ def _write_motion_only(
         "resamples. How to read the intervals and verdicts: docs/evaluation.md.",
         "",
     ]
-    readme = results / "README.md"
-    with atomic_path(readme) as tmp:
-        tmp.write_text("\n".join([*head, *md]), encoding="utf-8")
+    readme = write_text("\n".join([*head, *md]), results / "README.md")
     return readme, csv_path
 
 
-def _write_paper(
-    root: Path, results: Path, rs: Study, exp4_md: list[str], exp4_rows: list[dict]
-) -> tuple[Path, Path]:
+@dataclass
+class _PaperTables:
+    """The score tables of experiments 1–3 that the report shows (read from the stages' files).
 
-    pre = get_preset(rs.preset)
+    ``t1``/``t1s``/``th``/``t3``: :func:`pooled_scores` tables of experiment 1 (paper split,
+    strict split, held-out glaciers) and 3; ``seeds1``/``seedsh`` the per-seed tables;
+    ``s2``/``s3`` the Aletsch scene scores of experiments 2/3 (None when not written).
+    """
+
+    g1: str
+    labels: list[str]
+    runs: dict[str, list[str]]
+    heldout: list[str]
+    t1: pd.DataFrame
+    seeds1: pd.DataFrame
+    t1s: pd.DataFrame
+    th: pd.DataFrame
+    seedsh: pd.DataFrame
+    t3: pd.DataFrame
+    s2: pd.DataFrame | None
+    s3: pd.DataFrame | None
+
+
+def _paper_tables(root: Path, rs: Study) -> _PaperTables:
+    """Pool the test scores of experiments 1–3 (GlacierError when experiment 1 has none)."""
     labels = [*MODELS, *([f"{m}+clim" for m in MODELS] if rs.clim_variants else [])]
     g1 = rs.glacier
     runs = {
@@ -650,8 +688,12 @@ def _write_paper(
     )
     s2 = _read_optional(root / "aletsch" / "results" / f"exp2-{rs.preset}_scene_scores.csv")
     s3 = _read_optional(root / "aletsch" / "results" / f"exp3-{rs.preset}_scene_scores.csv")
-    flow_md, flow_rows = _flow_md(root, [run_name(1, m, rs.preset, glacier=g1) for m in MODELS], g1)
+    return _PaperTables(g1, labels, runs, heldout, t1, seeds1, t1s, th, seedsh, t3, s2, s3)
 
+
+def _write_paper_csv(results: Path, p: _PaperTables) -> Path:
+    """Write ``results.csv`` (experiments 1–3) and ``results_per_seed.csv``; the former's path."""
+    g1, t1, t1s, th, t3 = p.g1, p.t1, p.t1s, p.th, p.t3
     csv_rows = results_rows(1, g1, f"{g1}-test", t1)
     csv_rows += results_rows(
         1,
@@ -665,33 +707,34 @@ def _write_paper(
     csv_rows += results_rows(
         3, "parvati", "parvati-test", t3[~t3["model"].isin(BASELINES)] if len(t3) else t3
     )
-    for exp, df in ((2, s2), (3, s3)):
+    for exp, df in ((2, p.s2), (3, p.s3)):
         if df is not None:  # each experiment's own predictions, and the baselines
             own = df["model"].str.startswith(f"exp{exp}-") | df["model"].isin(BASELINES)
             csv_rows += results_rows(
                 exp, "aletsch", "aletsch-scene", df[own].assign(targets="all", n_seeds=1)
             )
-    table = pd.DataFrame(csv_rows, columns=RESULT_COLUMNS)
-    csv_path = results / "results.csv"
-    with atomic_path(csv_path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
+    csv_path = write_csv(
+        pd.DataFrame(csv_rows, columns=RESULT_COLUMNS), results / "results.csv", "%.6g"
+    )
     per_seed = pd.concat(
         [
             d.assign(test_set=name)
-            for name, d in (("parvati-test", seeds1), ("heldout", seedsh))
+            for name, d in (("parvati-test", p.seeds1), ("heldout", p.seedsh))
             if len(d)
         ],
         ignore_index=True,
     )
-    with atomic_path(results / "results_per_seed.csv") as tmp:
-        per_seed.to_csv(tmp, index=False, float_format="%.6g")
+    write_csv(per_seed, results / "results_per_seed.csv", "%.6g")
+    return csv_path
 
-    state = _read_json(results / "reproduce.json")
+
+def _intro_md(rs: Study) -> list[str]:
+    """The report's title and how to read it (and the synthetic-data warning)."""
     md = [
         "# Results: glacier movement prediction",
         "",
         f"Preset **{rs.preset}**, data source **{rs.source}**, {rs.seeds} training seed(s) per "
-        f"experiment-1 model, {boot} bootstrap resamples. Per-pixel MSE and MAE on masked NDSI "
+        f"experiment-1 model, {rs.n_bootstrap} bootstrap resamples. Per-pixel MSE and MAE on masked NDSI "
         "frames (0, or NDSI in [0.3, 1]), as in the paper. Every table shows the baselines a "
         "forecaster gets for free: persistence (last input frame), climatology (mean of the same "
         "window of the year over the observed frames before the test period), seasonal-naive (the "
@@ -714,26 +757,38 @@ def _write_paper(
             "absolute values (last section).",
             "",
         ]
-    if len(th):
-        md += [
-            f"## Headline — held-out glaciers ({len(heldout)} synthetic glaciers never trained on)",
+    return md
+
+
+def _heldout_md(p: _PaperTables, rs: Study) -> list[str]:
+    """The held-out glaciers' section (the headline on synthetic data)."""
+    g1 = p.g1
+    if len(p.th):
+        return [
+            f"## Headline — held-out glaciers ({len(p.heldout)} synthetic glaciers never trained on)",
             "",
             f"The experiment-1 models (trained on {g1}) on the test windows of other synthetic "
             f"glaciers of {g1}'s configuration, made with other seeds (other terrain, weather, "
             "snow years); each glacier's climatology comes from its own frames before its test "
             "period. Nothing was trained, tuned or stopped on them.",
             "",
-            *_score_section(th, labels, "held-out glaciers pooled"),
+            *_score_section(p.th, p.labels, "held-out glaciers pooled"),
         ]
-    elif rs.source != "synthetic":
-        md += [
+    if rs.source != "synthetic":
+        return [
             "## Held-out glaciers",
             "",
             "Not available for real data (`--source planetary-computer`): held-out replicates are "
             f"synthetic glaciers. The {g1} table below rests on few forecast starts.",
             "",
         ]
-    md += [
+    return []
+
+
+def _experiment1_md(root: Path, p: _PaperTables, rs: Study) -> list[str]:
+    """Experiment 1: scores, strict split, per lead, forecast structure and training."""
+    g1, t1, t1s, th = p.g1, p.t1, p.t1s, p.th
+    md = [
         f"## Experiment 1 — {g1} test sequences",
         "",
         "Split `paper`: the first 80 % of sequences in time order for training + validation, the "
@@ -741,7 +796,7 @@ def _write_paper(
         "split rows retrain without any sequence that touches a test target frame or a window "
         "interpolated from one (one seed).",
         "",
-        *_score_section(t1, labels, g1),
+        *_score_section(t1, p.labels, g1),
     ]
     if len(t1s):
         md += ["Strict split:", "", ev.results_markdown(t1s[t1s["targets"] == "observed"]), ""]
@@ -755,7 +810,9 @@ def _write_paper(
     ]
     if len(th):
         md += ["Held-out glaciers:", "", lead_table(th[th["targets"] == "observed"]), ""]
-    structure = _structure_md(root, {m: run_name(1, m, rs.preset, glacier=g1) for m in labels}, g1)
+    structure = _structure_md(
+        root, {m: run_name(1, m, rs.preset, glacier=g1) for m in p.labels}, g1
+    )
     if structure:
         md += [
             "### Do the forecasts carry structure?",
@@ -772,23 +829,35 @@ def _write_paper(
     md += [
         "### Training (validation sequences; chosen on these, never on test scores)",
         "",
-        _training_md(root, runs),
+        _training_md(root, p.runs),
         "",
     ]
-    if flow_md:
-        md += [
-            "### Optical flow against the true motion",
-            "",
-            "Farneback flow between consecutive full-scene frames (original parameters, images "
-            "scaled to 0–255), scored by the endpoint error (EPE, pixels per window) on the "
-            "glacier against the synthetic ground-truth displacement. Persistence predicts no "
-            "change (zero flow).",
-            "",
-            flow_md,
-            "",
-            flow_verdict(flow_rows),
-            "",
-        ]
+    return md
+
+
+def _flow_section(flow_md: str, flow_rows: list[dict]) -> list[str]:
+    """Experiment 1's optical-flow section (empty without flow results)."""
+    if not flow_md:
+        return []
+    return [
+        "### Optical flow against the true motion",
+        "",
+        "Farneback flow between consecutive full-scene frames (original parameters, images "
+        "scaled to 0–255), scored by the endpoint error (EPE, pixels per window) on the "
+        "glacier against the synthetic ground-truth displacement. Persistence predicts no "
+        "change (zero flow).",
+        "",
+        flow_md,
+        "",
+        flow_verdict(flow_rows),
+        "",
+    ]
+
+
+def _aletsch_md(p: _PaperTables, rs: Study) -> list[str]:
+    """Experiments 2 (transfer to Aletsch) and 3 (mixed training), those that the job ran."""
+    s2, s3, t3 = p.s2, p.s3, p.t3
+    md: list[str] = []
     scene_note = (
         "Full scenes of the last 8 Aletsch frames (one forecast start): the intervals resample the "
         "scene's patch-size tiles, which are not independent either — with a single forecast "
@@ -825,13 +894,19 @@ def _write_paper(
                 ]
         else:
             md += ["Not run yet.", ""]
-    md += exp4_md
-    md += [
+    return md
+
+
+def _paper_numbers_md(rs: Study, pre: Preset) -> list[str]:
+    """The paper's published scores and what differs here."""
+    return [
         "## The paper's published numbers (Parvati, original split)",
         "",
-        "| model | MSE | MAE |",
-        "|---|---:|---:|",
-        *[f"| {r.model} | {r.MSE:.4f} | {r.MAE:.4f} |" for r in PAPER_SCORES.itertuples()],
+        markdown_table(
+            ["model", "MSE", "MAE"],
+            ([r.model, f"{r.MSE:.4f}", f"{r.MAE:.4f}"] for r in PAPER_SCORES.itertuples()),
+            "lrr",
+        ),
         "",
         "What differs: the paper used real Landsat-8 scenes of Parvati (800×800 px, 36 frames), "
         "50×50 patches with stride 10, an 80/20 split in directory-listing (not time) order with "
@@ -843,9 +918,12 @@ def _write_paper(
             else f"Here: the same source of scenes at the `{rs.preset}` preset, chronological splits."
         ),
         "",
-        "## Figures",
-        "",
     ]
+
+
+def _figures_md(root: Path, results: Path, rs: Study, labels: list[str]) -> list[str]:
+    """The figures section: copies every figure that exists next to the report and links it."""
+    g1 = rs.glacier
     figs = [
         (root / g1 / "figures" / "frames.png", f"{g1}: preprocessed NDSI frames"),
         (root / "models" / "loss_curves.png", "Loss curves per epoch (train and validation)"),
@@ -861,25 +939,51 @@ def _write_paper(
         (root / "aletsch" / "figures" / f"exp2-{rs.preset}_generalization.png", "Experiment 2: Aletsch targets, before and after fine-tuning"),
         (root / "aletsch" / "figures" / f"exp3-{rs.preset}_generalization.png", "Experiment 3: Aletsch with the mixed-data model"),
     ]  # fmt: skip
-    for src, caption in figs:
-        md.append(_figure_md(src, results, caption))
-    md += ["## Settings", "", "```", json.dumps(asdict(pre), indent=1, default=str), "```", ""]
+    return ["## Figures", "", *(_figure_md(src, results, caption) for src, caption in figs)]
+
+
+def _settings_md(pre: Preset, state: dict) -> list[str]:
+    """The preset's settings, and the time and commands of every stage (``reproduce.json``)."""
+    md = ["## Settings", "", "```", json.dumps(asdict(pre), indent=1, default=str), "```", ""]
     if state:
-        md += ["## Time per stage", "", "| stage | seconds |", "|---|---:|"]
         stages = state.get("stages", {})
-        md += [
-            f"| {k} | {v.get('seconds', float('nan')):.0f} |"
+        total = sum(v.get("seconds", 0) for v in stages.values())
+        times = [
+            [k, f"{v.get('seconds', float('nan')):.0f}"]
             for k, v in stages.items()
             if "seconds" in v
         ]
-        total = sum(v.get("seconds", 0) for v in stages.values())
-        md += [f"| **total** | **{total:.0f}** |", ""]
+        md += [
+            "## Time per stage",
+            "",
+            markdown_table(["stage", "seconds"], [*times, ["**total**", f"**{total:.0f}**"]], "lr"),
+            "",
+        ]
         md += ["Commands run, in order:", "", "```"]
         md += [c for v in stages.values() for c in v.get("commands", [])]
         md += ["```", ""]
-    readme = results / "README.md"
-    with atomic_path(readme) as tmp:
-        tmp.write_text("\n".join(md), encoding="utf-8")
+    return md
+
+
+def _write_paper(
+    root: Path, results: Path, rs: Study, exp4_md: list[str], exp4_rows: list[dict]
+) -> tuple[Path, Path]:
+    """Write the report of experiments 1–3 (and ``exp4_md``, experiment 4's section, when run):
+    ``results.csv``, ``results_per_seed.csv`` and ``README.md``; returns (README, results.csv)."""
+    pre = get_preset(rs.preset)
+    p = _paper_tables(root, rs)
+    g1 = p.g1
+    flow_md, flow_rows = _flow_md(root, [run_name(1, m, rs.preset, glacier=g1) for m in MODELS], g1)
+    csv_path = _write_paper_csv(results, p)
+    state = _read_json(results / "reproduce.json")
+    md = [*_intro_md(rs), *_heldout_md(p, rs), *_experiment1_md(root, p, rs)]
+    md += _flow_section(flow_md, flow_rows)
+    md += _aletsch_md(p, rs)
+    md += exp4_md
+    md += _paper_numbers_md(rs, pre)
+    md += _figures_md(root, results, rs, p.labels)
+    md += _settings_md(pre, state)
+    readme = write_text("\n".join(md), results / "README.md")
     return readme, csv_path
 
 

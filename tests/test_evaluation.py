@@ -9,34 +9,13 @@ import pandas as pd
 import pytest
 import rasterio
 import torch
-from PIL import Image
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torch import nn
 
 from glacier_movement import evaluation as ev
+from glacier_movement import metrics
 from glacier_movement.baselines import BASELINES
 from glacier_movement.sequences import SequenceDataset
-
-
-class LastFrame(nn.Module):
-    """Persistence written independently of the package: repeat the last input frame."""
-
-    def forward(self, x, y=None):
-        return x[:, -1:].repeat(1, 4, 1, 1)
-
-
-class Echo(nn.Module):
-    """Returns its input frames as the prediction (an 'identity' forecaster); records calls."""
-
-    def __init__(self):
-        super().__init__()
-        self.batch_sizes = []
-        self.grad_enabled = []
-
-    def forward(self, x, y=None):
-        self.batch_sizes.append(x.shape[0])
-        self.grad_enabled.append(torch.is_grad_enabled())
-        return x.clone()
+from tests.helpers import Echo, LastFrame, frames
 
 
 class Shift(nn.Module):
@@ -50,93 +29,7 @@ class Shift(nn.Module):
         return self.drop(x[:, -1:].repeat(1, 4, 1, 1) + 0.1)
 
 
-def frames(t=12, h=30, w=40, seed=0):
-    rng = np.random.default_rng(seed)
-    f = rng.random((t, h, w), dtype=np.float32)
-    return np.where(f >= 0.3, f, 0).astype(np.float32)
-
-
-# ------------------------------------------------------------------------------------ metrics
-def test_errors_against_hand_computed_values():
-    target = np.zeros((2, 1, 2, 2), np.float32)
-    pred = np.array([[[[1.0, 0.0], [0.0, 0.0]]], [[[0.5, 0.5], [-0.5, 0.5]]]], np.float32)
-    m2, m1 = ev.sequence_errors(pred, target)
-    np.testing.assert_allclose(m2, [0.25, 0.25])  # 1/4 and 4·0.25/4
-    np.testing.assert_allclose(m1, [0.25, 0.5])  # 1/4 and 4·0.5/4
-    assert ev.mse(pred, target) == pytest.approx(0.25)
-    assert ev.mae(pred, target) == pytest.approx(0.375)
-    # PSNR of MSE 0.25 with range 1: 10·log10(4)
-    np.testing.assert_allclose(ev.psnr_frames(pred, target)[:, 0], 10 * np.log10(4.0))
-    with pytest.raises(ValueError, match="differs"):
-        ev.mse(pred, target[:1])
-
-
-def test_ssim_and_psnr_equal_skimage_per_frame():
-    rng = np.random.default_rng(1)
-    target = rng.random((3, 2, 20, 17)).astype(np.float32)
-    pred = np.clip(target + rng.normal(0, 0.1, target.shape), 0, 1).astype(np.float32)
-    got = ev.ssim_frames(pred, target)
-    want = [
-        [structural_similarity(t, p, data_range=1.0) for t, p in zip(ts, ps, strict=True)]
-        for ts, ps in zip(target, pred, strict=True)
-    ]
-    np.testing.assert_allclose(got, want, atol=1e-5)
-    want_psnr = [
-        [peak_signal_noise_ratio(t, p, data_range=1.0) for t, p in zip(ts, ps, strict=True)]
-        for ts, ps in zip(target, pred, strict=True)
-    ]
-    np.testing.assert_allclose(ev.psnr_frames(pred, target), want_psnr, rtol=1e-5)
-    # identical frames: SSIM 1, PSNR capped instead of infinite
-    assert ev.ssim_frames(target, target) == pytest.approx(np.ones((3, 2)))
-    assert (ev.psnr_frames(target, target) == ev.PSNR_MAX_DB).all()
-    # frames smaller than the 7-px window use the largest odd window that fits (5 here)
-    small_t, small_p = target[:, :, :6, :6], pred[:, :, :6, :6]
-    np.testing.assert_allclose(
-        ev.ssim_frames(small_p, small_t)[0, 0],
-        structural_similarity(small_t[0, 0], small_p[0, 0], data_range=1.0, win_size=5),
-        atol=1e-5,
-    )
-
-
-def test_bootstrap_contains_estimate_and_narrows_with_more_samples():
-    rng = np.random.default_rng(2)
-    small = rng.exponential(0.05, 200)
-    large = rng.exponential(0.05, 20_000)
-    a = ev.bootstrap_interval(small, 500, seed=3)
-    b = ev.bootstrap_interval(large, 500, seed=3)
-    for iv, v in ((a, small), (b, large)):
-        assert iv.low < v.mean() < iv.high
-        assert iv.low < iv.mean < iv.high
-        assert iv.mean == pytest.approx(v.mean(), rel=0.02)
-    assert (b.high - b.low) < 0.3 * (a.high - a.low)  # ~ 1/sqrt(100) narrower
-    assert ev.bootstrap_interval(small, 500, seed=3) == a  # reproducible with a seed
-    assert ev.bootstrap_interval(small, 500, seed=4) != a
-
-
 # ---------------------------------------------------------------------------------- evaluate
-def test_scene_scores_carry_tile_bootstrap_intervals():
-    rng = np.random.default_rng(3)
-    targets = rng.random((4, 40, 60)).astype(np.float32)
-    preds = targets + rng.normal(0, 0.1, targets.shape).astype(np.float32)
-    # tile errors: the mean over equal tiles is the scene's error
-    tiles = ev.tile_errors(preds, targets, 20)
-    assert tiles["MSE"].shape == (6,)
-    assert tiles["MSE"].mean() == pytest.approx(float(((preds - targets) ** 2).mean()), rel=1e-6)
-    assert tiles["MAE"][0] == pytest.approx(float(np.abs(preds - targets)[:, :20, :20].mean()))
-    inputs = np.repeat(targets[:1], 4, axis=0)
-    scene = ev.Scene(
-        inputs=inputs, targets=targets, predictions=preds, persistence=inputs[-1:].repeat(4, 0),
-        frame_indices=np.arange(8), window_start=np.arange(8).astype("datetime64[D]"),
-        meta={"patch": 20},
-    )  # fmt: skip
-    df = ev.scene_scores(scene, n_resamples=500).set_index("predictor")
-    for name in ("model", ev.PERSISTENCE):
-        r = df.loc[name]
-        assert r["MSE_low"] <= r["MSE"] <= r["MSE_high"]
-        assert r["MAE_low"] <= r["MAE"] <= r["MAE_high"]
-    assert df.loc["model", "MSE_high"] < df.loc[ev.PERSISTENCE, "MSE_low"]
-
-
 def test_evaluate_scores_model_and_persistence_directly():
     ds = SequenceDataset(frames(), patch=10, stride=5)
     idx = np.arange(len(ds))[-37:]  # not a multiple of the batch size
@@ -152,11 +45,14 @@ def test_evaluate_scores_model_and_persistence_directly():
         np.testing.assert_allclose(sub["MSE"], ((pred - y) ** 2).mean(axis=(1, 2, 3)), rtol=1e-6)
         np.testing.assert_allclose(sub["MAE"], np.abs(pred - y).mean(axis=(1, 2, 3)), rtol=1e-6)
         assert sub["MSE"].mean() == pytest.approx(((pred - y) ** 2).mean(), rel=1e-6)
-        np.testing.assert_allclose(sub["SSIM"], ev.ssim_frames(pred, y).mean(axis=1), atol=1e-6)
+        np.testing.assert_allclose(
+            sub["SSIM"], metrics.ssim_frames(pred, y).mean(axis=1), atol=1e-6
+        )
     # a persistence model scores exactly what the built-in baseline scores
     df2 = ev.evaluate(LastFrame(), ds, idx, batch_size=100, progress=False)
     a, b = (
-        df2[df2["predictor"] == k][list(ev.METRICS)].to_numpy() for k in ("model", ev.PERSISTENCE)
+        df2[df2["predictor"] == k][list(metrics.METRICS)].to_numpy()
+        for k in ("model", ev.PERSISTENCE)
     )
     np.testing.assert_allclose(a, b, rtol=1e-6)
 
@@ -224,64 +120,6 @@ def test_verdicts_need_enough_clusters():
         "too few clusters (3)",
         "too few clusters (4)",
     }
-
-
-# ----------------------------------------------------------------------------- full scenes
-@pytest.mark.parametrize("shape", [(40, 60), (37, 53)])
-def test_predict_scene_of_identity_model_returns_inputs(shape):
-    f = frames(8, *shape, seed=3)
-    m = Echo()
-    out = ev.predict_scene(m, f, patch=10, batch_size=7)
-    assert out.shape == (4, *shape) and out.dtype == np.float32
-    np.testing.assert_array_equal(out, f[:4])  # padding cropped off, patches back in place
-    n_patches = -(-shape[0] // 10) * -(-shape[1] // 10)
-    assert sum(m.batch_sizes) == n_patches and max(m.batch_sizes) == 7  # batched, not per patch
-    assert not any(m.grad_enabled)
-    np.testing.assert_array_equal(ev.persistence_scene(f), np.repeat(f[3:4], 4, axis=0))
-    np.testing.assert_array_equal(
-        ev.predict_scene(LastFrame(), f, patch=10), ev.persistence_scene(f)
-    )
-
-
-def test_predict_scene_rejects_short_input():
-    with pytest.raises(ev.GlacierError, match="needs"):
-        ev.predict_scene(Echo(), frames(3), patch=10)
-
-
-def test_geotiff_has_crs_transform_and_values(tmp_path):
-    bands = frames(4, 20, 30)
-    transform = (30.0, 0.0, 600_000.0, 0.0, -30.0, 3_550_000.0)
-    path = ev.write_geotiff(tmp_path / "p.tif", bands, 32643, transform, ["a", "b", "c", "d"])
-    with rasterio.open(path) as src:
-        assert src.crs.to_epsg() == 32643
-        assert tuple(src.transform)[:6] == transform
-        assert src.count == 4 and src.dtypes == ("float32",) * 4 and src.nodata is None
-        assert src.descriptions == ("a", "b", "c", "d")
-        np.testing.assert_array_equal(src.read(), bands)
-        # pixel (r, c) centre is at the affine map of (c + 0.5, r + 0.5)
-        assert src.xy(2, 3) == (600_000.0 + 3.5 * 30, 3_550_000.0 - 2.5 * 30)
-    assert not list(tmp_path.glob(".*"))  # no temporary left behind
-
-
-def test_grayscale_png_is_min_max_scaled(tmp_path):
-    img = np.array([[0.3, 0.65], [1.0, 0.3]], np.float32)
-    png = ev.save_grayscale(img, tmp_path / "a.png")
-    got = np.asarray(Image.open(png))
-    assert Image.open(png).mode == "L"
-    np.testing.assert_array_equal(got, [[0, 127], [255, 0]])
-    assert (
-        np.asarray(Image.open(ev.save_grayscale(np.zeros((3, 3)), tmp_path / "z.png"))) == 0
-    ).all()
-    assert ev.save_grayscale(img, tmp_path / "a.pdf").read_bytes().startswith(b"%PDF")
-
-
-def test_scene_window_matches_the_original():
-    np.testing.assert_array_equal(ev.scene_window(36), np.arange(28, 36))  # Parvati
-    np.testing.assert_array_equal(ev.scene_window(27), np.arange(19, 27))  # Aletsch
-    np.testing.assert_array_equal(ev.scene_window(36, last=10), np.arange(26, 34))
-    for bad in (7, 37):
-        with pytest.raises(ev.GlacierError, match="--last"):
-            ev.scene_window(36, last=bad)
 
 
 # ------------------------------------------------------------------------------ loss curves

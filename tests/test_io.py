@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import stat
 import zipfile
 
 import numpy as np
+import pandas as pd
 import pytest
+import rasterio
+from PIL import Image
 
 from glacier_movement import io
 from glacier_movement.config import BANDS, OFFSET, SCALE
 from glacier_movement.errors import DataError, GlacierError
+from tests.helpers import frames
 
 
 def _scenes(n: int = 3, h: int = 6, w: int = 5, seed: int = 0) -> io.Scenes:
@@ -317,3 +322,49 @@ def test_atomic_path_reports_an_unwritable_folder(tmp_path):
     with pytest.raises(GlacierError, match="cannot create folder"):
         with io.atomic_path(blocker / "raw" / "2015.npz"):
             pass
+
+
+# ------------------------------------------------------------------------------ writers
+def test_geotiff_has_crs_transform_and_values(tmp_path):
+    bands = frames(4, 20, 30)
+    transform = (30.0, 0.0, 600_000.0, 0.0, -30.0, 3_550_000.0)
+    path = io.write_geotiff(tmp_path / "p.tif", bands, 32643, transform, ["a", "b", "c", "d"])
+    with rasterio.open(path) as src:
+        assert src.crs.to_epsg() == 32643
+        assert tuple(src.transform)[:6] == transform
+        assert src.count == 4 and src.dtypes == ("float32",) * 4 and src.nodata is None
+        assert src.descriptions == ("a", "b", "c", "d")
+        np.testing.assert_array_equal(src.read(), bands)
+        # pixel (r, c) centre is at the affine map of (c + 0.5, r + 0.5)
+        assert src.xy(2, 3) == (600_000.0 + 3.5 * 30, 3_550_000.0 - 2.5 * 30)
+    assert not list(tmp_path.glob(".*"))  # no temporary left behind
+
+
+def test_grayscale_png_is_min_max_scaled(tmp_path):
+    img = np.array([[0.3, 0.65], [1.0, 0.3]], np.float32)
+    png = io.save_grayscale(img, tmp_path / "a.png")
+    got = np.asarray(Image.open(png))
+    assert Image.open(png).mode == "L"
+    np.testing.assert_array_equal(got, [[0, 127], [255, 0]])
+    assert (
+        np.asarray(Image.open(io.save_grayscale(np.zeros((3, 3)), tmp_path / "z.png"))) == 0
+    ).all()
+    assert io.save_grayscale(img, tmp_path / "a.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_markdown_table_lines_and_alignment():
+    assert io.markdown_table(["a", "b"], [["1", "2"], ["x", ""]], "lr") == (
+        "| a | b |\n|---|---:|\n| 1 | 2 |\n| x |  |"
+    )
+    assert io.markdown_table(["only"], []) == "| only |\n|---|"
+    with pytest.raises(ValueError, match="one letter"):
+        io.markdown_table(["a", "b"], [], "l")
+
+
+def test_write_csv_float_format_and_gzip(tmp_path):
+    df = pd.DataFrame({"name": ["a", "b"], "v": [1 / 3, 2.0]})
+    plain = io.write_csv(df, tmp_path / "t.csv", "%.6g")
+    assert plain.read_text() == "name,v\na,0.333333\nb,2\n"
+    full = io.write_csv(df, tmp_path / "t.csv.gz")
+    assert gzip.decompress(full.read_bytes()).decode() == df.to_csv(index=False)
+    pd.testing.assert_frame_equal(pd.read_csv(full), df)

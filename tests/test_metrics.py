@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import stats
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from glacier_movement import metrics
 from glacier_movement.errors import GlacierError
 from glacier_movement.metrics import (
     Interval,
@@ -206,3 +208,60 @@ def test_bad_input_raises_one_line_errors():
         paired_difference(values, np.zeros(11), np.arange(10))
     with pytest.raises(GlacierError, match="hashable"):
         cluster_bootstrap(values[:2], [[0], [1]])
+
+
+# ------------------------------------------------------------------------------- scores
+def test_errors_against_hand_computed_values():
+    target = np.zeros((2, 1, 2, 2), np.float32)
+    pred = np.array([[[[1.0, 0.0], [0.0, 0.0]]], [[[0.5, 0.5], [-0.5, 0.5]]]], np.float32)
+    m2, m1 = metrics.sequence_errors(pred, target)
+    np.testing.assert_allclose(m2, [0.25, 0.25])  # 1/4 and 4·0.25/4
+    np.testing.assert_allclose(m1, [0.25, 0.5])  # 1/4 and 4·0.5/4
+    assert metrics.mse(pred, target) == pytest.approx(0.25)
+    assert metrics.mae(pred, target) == pytest.approx(0.375)
+    # PSNR of MSE 0.25 with range 1: 10·log10(4)
+    np.testing.assert_allclose(metrics.psnr_frames(pred, target)[:, 0], 10 * np.log10(4.0))
+    with pytest.raises(ValueError, match="differs"):
+        metrics.mse(pred, target[:1])
+
+
+def test_ssim_and_psnr_equal_skimage_per_frame():
+    rng = np.random.default_rng(1)
+    target = rng.random((3, 2, 20, 17)).astype(np.float32)
+    pred = np.clip(target + rng.normal(0, 0.1, target.shape), 0, 1).astype(np.float32)
+    got = metrics.ssim_frames(pred, target)
+    want = [
+        [structural_similarity(t, p, data_range=1.0) for t, p in zip(ts, ps, strict=True)]
+        for ts, ps in zip(target, pred, strict=True)
+    ]
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    want_psnr = [
+        [peak_signal_noise_ratio(t, p, data_range=1.0) for t, p in zip(ts, ps, strict=True)]
+        for ts, ps in zip(target, pred, strict=True)
+    ]
+    np.testing.assert_allclose(metrics.psnr_frames(pred, target), want_psnr, rtol=1e-5)
+    # identical frames: SSIM 1, PSNR capped instead of infinite
+    assert metrics.ssim_frames(target, target) == pytest.approx(np.ones((3, 2)))
+    assert (metrics.psnr_frames(target, target) == metrics.PSNR_MAX_DB).all()
+    # frames smaller than the 7-px window use the largest odd window that fits (5 here)
+    small_t, small_p = target[:, :, :6, :6], pred[:, :, :6, :6]
+    np.testing.assert_allclose(
+        metrics.ssim_frames(small_p, small_t)[0, 0],
+        structural_similarity(small_t[0, 0], small_p[0, 0], data_range=1.0, win_size=5),
+        atol=1e-5,
+    )
+
+
+def test_bootstrap_contains_estimate_and_narrows_with_more_samples():
+    rng = np.random.default_rng(2)
+    small = rng.exponential(0.05, 200)
+    large = rng.exponential(0.05, 20_000)
+    a = metrics.bootstrap_interval(small, 500, seed=3)
+    b = metrics.bootstrap_interval(large, 500, seed=3)
+    for iv, v in ((a, small), (b, large)):
+        assert iv.low < v.mean() < iv.high
+        assert iv.low < iv.mean < iv.high
+        assert iv.mean == pytest.approx(v.mean(), rel=0.02)
+    assert (b.high - b.low) < 0.3 * (a.high - a.low)  # ~ 1/sqrt(100) narrower
+    assert metrics.bootstrap_interval(small, 500, seed=3) == a  # reproducible with a seed
+    assert metrics.bootstrap_interval(small, 500, seed=4) != a
