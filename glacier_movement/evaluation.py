@@ -36,7 +36,7 @@ from .baselines import (
 from .catalog import Catalog
 from .checkpoints import resolve_device
 from .errors import DataError, GlacierError
-from .flow import FARNEBACK_SETTINGS, load_truth, motion_errors
+from .flow import motion_errors
 from .inference import (
     N_IN,
     N_OUT,
@@ -48,6 +48,7 @@ from .inference import (
 )
 from .io import markdown_table, read_frames, write_csv, write_text
 from .models import Persistence
+from .motion import FARNEBACK_SETTINGS, load_truth
 from .plotting import loss_curves_figure
 from .selection import ModelChoice, Selected, select
 from .sequences import extract_patches, make_loader, split_indices

@@ -37,11 +37,11 @@ import numpy as np
 from skimage.registration import phase_cross_correlation
 from tqdm.auto import tqdm
 
-from . import io, locks, settings
+from . import io, locks, plotting, settings
 from .catalog import Catalog
 from .config import GREEN, NDSI_THRESHOLD, SWIR16, GlacierConfig, Paths, get_glacier
 from .errors import GlacierError
-from .flow import load_truth, motion_share, window_days
+from .motion import load_truth, motion_share, window_days
 from .settings import SettingsError, option
 
 #: One axis of the 5×5 kernel of Vonica et al. (2021); the kernel is its outer product
@@ -1622,7 +1622,6 @@ def preprocess(cfg: GlacierConfig, root: str | Path, **options) -> io.Frames:
 
 def write_figures(fr: io.Frames, folder: Path) -> list[Path]:
     """The frame grid (PNG) and the animation (GIF) of a frame set, in ``folder``."""
-    from . import plotting  # loads matplotlib (slow, heavy): only when figures are drawn
 
     labels = [window_label(s, fr.window_months) for s in fr.window_start]
     ncols = 12 // fr.window_months if 12 // fr.window_months <= 6 else 6

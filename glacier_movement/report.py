@@ -27,10 +27,10 @@ from . import evaluation as ev
 from .baselines import BASELINES
 from .catalog import Catalog
 from .errors import GlacierError
-from .flow import load_flow_errors, threshold
 from .inference import Scene, load_scene, structure_scores
 from .inference import scene_scores as scene_forecast_scores
 from .io import atomic_path, load_npz, markdown_table, write_csv, write_text
+from .motion import load_flow_errors, threshold
 from .plotting import scene_panels_figure
 from .presets import Preset, get_preset
 from .settings import option

@@ -101,10 +101,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from . import config, flow, io, locks, preprocessing, settings
+from . import config, io, locks, motion, preprocessing, settings
 from .catalog import Catalog
 from .config import BANDS, OFFSET, SCALE, GlacierConfig, Paths
 from .errors import GlacierError
+from .plotting import scene_quicklook
 from .settings import option
 
 #: Pixel size of the Landsat grid, metres.
@@ -238,7 +239,7 @@ def _month(time: np.datetime64) -> int:
 
 
 class WindowMotionShare:
-    """The motion share (:func:`flow.motion_share`) of window means of the clean surface,
+    """The motion share (:func:`motion.motion_share`) of window means of the clean surface,
     streamed scene by scene in time order.
 
     Each window of ``window_months`` months (as preprocessing cuts them) averages the green and
@@ -292,7 +293,7 @@ class WindowMotionShare:
         if self.prev is not None:
             before, t0 = self.prev
             mask = self.along <= self.gen.geom.terminus(t)
-            p, a, _ = flow.motion_share_terms(before, frame, self.velocity * (t - t0), mask)
+            p, a, _ = motion.motion_share_terms(before, frame, self.velocity * (t - t0), mask)
             self.persist, self.advected, self.pairs = (
                 self.persist + p,
                 self.advected + a,
@@ -303,7 +304,7 @@ class WindowMotionShare:
     def share(self) -> float:
         """The pooled motion share of the windows added so far (NaN under two windows)."""
         self._close()
-        return flow.share_from_terms(self.persist, self.advected)
+        return motion.share_from_terms(self.persist, self.advected)
 
 
 # ------------------------------------------------------------------------------------- climate
@@ -1295,7 +1296,6 @@ def quicklooks(
 ) -> list[Path]:
     """RGB quick-look grids ``figures/quicklook_<year>.png`` of the scene files (synthetic or
     acquired): every scene of the year, titled with date, cloud cover and gaps."""
-    from .plotting import scene_quicklook  # loads matplotlib (slow, heavy): only for figures
 
     paths = Paths(Path(root), cfg.name)
     files = (

@@ -13,7 +13,7 @@ import pytest
 from pyproj import Transformer
 from skimage.registration import phase_cross_correlation
 
-from glacier_movement import flow, io
+from glacier_movement import io, motion
 from glacier_movement.cli import main
 from glacier_movement.config import BANDS, GREEN, OFFSET, SCALE, SWIR16, Paths, get_glacier
 from glacier_movement.errors import GlacierError
@@ -428,14 +428,14 @@ def test_motion_share_of_known_changes():
     moved = np.roll(base, 2, axis=0)
     mask = np.zeros((60, 60), bool)
     mask[10:50, 10:50] = True
-    assert flow.motion_share(np.stack([base, moved]), disp[None], mask) == pytest.approx(1.0)
+    assert motion.motion_share(np.stack([base, moved]), disp[None], mask) == pytest.approx(1.0)
     other = cv2.GaussianBlur(rng.random((60, 60), dtype=np.float32), (0, 0), 2.0)
     zero = np.zeros_like(disp)
-    assert flow.motion_share(np.stack([base, other]), zero[None], mask) == 0.0
-    both = flow.motion_share(np.stack([base, moved + 0.02]), disp[None], mask)
+    assert motion.motion_share(np.stack([base, other]), zero[None], mask) == 0.0
+    both = motion.motion_share(np.stack([base, moved + 0.02]), disp[None], mask)
     assert 0.0 < both < 1.0
     with pytest.raises(GlacierError, match="displacement"):
-        flow.motion_share(np.stack([base, moved]), disp, mask)
+        motion.motion_share(np.stack([base, moved]), disp, mask)
 
 
 def test_motion_share_per_regime(tmp_path):
@@ -499,8 +499,10 @@ def test_flow_of_true_frames_beats_zero_flow_in_the_motion_regime():
     assert len(frames) == 8
     true = windows.velocity[None] * np.diff(times)[:, None, None, None]
     mask = windows.along <= gen.geom.terminus(times[-1])
-    zero = flow.endpoint_error(np.zeros_like(true), true, mask).mean()
-    tuned = flow.endpoint_error(flow.sequence_flow(frames, **flow.FARNEBACK_TUNED), true, mask)
+    zero = motion.endpoint_error(np.zeros_like(true), true, mask).mean()
+    tuned = motion.endpoint_error(
+        motion.sequence_flow(frames, **motion.FARNEBACK_TUNED), true, mask
+    )
     assert 1.0 < zero < 3.0
     assert tuned.mean() < 0.5 * zero, (tuned, zero)
 

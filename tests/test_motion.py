@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from glacier_movement import flow as fl
+from glacier_movement import motion as fl
 from glacier_movement.errors import DataError
 from glacier_movement.io import save_npz
 
