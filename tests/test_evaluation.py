@@ -298,8 +298,15 @@ def test_cli_infer_and_flow(trained, capsys):
             src.crs.to_epsg() == EPSG and tuple(src.transform)[:6] == TRANSFORM and src.count == 4
         )
         np.testing.assert_array_equal(src.read(), pred)
-    assert (out_dir / "images" / "targets_3.png").is_file()
-    assert (root / "parvati" / "figures" / f"{run}_scene.png").is_file()
+    # the grayscale image is the target frame min-max scaled to 0…255 (floored)
+    t3 = frames[-1].astype(np.float64)
+    expected = np.floor((t3 - t3.min()) / (t3.max() - t3.min()) * 255.999).astype(np.uint8)
+    with Image.open(out_dir / "images" / "targets_3.png") as img:
+        assert img.mode == "L"
+        np.testing.assert_array_equal(np.asarray(img), expected)
+    with Image.open(root / "parvati" / "figures" / f"{run}_scene.png") as img:
+        img.load()  # a whole PNG, not a truncated one
+        assert img.format == "PNG" and img.width > img.height  # the frames side by side
     capsys.readouterr()
 
     assert cli(root, "flow", "--run", run) == 0
@@ -312,7 +319,9 @@ def test_cli_infer_and_flow(trained, capsys):
     assert epe.loc[("persistence", "mean"), "epe_px"] == pytest.approx(true_px)
     summary = json.loads((out_dir / "flow_epe.json").read_text())
     assert set(summary["epe_px"]) == {"targets", "predictions", "persistence"}
-    assert (root / "parvati" / "figures" / f"{run}_flow.png").is_file()
+    with Image.open(root / "parvati" / "figures" / f"{run}_flow.png") as img:
+        img.load()
+        assert img.format == "PNG"
     with np.load(out_dir / "flow.npz") as f:
         assert f["flow_prediction"].shape == (3, 2, 60, 80)
 
@@ -337,7 +346,9 @@ def test_cli_flow_predicts_again_for_another_checkpoint(trained, capsys):
 def test_cli_loss_curves(trained, capsys):
     root, _ = trained
     assert cli(root, "loss-curves") == 0
-    assert (root / "models" / "loss_curves.png").is_file()
+    with Image.open(root / "models" / "loss_curves.png") as img:
+        img.load()
+        assert img.format == "PNG" and min(img.size) > 100
 
 
 @pytest.mark.parametrize(

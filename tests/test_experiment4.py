@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from glacier_movement import config
 from glacier_movement.errors import GlacierError
+from glacier_movement.presets import get_preset
 from glacier_movement.reproduce import (
     EXP4_MODELS,
     MOTION_GLACIER,
@@ -61,7 +64,10 @@ def test_results_hold_the_five_models_the_baselines_and_motion_scores(job):
         zero = epe[epe["source"] == "zero"]
         assert (zero["epe_px"] - zero["true_px"]).abs().max() < 1e-9  # zero flow misses it all
     # its own state file: experiments 1-3 keep theirs
-    assert state_path(job).name == "reproduce-exp4.json" and state_path(job).is_file()
+    assert state_path(job).name == "reproduce-exp4.json"
+    state = json.loads(state_path(job).read_text())
+    assert state["fingerprint"]["experiments"] == [4]
+    assert all(s["status"] == "done" for s in state["stages"].values())
 
 
 def test_experiment_lists():
@@ -102,7 +108,12 @@ def test_reproduce_runs_experiment_1_on_a_custom_glacier(tmp_path, monkeypatch):
     assert {"salstm", "climatology"} <= set(df["model"])
     text = (tmp_path / "results" / "myg" / "README.md").read_text()
     assert "Experiment 1 — myg" in text and "Experiment 2" not in text
-    assert (tmp_path / "data" / "myg-heldout-1" / "frames.npz").is_file()
+    from glacier_movement import io
+
+    held = io.read_frames(tmp_path / "data" / "myg-heldout-1" / "frames.npz")
+    # a custom glacier's synthetic stand-in takes the preset's Parvati size
+    assert held.glacier == "myg-heldout-1"
+    assert held.frames.shape[1:] == get_preset("tiny").scene_size["parvati"]
     # a custom glacier runs experiment 1 only
     assert main([*argv[:-2], "--experiments", "4"]) == 2
 

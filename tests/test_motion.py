@@ -127,18 +127,3 @@ def test_flow_errors_table():
     assert t.loc[("persistence", "mean"), "epe_px"] == pytest.approx(1.5)
     assert t.loc[("persistence", "mean"), "true_px"] == pytest.approx(1.5)
     assert t.loc[("targets", "1→2"), "flow_px"] == pytest.approx(1.0)
-
-
-def test_quiver_figure(tmp_path):
-    from glacier_movement.plotting import flow_quiver_figure
-
-    img, _ = textured_blob(50, 60)
-    f = np.zeros((2, 2, 50, 60), np.float32)
-    f[:, 0] = 2.0
-    out = flow_quiver_figure(
-        {"target": np.stack([img, img]), "prediction": np.stack([img, img])},
-        {"target": f, "prediction": f * 0.5},
-        tmp_path / "q.png",
-        row_titles=["a", "b"],
-    )
-    assert out[0].read_bytes()[:4] == b"\x89PNG"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 from scipy import ndimage
 
 from glacier_movement import io
@@ -476,9 +477,11 @@ def test_preprocess_end_to_end(tmp_path):
     np.testing.assert_array_equal(f[0], f[1])  # leading empty window = nearest
     al = io.load_npz(paths.glacier_dir / "alignment.npz")
     assert al["warps"].shape == (9, 3, 3) and al["success"].all() and al["cc"].min() > 0.9
-    assert (paths.figures_dir / "frames.png").is_file() and (
-        paths.figures_dir / "frames.gif"
-    ).is_file()
+    with Image.open(paths.figures_dir / "frames.gif") as gif:
+        assert gif.n_frames == len(fr.frames)  # one GIF frame per window
+    with Image.open(paths.figures_dir / "frames.png") as png:
+        png.load()
+        assert png.format == "PNG"
     text = "\n".join(result.summary)
     assert "9 scenes used of 10" in text and "dropped 1 over 20 % cloud" in text
     assert "2 interpolated" in text and "1 at the ends" in text

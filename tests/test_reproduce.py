@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from glacier_movement import config, io
 from glacier_movement.baselines import BASELINES
@@ -19,7 +21,8 @@ from glacier_movement.training import load_sequences
 
 
 @pytest.fixture(scope="module")
-def job(tmp_path_factory):
+def first_run(tmp_path_factory):
+    """The job run once: (job, its wall time in seconds, the state file it left)."""
     base = tmp_path_factory.mktemp("reproduce")
     job = Job(
         preset="tiny",
@@ -31,16 +34,32 @@ def job(tmp_path_factory):
         seeds=1,
         heldout=1,
     )
+    t0 = time.perf_counter()
     reproduce(job)
-    return job
+    seconds = time.perf_counter() - t0
+    return job, seconds, json.loads((job.results / "reproduce.json").read_text())
 
 
-def test_every_stage_finished_with_its_time(job):
-    state = json.loads((job.results / "reproduce.json").read_text())
+@pytest.fixture(scope="module")
+def job(first_run):
+    return first_run[0]
+
+
+def test_every_stage_finished_with_its_time_and_commands(first_run):
+    """The stages' times add up to the job's wall time (each stage timed on its own, not from the
+    job's start), and the report lists the commands each stage ran, in order."""
+    job, wall, state = first_run
     assert list(state["stages"]) == list(STAGES)
-    for name, s in state["stages"].items():
-        assert s["status"] == "done", name
-        assert s["seconds"] >= 0 and s["commands"], name
+    assert all(s["status"] == "done" for s in state["stages"].values())
+    total = sum(s["seconds"] for s in state["stages"].values())
+    assert 0.8 * wall - 1 <= total <= wall + 0.05 * len(STAGES), (total, wall)
+    text = (job.results / "README.md").read_text()
+    listed = text.split("Commands run, in order:")[1].split("```")[1].strip().splitlines()
+    # the report is written while its own stage runs: it lists every earlier stage's commands
+    earlier = [c for name, s in state["stages"].items() if name != "report" for c in s["commands"]]
+    assert listed == earlier
+    assert all(s["commands"] for s in state["stages"].values())
+    assert all(c.startswith("glacier-movement ") for c in listed)
 
 
 def test_results_csv_has_every_experiment_with_the_baselines(job):
@@ -98,7 +117,9 @@ def test_report_holds_three_experiments_paper_numbers_figures_and_timings(job):
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert len(links) >= 6
     for target in links:
-        assert (job.results / target).is_file(), target
+        with Image.open(job.results / target) as img:
+            img.load()  # a whole image, not a truncated one
+            assert img.format == "PNG", target
 
 
 def test_rerun_skips_finished_stages(job, capsys):

@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 from pyproj import Transformer
 from skimage.registration import phase_cross_correlation
 
@@ -583,7 +584,9 @@ def test_cli_synthesize(tmp_path, capsys):
     assert any("quick-look" in line for line in out)
     paths = Paths(tmp_path, "aletsch")
     assert io.read_scenes(paths.raw_year(2020)).data.shape[2:] == (50 + 32, 100 + 40)
-    assert (paths.figures_dir / "quicklook_2019.png").is_file()
+    with Image.open(paths.figures_dir / "quicklook_2019.png") as img:
+        img.load()  # a whole PNG: one mosaic of the year's scenes
+        assert img.format == "PNG" and min(img.size) > 50
     assert geotransform(get_glacier("aletsch")) == io.read_scenes(paths.raw_year(2019)).transform
 
 
