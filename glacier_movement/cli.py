@@ -125,7 +125,7 @@ def _help_text(o: Option) -> str:
     text = o.help.replace("%", "%%")
     if o.required:
         return f"{text} (required)"
-    if o.default in (None, False, ()) or "default" in text:
+    if o.kind is bool or o.default in (None, ()) or "default" in text:
         return text
     shown = " ".join(map(str, o.default)) if isinstance(o.default, tuple) else o.default
     return f"{text} (default {shown})"
@@ -219,8 +219,9 @@ def _flag(cls: type, field: str) -> str:
 
 
 def parse(argv: list[str]) -> tuple[Command, Any, argparse.Namespace]:
-    """The command, its settings (config file, then the command line) and the common options;
-    a bad value is the parser's one-line error (exit 2)."""
+    """The command, its settings (config file, then the command line) and the common options.
+    Bad syntax is the parser's one-line error (SystemExit 2); a bad value is a
+    :class:`SettingsError` (``main`` prints it in one line and returns 2)."""
     parser = build_parser()
     ns = parser.parse_args(argv)
     cmd: Command = ns._command
@@ -230,16 +231,13 @@ def parse(argv: list[str]) -> tuple[Command, Any, argparse.Namespace]:
 def settings_from(parser: argparse.ArgumentParser, cls: type, ns: argparse.Namespace) -> Any:
     """``cls`` from the parsed options over the ``--config`` file's values over the defaults."""
     given = {o.name: getattr(ns, o.name) for o in settings.options(cls) if hasattr(ns, o.name)}
-    try:
-        values = settings.read_config(ns.config) if ns.config else {}
-        where = f" in {ns.config}" if ns.config else ""
-        return settings.build(cls, {**settings.build_partial(cls, values, where), **given})
-    except SettingsError as e:
-        if e.message.startswith("is required"):
-            parser.error(f"the following arguments are required: {_flag(cls, e.field)}")
-        parser.error(f"{_flag(cls, e.field)} {e.message}")
-    except GlacierError as e:
-        parser.error(str(e))
+    values = settings.read_config(ns.config) if ns.config else {}
+    where = f" in {ns.config}" if ns.config else ""
+    values = {**settings.build_partial(cls, values, where), **given}
+    missing = [o for o in settings.options(cls) if o.required and o.name not in values]
+    if missing:
+        parser.error(f"the following arguments are required: {_flag(cls, missing[0].name)}")
+    return settings.build(cls, values)
 
 
 def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
@@ -269,14 +267,21 @@ def resume_command(command: str, argv: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    cmd, obj, ns = parse(argv)
-    return execute(cmd, obj, ns, argv)
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    cmd: Command = ns._command
+    return execute(
+        cmd, lambda: settings_from(_subparser(parser, cmd.name), cmd.settings, ns), ns, argv
+    )
 
 
-def execute(cmd: Command, obj: Any, ns: argparse.Namespace, argv: list[str]) -> int:
-    """Run a command under the error policy; returns the exit status."""
+def execute(cmd: Command, make: Callable[[], Any], ns: argparse.Namespace, argv: list[str]) -> int:
+    """Build the settings (``make``) and run the command under the error policy; returns the
+    exit status."""
     debug = ns.debug or "--debug" in argv
+    name = cmd.name.split()[0]  # "glacier" for "glacier add": the messages name the command
     try:
+        obj = make()
         # SIGTERM as SIGINT: stop, outputs stay whole; `train` stops after its current step
         with signals.raising():
             cmd.run(obj, Catalog.at(ns.data_root))
@@ -285,8 +290,8 @@ def execute(cmd: Command, obj: Any, ns: argparse.Namespace, argv: list[str]) -> 
         if int(os.environ.get("RANK", "0")) == 0:  # one line for a torchrun job, not one a rank
             where = f" {e.detail}" if e.detail else "; outputs written so far are complete"
             print(
-                f"glacier-movement {cmd.name}: stopped by {e.signal_name}{where}; continue "
-                f"with: {resume_command(cmd.name, argv)}",
+                f"glacier-movement {name}: stopped by {e.signal_name}{where}; continue "
+                f"with: {resume_command(name, argv)}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -295,18 +300,18 @@ def execute(cmd: Command, obj: Any, ns: argparse.Namespace, argv: list[str]) -> 
         if debug:
             raise
         print(
-            f"glacier-movement {cmd.name}: error: {_flag(type(obj), e.field)} {e.message}",
+            f"glacier-movement {name}: error: {_flag(cmd.settings, e.field)} {e.message}",
             file=sys.stderr,
         )
         return EXIT_USER_ERROR
     except GlacierError as e:
         if debug:
             raise
-        print(f"glacier-movement {cmd.name}: error: {e}", file=sys.stderr)
+        print(f"glacier-movement {name}: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(
-            f"glacier-movement {cmd.name}: interrupted; outputs written so far are complete, run "
+            f"glacier-movement {name}: interrupted; outputs written so far are complete, run "
             "again to resume",
             file=sys.stderr,
         )
@@ -315,7 +320,7 @@ def execute(cmd: Command, obj: Any, ns: argparse.Namespace, argv: list[str]) -> 
         if debug:
             raise
         print(
-            f"glacier-movement {cmd.name}: error: out of memory; use a smaller --size, "
+            f"glacier-movement {name}: error: out of memory; use a smaller --size, "
             "--batch-size or preset",
             file=sys.stderr,
         )
@@ -325,7 +330,7 @@ def execute(cmd: Command, obj: Any, ns: argparse.Namespace, argv: list[str]) -> 
             raise
         first = str(e).splitlines()[0] if str(e) else ""
         print(
-            f"glacier-movement {cmd.name}: internal error: {type(e).__name__}: {first} "
+            f"glacier-movement {name}: internal error: {type(e).__name__}: {first} "
             "(run again with --debug for the traceback and report it)",
             file=sys.stderr,
         )
@@ -352,7 +357,7 @@ def script(
     )
     add_options(parser, command.settings)
     ns = parser.parse_args(["--config", str(config), *argv])
-    return execute(command, settings_from(parser, command.settings, ns), ns, argv)
+    return execute(command, lambda: settings_from(parser, command.settings, ns), ns, argv)
 
 
 if __name__ == "__main__":

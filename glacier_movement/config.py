@@ -500,6 +500,18 @@ def parse_years(text: str) -> tuple[int, int]:
     return first, last
 
 
+def parse_roi(text: str) -> tuple[int, ...]:
+    """``R0,R1,C0,C1`` (pixels, the command line's ``--roi``) as four integers; ValueError with
+    the fix otherwise."""
+    try:
+        parts = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 4 or parts[0] >= parts[1] or parts[2] >= parts[3] or min(parts) < 0:
+        raise ValueError(f"bad ROI {text!r}: write ROW0,ROW1,COL0,COL1 with ROW0<ROW1, COL0<COL1")
+    return parts
+
+
 def data_root(path: str | os.PathLike | None = None) -> Path:
     """The data root ("pathOrigin" of the original): argument, else $GLACIER_DATA_ROOT, else ./data."""
     if path is None:

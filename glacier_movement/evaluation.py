@@ -358,9 +358,9 @@ def loss_curves(
 
     Default output ``<root>/models/loss_curves.png`` (beside the runs). Returns the PNG path.
     """
-    models_dir = config.Paths(Path(root), "").models_dir
-    df = load_epoch_losses(models_dir, runs)
-    output = Path(output) if output else models_dir / "loss_curves.png"
+    catalog = Catalog(Path(root))
+    df = load_epoch_losses(catalog.models_dir, runs)
+    output = Path(output) if output else catalog.loss_curves
     return loss_curves_figure(df, output, pdf=pdf)[0]
 
 

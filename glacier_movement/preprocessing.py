@@ -39,10 +39,10 @@ from tqdm.auto import tqdm
 
 from . import io, locks, plotting, settings
 from .catalog import Catalog
-from .config import GREEN, NDSI_THRESHOLD, SWIR16, GlacierConfig, Paths, get_glacier
+from .config import GREEN, NDSI_THRESHOLD, SWIR16, GlacierConfig, Paths, get_glacier, parse_roi
 from .errors import GlacierError
 from .motion import load_truth, motion_share, window_days
-from .settings import SettingsError, option
+from .settings import SettingsError, glacier_option, option
 
 #: One axis of the 5×5 kernel of Vonica et al. (2021); the kernel is its outer product
 #: (1 2 3 2 1 / 2 4 6 4 2 / 3 6 9 6 3 / 2 4 6 4 2 / 1 2 3 2 1).
@@ -1638,17 +1638,6 @@ def write_figures(fr: io.Frames, folder: Path) -> list[Path]:
 
 
 # ---------------------------------------------------------------------------------- the stage
-def _roi(text: str) -> tuple[int, ...]:
-    """``R0,R1,C0,C1`` of the command line as four integers."""
-    try:
-        parts = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        parts = ()
-    if len(parts) != 4 or parts[0] >= parts[1] or parts[2] >= parts[3] or min(parts) < 0:
-        raise ValueError(f"bad ROI {text!r}: write ROW0,ROW1,COL0,COL1 with ROW0<ROW1, COL0<COL1")
-    return parts
-
-
 @dataclass(frozen=True)
 class PreprocessSettings:
     """Fill, align and average scenes into masked NDSI frames.
@@ -1660,9 +1649,7 @@ class PreprocessSettings:
     figures/frames.{png,gif}.
     """
 
-    glacier: str = option(
-        help="glacier: parvati, aletsch, one added with `glacier add`, or a path to its .toml"
-    )
+    glacier: str = glacier_option()
     window_months: int | None = option(
         None,
         metavar="N",
@@ -1757,7 +1744,7 @@ class PreprocessSettings:
     )
     roi: tuple[int, ...] | None = option(
         None,
-        parse=_roi,
+        parse=parse_roi,
         metavar="R0,R1,C0,C1",
         help="region of interest in scene pixels (default: the glacier's)",
     )

@@ -105,19 +105,6 @@ def format_table(rows: list[tuple[str, str, GlacierConfig | None, str]]) -> str:
 
 
 # --------------------------------------------------------------------------------- the stages
-def _roi(text: str) -> tuple[int, ...]:
-    """``R0,R1,C0,C1`` of the command line as four integers."""
-    try:
-        parts = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        parts = ()
-    if len(parts) != 4:
-        raise ValueError(
-            f"bad ROI {text!r}: write ROW0,ROW1,COL0,COL1 (pixels of the acquired 30 m grid)"
-        )
-    return parts
-
-
 @dataclass(frozen=True)
 class AddSettings:
     """Write <data-root>/glaciers/NAME.toml.
@@ -137,7 +124,7 @@ class AddSettings:
     epsg: int | None = option(None, help="projected CRS of the grid (default: UTM zone)")
     roi: tuple[int, ...] | None = option(
         None,
-        parse=_roi,
+        parse=config.parse_roi,
         metavar="R0,R1,C0,C1",
         help="region of interest in pixels of the 30 m grid (default: the whole grid)",
     )

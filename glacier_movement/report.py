@@ -33,7 +33,7 @@ from .io import atomic_path, load_npz, markdown_table, write_csv, write_text
 from .motion import load_flow_errors, threshold
 from .plotting import scene_panels_figure
 from .presets import Preset, get_preset
-from .settings import option
+from .settings import glacier_option, option
 from .study import EXP4_MODELS, MODELS, MOTION_GLACIER, Study, run_name
 
 #: docs/evaluation.md: Parvati test set, the original (non-chronological) split.
@@ -116,9 +116,7 @@ class SceneScoresSettings:
     <glacier>/results/<name>_scene_scores.csv and <glacier>/figures/<name>_generalization.png.
     """
 
-    glacier: str = option(
-        help="glacier: parvati, aletsch, one added with `glacier add`, or a path to its .toml"
-    )
+    glacier: str = glacier_option()
     scenes: tuple[str, ...] = option(metavar="LABEL", help="labels given to `infer --name`")
     name: str = option(help="name of this comparison (file names)")
 

@@ -44,7 +44,7 @@ from . import (
 from .catalog import Catalog
 from .errors import GlacierError
 from .io import atomic_path
-from .settings import option
+from .settings import device_option, option, wandb_option
 from .signals import Interrupted
 from .study import (
     EXP4_MODELS,
@@ -78,10 +78,8 @@ class Job(Study):
 
     years: str = option("2013-2021", help="years of scenes (default 2013-2021)")
     seed: int = option(0, help="seed of data, training and bootstrap")
-    wandb: str = option(
-        "offline", choices=("online", "offline", "disabled"), help="Weights & Biases mode"
-    )
-    device: str | None = option(None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    wandb: str = wandb_option()
+    device: str | None = device_option()
     start: str | None = option(
         None, flag="--from", metavar="STAGE", help="run this stage and all later ones again"
     )
@@ -409,10 +407,8 @@ class ScriptSettings:
     """
 
     preset: str = option("demo", help="paper, demo or tiny")
-    device: str | None = option(None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    wandb: str = option(
-        "offline", choices=("online", "offline", "disabled"), help="Weights & Biases mode"
-    )
+    device: str | None = device_option()
+    wandb: str = wandb_option()
     seed: int = option(0, help="seed of training and bootstrap")
 
 

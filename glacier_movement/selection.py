@@ -13,7 +13,7 @@ from .catalog import Catalog
 from .checkpoints import load_checkpoint, load_model, resolve_device
 from .errors import DataError, GlacierError
 from .models import TRAINABLE
-from .settings import SettingsError, option
+from .settings import SettingsError, device_option, option
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class ModelChoice:
     )
     name: str | None = option(None, help="label of the outputs (default: the run's folder name)")
     batch_size: int = option(100, help="patches per forward pass (default 100)")
-    device: str | None = option(None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    device: str | None = device_option()
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

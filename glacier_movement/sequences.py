@@ -45,7 +45,7 @@ from .catalog import Catalog
 from .errors import DataError, GlacierError
 from .plotting import plot_sequence_examples
 from .presets import get_preset
-from .settings import option
+from .settings import glacier_option, option
 
 __all__ = [
     "patch_grid",
@@ -781,9 +781,7 @@ class SequencesSettings:
     writes the original's one-file-per-sequence layout only when asked.
     """
 
-    glacier: str = option(
-        help="glacier: parvati, aletsch, one added with `glacier add`, or a path to its .toml"
-    )
+    glacier: str = glacier_option()
     preset: str | None = option(
         None, help="take --patch/--stride defaults from a preset (paper, demo, tiny)"
     )

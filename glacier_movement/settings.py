@@ -69,6 +69,32 @@ def option(
     return dataclasses.field(default=default, metadata=meta)
 
 
+# ------------------------------------------------------------------ options several stages share
+#: Weights & Biases modes (``offline`` writes files under ``<data-root>/wandb``).
+WANDB_MODES = ("online", "offline", "disabled")
+
+
+def glacier_option() -> Any:
+    """The glacier a data stage works on."""
+    return option(
+        help="glacier: parvati, aletsch, one added with `glacier add`, or a path to its .toml"
+    )
+
+
+def device_option() -> Any:
+    """The torch device; None lets checkpoints.resolve_device pick CUDA when there is one."""
+    return option(None, help="cpu, cuda or cuda:N (default: cuda when available)")
+
+
+def wandb_option() -> Any:
+    return option(
+        "offline",
+        choices=WANDB_MODES,
+        help="Weights & Biases mode (default offline: files under <data-root>/wandb, `wandb "
+        "sync` later)",
+    )
+
+
 # ------------------------------------------------------------------------------- introspection
 @dataclasses.dataclass(frozen=True)
 class Option:

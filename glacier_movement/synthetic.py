@@ -106,7 +106,7 @@ from .catalog import Catalog
 from .config import BANDS, OFFSET, SCALE, GlacierConfig, Paths
 from .errors import GlacierError
 from .plotting import scene_quicklook
-from .settings import option
+from .settings import glacier_option, option
 
 #: Pixel size of the Landsat grid, metres.
 PIXEL_M = 30.0
@@ -1335,9 +1335,7 @@ class SynthesizeSettings:
     glacier mask, per-scene warps), plus RGB quick-looks in <glacier>/figures/.
     """
 
-    glacier: str = option(
-        help="glacier: parvati, aletsch, one added with `glacier add`, or a path to its .toml"
-    )
+    glacier: str = glacier_option()
     size: tuple[int, int] | None = option(
         None,
         nargs=2,

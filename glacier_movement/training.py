@@ -73,7 +73,7 @@ from .models import MODELS, TRAINABLE, Persistence, build_model, count_parameter
 from .models.convlstm import resolve_channels
 from .presets import Preset, TrainConfig, get_preset, override
 from .sequences import ConcatSequences, IndexBatchSampler, split_indices
-from .settings import SettingsError, option
+from .settings import SettingsError, device_option, option, wandb_option
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -97,7 +97,7 @@ __all__ = [
     "run",
 ]
 
-WANDB_MODES = ("online", "offline", "disabled")
+WANDB_MODES = settings.WANDB_MODES
 #: Settings a resumed run must keep (changing them would not continue the same run).
 _LOCKED = (
     "lr", "weight_decay", "batch_size", "optimizer", "clip_value", "seed", "teacher_forcing",
@@ -130,21 +130,8 @@ class TrainResult:
         return d
 
 
-def default_run_name(
-    model: str,
-    glaciers: str | Sequence[str],
-    preset: str,
-    split: str = "paper",
-    finetuned: bool = False,
-) -> str:
-    """``<model>-<glacier>[+<glacier>…]-<preset>[-strict][-finetuned]``, e.g. ``salstm-parvati-demo``."""
-    gl = [glaciers] if isinstance(glaciers, str) else list(glaciers)
-    name = f"{model}-{'+'.join(gl)}-{preset}"
-    if split != "paper":
-        name += f"-{split}"
-    if finetuned:
-        name += "-finetuned"
-    return name
+#: The name a run gets without ``run_name`` (catalog.py names every output).
+default_run_name = Catalog.run_name
 
 
 # --------------------------------------------------------------------------------------- data
@@ -1055,7 +1042,7 @@ def train_model(
     root = config.data_root(root)
     label = model + ("+clim" if pre.model.climatology_input else "")
     name = run_name or default_run_name(label, gl, pre.name, split, finetuned=init_from is not None)
-    run_dir = config.Paths(root, gl[0]).models_dir / name
+    run_dir = Catalog(root).run_dir(name)
     cfg = override(pre.train_config(model), **overrides)
     # one writer per run: rank 0 holds <run>/.lock for the whole run (torchrun's other ranks join it)
     first = int(os.environ.get("RANK", "0")) == 0
@@ -1242,14 +1229,9 @@ class TrainSettings:
         metavar="CKPT|RUN",
         help="start from the weights of this checkpoint, or of run NAME's last.pt (fine-tuning)",
     )
-    wandb: str = option(
-        "offline",
-        choices=WANDB_MODES,
-        help="Weights & Biases mode (default offline: files under <data-root>/wandb, `wandb sync` "
-        "later)",
-    )
+    wandb: str = wandb_option()
     amp: bool = option(False, help="bf16 mixed precision (CUDA only)")
-    device: str | None = option(None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    device: str | None = device_option()
     progress: bool = option(True, flag="--no-progress", help="no progress bar")
 
     def __post_init__(self) -> None:

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import rasterio
 import torch
+from PIL import Image
 from torch import nn
 
 from glacier_movement import evaluation as ev
