@@ -206,7 +206,7 @@ def bench_preprocess_glacier(args, size=(800, 800), years=(2013, 2021)) -> list[
     rows, runs = [], {}
     settings = {
         "default": dict(),
-        "serial homography": dict(align_method="ecc", ecc_motion="homography", workers=1),
+        "serial homography": dict(align="ecc", ecc_motion="homography", workers=1),
     }
     with tempfile.TemporaryDirectory(prefix="bench_preprocess_") as tmp:
         t = time.perf_counter()

@@ -957,8 +957,10 @@ class AcquireSettings:
     force: bool = option(False, help="download years whose files exist again")
 
     def __post_init__(self) -> None:
-        if (self.glacier is None) == (self.bbox is None):
-            raise SettingsError("glacier", "or bbox: give exactly one of them")
+        if self.glacier is None and self.bbox is None:
+            raise SettingsError("glacier", "or --bbox is required: say where to download")
+        if self.glacier is not None and self.bbox is not None:
+            raise SettingsError("glacier", "and --bbox exclude each other: give one of them")
 
 
 def resolve(s: AcquireSettings, root: str | os.PathLike | None) -> AcquireRequest:

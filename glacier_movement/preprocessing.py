@@ -1189,30 +1189,15 @@ def fill_scenes(
 def run_preprocessing(
     cfg: GlacierConfig,
     root: str | Path,
+    s: PreprocessSettings | None = None,
     *,
-    window_months: int | None = None,
-    ndsi_input: str = "dn",
-    average: str = "mean",
-    on_failure: str = "keep",
-    align_method: str = "phase",
-    align_rounds: int = PHASE_ROUNDS,
-    workers: int | None = None,
-    chain_init: bool = False,
-    ecc_template_mode: str = "swir",
-    ecc_input: str = "standardized",
-    ecc_motion: str = "homography",
-    ecc_stop_px: float | None = ECC_STOP_PX,
-    ecc_iterations: int = ECC_ITERATIONS,
-    ecc_eps: float = ECC_EPS,
-    select_scenes: str = "auto",
-    roi: tuple[int, int, int, int] | None = None,
-    max_cloud: float = MAX_CLOUD,
-    max_missing: float = MAX_MISSING,
     write: bool = True,
-    figures: bool = True,
-    progress: bool = False,
+    **options,
 ) -> Preprocessed:
     """The whole stage for one glacier; see the module docstring. Writes nothing on error.
+
+    ``s`` (or, without it, ``options``: :class:`PreprocessSettings` fields such as
+    ``align="ecc"``, ``workers=1``) chooses the methods; ``write=False`` only computes.
 
     Steps: check the options, load and fill the scenes (:func:`load_scenes`), place them in
     windows, align them (:func:`align_scenes`), average, NDSI and mask the windows
@@ -1222,40 +1207,26 @@ def run_preprocessing(
     template) and, with ``figures``, ``figures/frames.png`` and ``figures/frames.gif``.
     """
     t_start = time.perf_counter()
-    opts = _Options(
-        ndsi_input=ndsi_input,
-        average=average,
-        on_failure=on_failure,
-        align_method=align_method,
-        align_rounds=align_rounds,
-        chain_init=chain_init,
-        ecc_template_mode=ecc_template_mode,
-        ecc_input=ecc_input,
-        ecc_motion=ecc_motion,
-        ecc_stop_px=ecc_stop_px,
-        ecc_iterations=ecc_iterations,
-        ecc_eps=ecc_eps,
-        select_scenes=select_scenes,
-        max_cloud=max_cloud,
-        max_missing=max_missing,
-    )
-    workers, wm = opts.check(cfg, window_months, workers)
+    opts = s if s is not None else PreprocessSettings(glacier=cfg.name, **options)
+    workers = default_workers() if opts.workers is None else opts.workers
+    wm = int(opts.window_months or cfg.window_months)
+    _check_window_months(wm)
     paths = Paths(Path(root), cfg.name)
     files = raw_files(paths)
     _check_year_span(paths, files, wm)  # cheap: the number of windows is known from the names
     scenes, records, info = load_scenes(
         cfg,
         paths,
-        select_scenes=select_scenes,
-        roi=roi,
-        max_cloud=max_cloud,
-        max_missing=max_missing,
-        progress=progress,
+        select_scenes=opts.select_scenes,
+        roi=opts.roi,
+        max_cloud=opts.max_cloud,
+        max_missing=opts.max_missing,
+        progress=opts.progress,
     )
     times, starts, windex = _scene_windows(records, files, wm)
     labels = [r.label for r in records]
     aligned, alignment = align_scenes(
-        scenes, **opts.align_kwargs(workers), inplace=True, progress=progress, labels=labels
+        scenes, **opts.align_kwargs(workers), inplace=True, progress=opts.progress, labels=labels
     )
     fr = window_frames(cfg.name, aligned, alignment, windex, starts, wm, info, opts)
     del aligned
@@ -1270,99 +1241,10 @@ def run_preprocessing(
 
     result = Preprocessed(fr, alignment, records, windex, summary, error=error)
     if write:
-        settings = opts.record(wm, info["selection"])
-        result.written += write_outputs(paths, result, times, settings, figures)
+        record = opts.record(wm, info["selection"])
+        result.written += write_outputs(paths, result, times, record, opts.figures)
     result.summary.append(f"done in {time.perf_counter() - t_start:.1f} s")
     return result
-
-
-@dataclass(frozen=True)
-class _Options:
-    """:func:`run_preprocessing`'s choices, as passed (see there); validated by :meth:`check`."""
-
-    ndsi_input: str
-    average: str
-    on_failure: str
-    align_method: str
-    align_rounds: int
-    chain_init: bool
-    ecc_template_mode: str
-    ecc_input: str
-    ecc_motion: str
-    ecc_stop_px: float | None
-    ecc_iterations: int
-    ecc_eps: float
-    select_scenes: str
-    max_cloud: float
-    max_missing: float
-
-    @property
-    def method_name(self) -> str:
-        """The alignment method in words: 'ECC' or 'phase correlation'."""
-        return "ECC" if self.align_method == "ecc" else "phase correlation"
-
-    def check(
-        self, cfg: GlacierConfig, window_months: int | None, workers: int | None
-    ) -> tuple[int, int]:
-        """Validate the choices and counts (one-line :class:`GlacierError` naming the flag).
-
-        Returns (workers: the alignment threads, default all cores; window length in months,
-        default the glacier's).
-        """
-        for name, value, allowed in (
-            ("--ndsi-input", self.ndsi_input, NDSI_INPUTS),
-            ("--average", self.average, AVERAGES),
-            ("--on-ecc-failure", self.on_failure, ECC_POLICIES),
-            ("--select-scenes", self.select_scenes, SELECTIONS),
-            ("--ecc-template", self.ecc_template_mode, ECC_TEMPLATES),
-            ("--ecc-input", self.ecc_input, ECC_INPUTS),
-            ("--ecc-motion", self.ecc_motion, tuple(ECC_MOTIONS)),
-            ("--align", self.align_method, ALIGN_METHODS),
-        ):
-            if value not in allowed:
-                raise GlacierError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-        if self.ecc_iterations < 1:
-            raise GlacierError(f"--ecc-iterations must be at least 1, got {self.ecc_iterations}")
-        if self.chain_init and self.align_method != "ecc":
-            raise GlacierError("--chain-init starts ECC from the previous warp: add --align ecc")
-        if self.align_rounds < 1:
-            raise GlacierError(f"--align-rounds must be at least 1, got {self.align_rounds}")
-        workers = default_workers() if workers is None else workers
-        if workers < 1:
-            raise GlacierError(f"--workers must be at least 1, got {workers}")
-        wm = int(window_months or cfg.window_months)
-        _check_window_months(wm)
-        return workers, wm
-
-    def align_kwargs(self, workers: int) -> dict:
-        """:func:`align_scenes`' keyword arguments for these choices and ``workers`` threads."""
-        return dict(
-            method=self.align_method,
-            rounds=self.align_rounds,
-            workers=workers,
-            chain_init=self.chain_init,
-            iterations=self.ecc_iterations,
-            eps=self.ecc_eps,
-            on_failure=self.on_failure,
-            template=self.ecc_template_mode,
-            standardize=self.ecc_input == "standardized",
-            motion=self.ecc_motion,
-            stop_px=self.ecc_stop_px or None,
-        )
-
-    def record(self, wm: int, selection: str) -> str:
-        """The one-line settings record of ``alignment.npz`` (``wm``-month windows, the scene
-        selection mode applied)."""
-        return (
-            f"window_months={wm} ndsi_input={self.ndsi_input} average={self.average} "
-            f"align={self.align_method} align_rounds={self.align_rounds} "
-            f"on_failure={self.on_failure} chain_init={self.chain_init} "
-            f"ecc_template={self.ecc_template_mode} "
-            f"ecc_input={self.ecc_input} ecc_motion={self.ecc_motion} "
-            f"ecc_stop_px={self.ecc_stop_px} ecc_iterations={self.ecc_iterations} "
-            f"ecc_eps={self.ecc_eps} select_scenes={selection} max_cloud={self.max_cloud} "
-            f"max_missing={self.max_missing}"
-        )
 
 
 def _check_year_span(paths: Paths, files: list[tuple[int, Path]], wm: int) -> None:
@@ -1409,7 +1291,7 @@ def window_frames(
     starts: np.ndarray,
     wm: int,
     info: dict,
-    opts: _Options,
+    opts: PreprocessSettings,
 ) -> io.Frames:
     """Average the aligned scenes per window, compute the masked NDSI, interpolate empty windows.
 
@@ -1454,7 +1336,7 @@ def _scenes_summary(
     n_files: int,
     roi: tuple[int, int, int, int],
     selected: bool,
-    opts: _Options,
+    opts: PreprocessSettings,
 ) -> list[str]:
     """Summary lines of the scenes read: used/read, dropped by the filter (``opts.max_cloud`` %,
     ``opts.max_missing`` fraction), ROI, filled pixels, selection notes. ``info`` is
@@ -1477,10 +1359,10 @@ def _scenes_summary(
     ]
 
 
-def _alignment_summary(alignment: Alignment, opts: _Options, workers: int) -> list[str]:
+def _alignment_summary(alignment: Alignment, opts: PreprocessSettings, workers: int) -> list[str]:
     """Summary lines of the alignment: the failures and the policy applied to them, or the
     method, the range of correlations and the time taken (by ``workers`` threads)."""
-    method_name, on_failure, align_rounds = opts.method_name, opts.on_failure, opts.align_rounds
+    method_name, on_failure, align_rounds = opts.method_name, opts.on_ecc_failure, opts.align_rounds
     if alignment.n_failed:
         policy = "kept unaligned" if on_failure == "keep" else "dropped"
         return [
@@ -1491,7 +1373,7 @@ def _alignment_summary(alignment: Alignment, opts: _Options, workers: int) -> li
     ok = alignment.cc[alignment.success]
     how = (
         f"phase correlation ({align_rounds} round{'s' if align_rounds > 1 else ''})"
-        if opts.align_method == "phase"
+        if opts.align == "phase"
         else f"ECC {opts.ecc_motion}"
     )
     return [
@@ -1751,13 +1633,59 @@ class PreprocessSettings:
     figures: bool = option(True, flag="--no-figures", help="do not write the frame grid and GIF")
     progress: bool = option(True, cli=False, help="progress bars")
 
+    ecc_eps: float = option(ECC_EPS, cli=False, help="ECC convergence epsilon (the original's)")
+
     def __post_init__(self) -> None:
+        settings.check_choices(self)
         if not 0 <= self.max_cloud <= 100:
             raise SettingsError("max_cloud", f"{self.max_cloud:g} is not a percentage: use 0–100")
         if not 0 < self.max_missing <= 1:
             raise SettingsError(
                 "max_missing", f"{self.max_missing:g} is not a fraction: use (0, 1]"
             )
+        for name in ("ecc_iterations", "align_rounds", "workers"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise SettingsError(name, f"must be at least 1, got {value}")
+        if self.chain_init and self.align != "ecc":
+            raise SettingsError("chain_init", "starts ECC from the previous warp: add --align ecc")
+        if self.window_months is not None:
+            _check_window_months(self.window_months)
+
+    @property
+    def method_name(self) -> str:
+        """The alignment method in words: 'ECC' or 'phase correlation'."""
+        return "ECC" if self.align == "ecc" else "phase correlation"
+
+    def align_kwargs(self, workers: int) -> dict:
+        """:func:`align_scenes`' keyword arguments for these choices and ``workers`` threads."""
+        return dict(
+            method=self.align,
+            rounds=self.align_rounds,
+            workers=workers,
+            chain_init=self.chain_init,
+            iterations=self.ecc_iterations,
+            eps=self.ecc_eps,
+            on_failure=self.on_ecc_failure,
+            template=self.ecc_template,
+            standardize=self.ecc_input == "standardized",
+            motion=self.ecc_motion,
+            stop_px=self.ecc_stop_px or None,
+        )
+
+    def record(self, wm: int, selection: str) -> str:
+        """The one-line settings record of ``alignment.npz`` (``wm``-month windows, the scene
+        selection mode applied)."""
+        return (
+            f"window_months={wm} ndsi_input={self.ndsi_input} average={self.average} "
+            f"align={self.align} align_rounds={self.align_rounds} "
+            f"on_failure={self.on_ecc_failure} chain_init={self.chain_init} "
+            f"ecc_template={self.ecc_template} "
+            f"ecc_input={self.ecc_input} ecc_motion={self.ecc_motion} "
+            f"ecc_stop_px={self.ecc_stop_px} ecc_iterations={self.ecc_iterations} "
+            f"ecc_eps={self.ecc_eps} select_scenes={selection} max_cloud={self.max_cloud} "
+            f"max_missing={self.max_missing}"
+        )
 
 
 def run(s: PreprocessSettings, catalog: Catalog) -> Preprocessed:
@@ -1765,15 +1693,7 @@ def run(s: PreprocessSettings, catalog: Catalog) -> Preprocessed:
     cfg = get_glacier(s.glacier, catalog.root)
     paths = catalog.glacier(cfg.name)
     with locks.hold(paths.glacier_dir, f"the data of glacier {cfg.name!r}"):
-        result = run_preprocessing(
-            cfg, catalog.root, window_months=s.window_months, ndsi_input=s.ndsi_input,
-            average=s.average, on_failure=s.on_ecc_failure, align_method=s.align,
-            align_rounds=s.align_rounds, workers=s.workers, chain_init=s.chain_init,
-            ecc_template_mode=s.ecc_template, ecc_input=s.ecc_input, ecc_motion=s.ecc_motion,
-            ecc_stop_px=s.ecc_stop_px, ecc_iterations=s.ecc_iterations,
-            select_scenes=s.select_scenes, roi=s.roi, max_cloud=s.max_cloud,
-            max_missing=s.max_missing, figures=s.figures, progress=s.progress,
-        )  # fmt: skip
+        result = run_preprocessing(cfg, catalog.root, s)
         settings.write(s, paths.settings_file("preprocess"), "preprocess")
     for line in result.summary:
         print(line)

@@ -137,6 +137,7 @@ def run_scene_scores(s: SceneScoresSettings, catalog: Catalog) -> pd.DataFrame:
         column_titles=dates,
         title=f"{glacier}: targets and full-scene predictions (thresholded at 0.3, median 3×3)",
     )
+    settings.write(s, paths.results_dir / f"{s.name}_scene-scores.settings.toml", "scene-scores")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"wrote {out} and {fig[0]}")
     return table
@@ -1014,5 +1015,6 @@ def run_report(study: Study, catalog: Catalog) -> tuple[Path, Path]:
     ``study`` wrote."""
     rs = study.resolved(catalog.root)
     readme, csv = write_report(catalog.root, Path(rs.results), rs)
+    settings.write(study, Path(rs.results) / "report.settings.toml", "report")
     print(f"wrote {readme} and {csv}")
     return readme, csv

@@ -215,6 +215,21 @@ def build(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
     return cls(**converted)
 
 
+def check_choices(obj: Any) -> None:
+    """A :class:`SettingsError` for a field of ``obj`` outside its ``choices`` (settings made in
+    Python skip the command line's checks)."""
+    for o in options(type(obj)):
+        choices = o.meta.get("choices")
+        value = getattr(obj, o.name)
+        if choices is None or value is None:
+            continue
+        for v in value if o.sequence else (value,):
+            if v not in choices:
+                raise SettingsError(
+                    o.name, f"must be one of {', '.join(map(str, choices))}, not {v!r}"
+                )
+
+
 def read_config(path: str | Path) -> dict[str, Any]:
     """The settings in a TOML or YAML file (``--config FILE``): a flat table whose keys are the
     settings' names (``batch_size`` or ``batch-size``)."""

@@ -598,7 +598,7 @@ def test_parallel_alignment_is_identical_to_serial_and_reports_the_error(tmp_pat
     synthetic = pytest.importorskip("glacier_movement.synthetic")
     cfg = get_glacier("parvati")
     synthetic.synthesize(cfg, tmp_path, size=(64, 64), years=(2013, 2014), seed=1, progress=False)
-    opts = dict(figures=False, align_method=method, ecc_iterations=300)
+    opts = dict(figures=False, align=method, ecc_iterations=300)
     serial = run_preprocessing(cfg, tmp_path, workers=1, write=False, **opts)
     par = run_preprocessing(cfg, tmp_path, workers=2, **opts)
     np.testing.assert_array_equal(par.frames.frames, serial.frames.frames)
