@@ -403,7 +403,7 @@ def _training_md(root: Path, runs: dict[str, list[str]]) -> str:
     for label, names in runs.items():
         vals, pers, clim = [], math.nan, math.nan
         for name in names:
-            d = _read_json(root / "models" / name / "summary.json")
+            d = _read_json(Catalog(root).run_dir(name) / "summary.json")
             if d:
                 vals.append(d["val_loss"])
                 pers = d.get("persistence_val_loss", math.nan)
@@ -685,8 +685,8 @@ def _paper_tables(root: Path, rs: Study) -> _PaperTables:
     t3, _ = pooled_scores(
         root, ["parvati"], {"salstm mixed (exp. 3)": [run_name(3, "salstm", rs.preset)]}, boot
     )
-    s2 = _read_optional(root / "aletsch" / "results" / f"exp2-{rs.preset}_scene_scores.csv")
-    s3 = _read_optional(root / "aletsch" / "results" / f"exp3-{rs.preset}_scene_scores.csv")
+    s2 = _read_optional(config.Paths(root, "aletsch").scene_scores(f"exp2-{rs.preset}"))
+    s3 = _read_optional(config.Paths(root, "aletsch").scene_scores(f"exp3-{rs.preset}"))
     return _PaperTables(g1, labels, runs, heldout, t1, seeds1, t1s, th, seedsh, t3, s2, s3)
 
 
@@ -923,20 +923,21 @@ def _paper_numbers_md(rs: Study, pre: Preset) -> list[str]:
 def _figures_md(root: Path, results: Path, rs: Study, labels: list[str]) -> list[str]:
     """The figures section: copies every figure that exists next to the report and links it."""
     g1 = rs.glacier
+    g, al = config.Paths(root, g1), config.Paths(root, "aletsch")
     figs = [
-        (root / g1 / "figures" / "frames.png", f"{g1}: preprocessed NDSI frames"),
-        (root / "models" / "loss_curves.png", "Loss curves per epoch (train and validation)"),
+        (g.frames_figure, f"{g1}: preprocessed NDSI frames"),
+        (Catalog(root).loss_curves, "Loss curves per epoch (train and validation)"),
         *[
-            (root / g1 / "figures" / f"{run_name(1, m, rs.preset, glacier=g1)}_scene.png", f"{m}: full-scene prediction")
+            (g.scene_figure(run_name(1, m, rs.preset, glacier=g1)), f"{m}: full-scene prediction")
             for m in labels
         ],
         *[
-            (root / g1 / "figures" / f"{run_name(1, m, rs.preset, glacier=g1)}_flow.png", f"{MODEL_NAMES[m]}: optical flow")
+            (g.flow_figure(run_name(1, m, rs.preset, glacier=g1)), f"{MODEL_NAMES[m]}: optical flow")
             for m in MODELS
         ],
-        (root / "aletsch" / "figures" / "frames.png", "Aletsch: preprocessed NDSI frames"),
-        (root / "aletsch" / "figures" / f"exp2-{rs.preset}_generalization.png", "Experiment 2: Aletsch targets, before and after fine-tuning"),
-        (root / "aletsch" / "figures" / f"exp3-{rs.preset}_generalization.png", "Experiment 3: Aletsch with the mixed-data model"),
+        (al.frames_figure, "Aletsch: preprocessed NDSI frames"),
+        (al.generalization_figure(f"exp2-{rs.preset}"), "Experiment 2: Aletsch targets, before and after fine-tuning"),
+        (al.generalization_figure(f"exp3-{rs.preset}"), "Experiment 3: Aletsch with the mixed-data model"),
     ]  # fmt: skip
     return ["## Figures", "", *(_figure_md(src, results, caption) for src, caption in figs)]
 

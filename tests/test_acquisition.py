@@ -61,13 +61,6 @@ SCENES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _only_the_acquire_stage(monkeypatch):
-    """Build the CLI with this stage alone, so a half-written other stage cannot break these tests
-    (the full command table is the CLI's own tests' business)."""
-    monkeypatch.setattr(cli, "STAGES", ["glacier_movement.acquisition"])
-
-
 def _scene_data(i: int, missing: float) -> np.ndarray:
     """uint16 (7, H, W) DN in fixture band order; the first rows set to 0 (nodata) for gaps."""
     rng = np.random.default_rng(100 + i)
@@ -372,8 +365,7 @@ def test_refuses_to_mix_with_synthetic_data(tmp_path, capsys):
 def test_glacier_settings_pick_the_utm_zone(glacier, epsg):
     g = config.get_glacier(glacier)
     assert acq.utm_epsg((g.bbox[0] + g.bbox[2]) / 2, (g.bbox[1] + g.bbox[3]) / 2) == epsg
-    parser = cli.build_parser()
-    s = acq.settings_from_args(parser.parse_args(["acquire", "--glacier", glacier]))
+    s = acq.resolve(cli.parse(["acquire", "--glacier", glacier])[1], None)
     assert (s.epsg, s.bbox, s.years, s.collection) == (epsg, g.bbox, (2013, 2021), "landsat-c2-l2")
     assert acq.utm_epsg(-70.5, -33.4) == 32719  # southern hemisphere
 
@@ -409,9 +401,7 @@ def test_grid_is_snapped_to_the_native_pixels():
     ],
 )
 def test_experiment_scripts(script, glacier, epsg):
-    """The original entry points are settings for `acquire` (run_path does not run __main__)."""
-    import runpy
-
-    settings = runpy.run_path(str(Path(__file__).parents[1] / script))["SETTINGS"]
-    s = acq.settings_from_args(cli.build_parser().parse_args(settings))
+    """The original entry points are config files for `acquire` beside the scripts."""
+    config_file = (Path(__file__).parents[1] / script).with_suffix(".toml")
+    s = acq.resolve(cli.parse(["acquire", "--config", str(config_file)])[1], None)
     assert (s.name, s.epsg, s.years, s.stac_url) == (glacier, epsg, (2013, 2021), acq.PC_STAC_URL)
