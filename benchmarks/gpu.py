@@ -205,7 +205,7 @@ def cli_pass(root: Path, device: str, preset: str, steps: int) -> dict[str, floa
     run = f"salstm-parvati-{preset}"
     out["test"] = _cli("test", *common, "--run", run, "--bootstrap", "0")
     out["infer"] = _cli("infer", *common, "--run", run)
-    from glacier_movement.training import load_checkpoint
+    from glacier_movement.checkpoints import load_checkpoint
 
     ck = load_checkpoint(root / "models" / run / "last.pt")
     if ck["step"] != 2 * steps:
@@ -234,7 +234,7 @@ def ddp_run(root: Path, device: str, preset: str, steps: int) -> dict[str, objec
     sec = time.perf_counter() - t0
     if proc.returncode:
         raise RuntimeError(f"torchrun exited {proc.returncode}:\n{proc.stderr[-3000:]}")
-    from glacier_movement.training import load_checkpoint
+    from glacier_movement.checkpoints import load_checkpoint
 
     ck = load_checkpoint(root / "models" / "ddp" / "last.pt")
     return {"backend": backend, "seconds": sec, "ranks": len(ck.get("rng_ranks", []))}

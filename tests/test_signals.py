@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from glacier_movement import locks
+from glacier_movement.checkpoints import load_checkpoint
 from glacier_movement.errors import GlacierError
 from glacier_movement.signals import Deferred, Interrupted, raising
-from glacier_movement.training import load_checkpoint
 from tests.test_training import read_csv, same_weights, tiny_fit
 
 pytestmark = pytest.mark.usefixtures("one_thread")

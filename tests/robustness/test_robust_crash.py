@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from glacier_movement import io
-from glacier_movement.training import load_checkpoint
+from glacier_movement.checkpoints import load_checkpoint
 from tests.robustness.conftest import temp_files
 
 TRAIN = [

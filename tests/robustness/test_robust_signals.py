@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from glacier_movement.training import load_checkpoint
+from glacier_movement.checkpoints import load_checkpoint
 from tests.robustness.conftest import Cli, copy_root, temp_files
 from tests.robustness.test_robust_crash import _assert_same_state, _rows
 
