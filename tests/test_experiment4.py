@@ -11,15 +11,8 @@ import pytest
 from glacier_movement import config
 from glacier_movement.errors import GlacierError
 from glacier_movement.presets import get_preset
-from glacier_movement.reproduce import (
-    EXP4_MODELS,
-    MOTION_GLACIER,
-    Job,
-    parse_experiments,
-    reproduce,
-    run_name,
-    state_path,
-)
+from glacier_movement.reproduce import Job, reproduce, state_path
+from glacier_movement.study import EXP4_MODELS, MOTION_GLACIER, Study, parse_experiments, run_name
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +64,18 @@ def test_results_hold_the_five_models_the_baselines_and_motion_scores(job):
 
 
 def test_experiment_lists():
-    assert parse_experiments("1,2,3") == (1, 2, 3)
-    assert parse_experiments("4") == (4,)
-    assert parse_experiments("4,1,2,3") == (1, 2, 3, 4)
-    for bad in ("5", "2", "1,3", "x", ""):
-        with pytest.raises(GlacierError):
-            parse_experiments(bad)
+    def experiments(text: str) -> tuple[int, ...]:
+        return Study(experiments=parse_experiments(text)).experiments
+
+    assert experiments("1,2,3") == (1, 2, 3)
+    assert experiments("4") == (4,)
+    assert experiments("4,1,2,3") == (1, 2, 3, 4)
+    for bad in ("5", "x", ""):  # not a list of experiments
+        with pytest.raises(ValueError, match="give a comma-separated list"):
+            experiments(bad)
+    for bad in ("2", "1,3"):  # 2 needs 1's models, 3 needs 1 and 2
+        with pytest.raises(GlacierError, match="builds on experiment 1"):
+            experiments(bad)
 
 
 def test_reproduce_runs_experiment_1_on_a_custom_glacier(tmp_path, monkeypatch):
