@@ -150,7 +150,7 @@ def default_epsg(bbox: Sequence[float]) -> int:
 @functools.lru_cache(maxsize=64)
 def validate_epsg(epsg: int) -> int:
     """Check that ``epsg`` is a projected CRS in metres (a 30 m grid needs one)."""
-    from pyproj import CRS
+    from pyproj import CRS  # pyproj loads its database: only when a CRS is checked
     from pyproj.exceptions import CRSError
 
     try:
@@ -173,7 +173,7 @@ def grid_shape(bbox: tuple[float, float, float, float], epsg: int) -> tuple[int,
     Acquisition covers the bbox's projected bounds, snapped outwards to the scenes' pixel edges,
     so its grid has at most ceil(extent / 30 m) + 1 pixels a side.
     """
-    from pyproj import Transformer
+    from pyproj import Transformer  # as above: only for a new glacier's grid
 
     minx, miny, maxx, maxy = Transformer.from_crs(4326, epsg, always_xy=True).transform_bounds(
         *bbox, densify_pts=21

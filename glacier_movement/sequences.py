@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from tqdm import tqdm
 
 from . import config, io, locks, settings
 from .catalog import Catalog
@@ -726,7 +727,6 @@ def export_files(
             "free disk space or export elsewhere"
         )
     tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
-    from tqdm import tqdm
 
     try:
         (tmp / "input").mkdir(parents=True)

@@ -156,7 +156,7 @@ class Deferred:
         """
         stop, ckpt = self.stop, self.checkpoint
         self.checkpoint = False
-        if world > 1:
+        if world > 1:  # torch only under torchrun: signals.py serves every command
             import torch
             import torch.distributed as dist
 

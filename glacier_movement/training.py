@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
@@ -338,8 +339,6 @@ def _dist_setup(device: torch.device) -> _Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return _Dist()
-    import torch.distributed as dist
-
     backend = _dist_backend(device)
     if device.type == "cuda" and backend == "nccl" and device.index is None:
         local_world = os.environ.get("LOCAL_WORLD_SIZE")
@@ -369,7 +368,7 @@ def _wandb_start(
         return None
     os.environ["WANDB_MODE"] = mode
     os.environ.setdefault("WANDB_SILENT", "true")
-    import wandb
+    import wandb  # slow to import (~1 s): only runs that log load it
 
     (root / "wandb").mkdir(parents=True, exist_ok=True)
     try:
