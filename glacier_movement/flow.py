@@ -27,7 +27,7 @@ from .motion import (
     sequence_flow,
     threshold,
     window_days,
-)  # fmt: skip
+)
 from .plotting import flow_quiver_figure
 from .selection import ModelChoice, select
 from .settings import SettingsError, option

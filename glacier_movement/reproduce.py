@@ -60,7 +60,7 @@ from .study import (
     run_name,
     scene_label,
     variants,
-)  # fmt: skip
+)
 
 __all__ = ["Job", "STAGES", "Step", "reproduce", "run", "run_steps"]
 
