@@ -15,7 +15,7 @@ import inspect
 import os
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,24 +121,31 @@ def _help_parts(cls: type) -> tuple[str, str]:
     return " ".join(head.split()).rstrip("."), rest
 
 
-def _help_text(o: Option) -> str:
+def _help_text(o: Option, shown: Mapping[str, Any]) -> str:
     text = o.help.replace("%", "%%")
+    if o.name in shown:  # a script's config file sets it
+        value = shown[o.name]
+        value = " ".join(map(str, value)) if isinstance(value, list | tuple) else value
+        return f"{text} [this script: {value}]"
     if o.required:
         return f"{text} (required)"
     if o.kind is bool or o.default in (None, ()) or "default" in text:
         return text
-    shown = " ".join(map(str, o.default)) if isinstance(o.default, tuple) else o.default
-    return f"{text} (default {shown})"
+    default = " ".join(map(str, o.default)) if isinstance(o.default, tuple) else o.default
+    return f"{text} (default {default})"
 
 
-def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
+def add_options(
+    parser: argparse.ArgumentParser, cls: type, shown: Mapping[str, Any] | None = None
+) -> None:
     """One argparse option per settings field; defaults are left out (SUPPRESS) so that the
-    settings know which options the command line gave."""
+    settings know which options the command line gave. ``shown``: values a config file gives,
+    named in the help."""
     for o in settings.options(cls):
         m = o.meta
         if not m.get("cli", True):
             continue
-        kw: dict[str, Any] = {"help": _help_text(o), "default": argparse.SUPPRESS}
+        kw: dict[str, Any] = {"help": _help_text(o, shown or {}), "default": argparse.SUPPRESS}
         if m.get("metavar") is not None:
             kw["metavar"] = m["metavar"]
         if o.kind is bool and not o.sequence:
@@ -345,19 +352,22 @@ def script(
 ) -> int:
     """Entry point of the experiment scripts: ``command`` (a ``glacier-movement`` command's name,
     or a script's own :class:`Command`) with the settings of the ``config`` file beside the
-    script; options given to the script win over the file."""
+    script; options given to the script win over the file, and its --help shows the file's
+    values as the defaults."""
     argv = sys.argv[1:] if argv is None else argv
-    if isinstance(command, str):
-        return main([*command.split(), "--config", str(config), *argv])
+    cmd = (
+        command if isinstance(command, Command) else next(c for c in COMMANDS if c.name == command)
+    )
     parser = OneLineParser(
         prog=Path(sys.argv[0]).name,
-        description=doc,
+        description=doc or " ".join(_help_parts(cmd.settings)),
         parents=[common_parser()],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_options(parser, command.settings)
+    add_options(parser, cmd.settings, shown=settings.read_config(config))
     ns = parser.parse_args(["--config", str(config), *argv])
-    return execute(command, lambda: settings_from(parser, command.settings, ns), ns, argv)
+    full = [*cmd.name.split(), "--config", str(config), *argv]  # what --resume continues
+    return execute(cmd, lambda: settings_from(parser, cmd.settings, ns), ns, full)
 
 
 if __name__ == "__main__":

@@ -18,4 +18,4 @@ from glacier_movement.cli import script
 CONFIG = Path(__file__).with_suffix(".toml")
 
 if __name__ == "__main__":
-    sys.exit(script(CONFIG, "train"))
+    sys.exit(script(CONFIG, "train", __doc__))

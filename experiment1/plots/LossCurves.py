@@ -14,4 +14,4 @@ from glacier_movement.cli import script
 CONFIG = Path(__file__).with_suffix(".toml")
 
 if __name__ == "__main__":
-    sys.exit(script(CONFIG, "loss-curves"))
+    sys.exit(script(CONFIG, "loss-curves", __doc__))

@@ -19,4 +19,4 @@ from glacier_movement.cli import script
 CONFIG = Path(__file__).with_suffix(".toml")
 
 if __name__ == "__main__":
-    sys.exit(script(CONFIG, "infer"))
+    sys.exit(script(CONFIG, "infer", __doc__))

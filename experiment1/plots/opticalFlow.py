@@ -19,4 +19,4 @@ from glacier_movement.cli import script
 CONFIG = Path(__file__).with_suffix(".toml")
 
 if __name__ == "__main__":
-    sys.exit(script(CONFIG, "flow"))
+    sys.exit(script(CONFIG, "flow", __doc__))

@@ -21,4 +21,4 @@ from glacier_movement.cli import script
 CONFIG = Path(__file__).with_suffix(".toml")
 
 if __name__ == "__main__":
-    sys.exit(script(CONFIG, "preprocess"))
+    sys.exit(script(CONFIG, "preprocess", __doc__))

@@ -17,4 +17,4 @@ from glacier_movement.cli import script
 CONFIG = Path(__file__).with_suffix(".toml")
 
 if __name__ == "__main__":
-    sys.exit(script(CONFIG, "sequences"))
+    sys.exit(script(CONFIG, "sequences", __doc__))
