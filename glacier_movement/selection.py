@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from . import config
+from . import config, settings
 from .catalog import Catalog
 from .checkpoints import load_checkpoint, load_model, resolve_device
 from .errors import DataError, GlacierError
@@ -43,6 +43,7 @@ class ModelChoice:
     device: str | None = device_option()
 
     def __post_init__(self) -> None:
+        settings.check_choices(self)
         if self.batch_size < 1:
             raise SettingsError("batch_size", f"must be at least 1, got {self.batch_size}")
         if not (self.run or self.checkpoint):

@@ -809,6 +809,7 @@ class SequencesSettings:
     )
 
     def __post_init__(self) -> None:
+        settings.check_choices(self)
         if self.preset is not None:
             get_preset(self.preset)
 

@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import config
+from . import config, settings
 from .catalog import Catalog
 from .presets import Preset, get_preset
 from .settings import SettingsError, option
@@ -95,6 +95,7 @@ class Study:
     )
 
     def __post_init__(self) -> None:
+        settings.check_choices(self)
         get_preset(self.preset)  # fail fast on a bad preset
         unknown = [m for m in self.strict_models if m not in MODELS]
         if unknown:

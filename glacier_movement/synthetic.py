@@ -1363,6 +1363,7 @@ class SynthesizeSettings:
     progress: bool = option(True, cli=False, help="progress bars")
 
     def __post_init__(self) -> None:
+        settings.check_choices(self)
         if self.years is not None:
             config.parse_years(self.years)
 

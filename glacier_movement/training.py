@@ -1234,6 +1234,7 @@ class TrainSettings:
     progress: bool = option(True, flag="--no-progress", help="no progress bar")
 
     def __post_init__(self) -> None:
+        settings.check_choices(self)
         get_preset(self.preset)
         if not self.glacier:
             raise SettingsError("glacier", "needs at least one glacier")
