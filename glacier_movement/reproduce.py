@@ -340,11 +340,13 @@ def _fresh(step: Step) -> Step:
 
 
 def reproduce(job: Job, start: str | None = None, stop: str | None = None) -> State:
-    """Run the stages in order, skipping those already done with the same settings."""
+    """Run the stages in order, skipping those already done with the same settings; the resolved
+    job goes to ``<results>/reproduce.settings.toml``."""
     job = job.resolved(job.root)
     start, stop = start or job.start, stop or job.stop
     names = list(STAGES)
     checkpoints.announce_device(job.device)  # one line; a missing GPU is an error before any stage
+    settings.write(job, job.results / "reproduce.settings.toml", "reproduce")
     state = State.load(state_path(job), job.fingerprint())
     first = names.index(start) if start else None
     last = names.index(stop) if stop else len(names) - 1
@@ -392,9 +394,7 @@ def run(job: Job, catalog: Catalog) -> State:
     if job.glacier not in (None, "parvati") and job.results == Path("results"):
         name = config.get_glacier(job.glacier, catalog.root).name
         job = dataclasses.replace(job, results=job.results / name)
-    job = dataclasses.replace(job, root=catalog.root)
-    settings.write(job, job.results / "reproduce.settings.toml", "reproduce")
-    return reproduce(job)
+    return reproduce(dataclasses.replace(job, root=catalog.root))
 
 
 # ------------------------------------------------------------------------- experiment scripts
