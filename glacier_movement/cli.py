@@ -38,7 +38,7 @@ from . import (
 )
 from .catalog import Catalog
 from .errors import GlacierError
-from .settings import Option, SettingsError
+from .settings import MissingSetting, Option, SettingsError
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 3
@@ -225,26 +225,35 @@ def _flag(cls: type, field: str) -> str:
     return o.name.upper() if o.meta.get("positional") else o.flag
 
 
+def _parse_args(
+    argv: list[str],
+) -> tuple[Command, Callable[[], Any], argparse.Namespace]:
+    """The command, a function that builds its settings, and the common options. Bad syntax is
+    the parser's one-line error (SystemExit 2)."""
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    cmd: Command = ns._command
+    return cmd, lambda: settings_from(_subparser(parser, cmd.name), cmd.settings, ns), ns
+
+
 def parse(argv: list[str]) -> tuple[Command, Any, argparse.Namespace]:
     """The command, its settings (config file, then the command line) and the common options.
     Bad syntax is the parser's one-line error (SystemExit 2); a bad value is a
     :class:`SettingsError` (``main`` prints it in one line and returns 2)."""
-    parser = build_parser()
-    ns = parser.parse_args(argv)
-    cmd: Command = ns._command
-    return cmd, settings_from(_subparser(parser, cmd.name), cmd.settings, ns), ns
+    cmd, make, ns = _parse_args(argv)
+    return cmd, make(), ns
 
 
 def settings_from(parser: argparse.ArgumentParser, cls: type, ns: argparse.Namespace) -> Any:
-    """``cls`` from the parsed options over the ``--config`` file's values over the defaults."""
+    """``cls`` from the parsed options over the ``--config`` file's values over the defaults; a
+    missing required option is the parser's error, as argparse words it."""
     given = {o.name: getattr(ns, o.name) for o in settings.options(cls) if hasattr(ns, o.name)}
     values = settings.read_config(ns.config) if ns.config else {}
     where = f" in {ns.config}" if ns.config else ""
-    values = {**settings.build_partial(cls, values, where), **given}
-    missing = [o for o in settings.options(cls) if o.required and o.name not in values]
-    if missing:
-        parser.error(f"the following arguments are required: {_flag(cls, missing[0].name)}")
-    return settings.build(cls, values)
+    try:
+        return settings.build(cls, {**settings.build_partial(cls, values, where), **given})
+    except MissingSetting as e:
+        parser.error(f"the following arguments are required: {_flag(cls, e.field)}")
 
 
 def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
@@ -274,12 +283,8 @@ def resume_command(command: str, argv: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
-    ns = parser.parse_args(argv)
-    cmd: Command = ns._command
-    return execute(
-        cmd, lambda: settings_from(_subparser(parser, cmd.name), cmd.settings, ns), ns, argv
-    )
+    cmd, make, ns = _parse_args(argv)
+    return execute(cmd, make, ns, argv)
 
 
 def execute(cmd: Command, make: Callable[[], Any], ns: argparse.Namespace, argv: list[str]) -> int:

@@ -13,6 +13,7 @@ renders the equivalent command line of a settings object and writes settings fil
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import shlex
 import tomllib
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import GlacierError
-from .io import atomic_path
+from .io import write_text
 
 #: Marks an option without default (the command line requires it unless a config file gives it).
 REQUIRED: Any = dataclasses.MISSING
@@ -36,6 +37,10 @@ class SettingsError(GlacierError):
         super().__init__(f"{field} {message}")
         self.field = field
         self.message = message
+
+
+class MissingSetting(SettingsError):
+    """A required setting was not given (the command line says which flag is missing)."""
 
 
 def option(
@@ -154,19 +159,25 @@ class Option:
             raise SettingsError(
                 self.name, f"must be {_KIND_WORDS.get(kind, kind.__name__)}, not {value!r}{where}"
             ) from None
-        choices = self.meta.get("choices")
-        if choices is not None and out not in choices:
-            raise SettingsError(
-                self.name, f"must be one of {', '.join(map(str, choices))}, not {out!r}{where}"
-            )
+        self.check_choice(out, where)
         return out
+
+    def check_choice(self, value: Any, where: str = "") -> None:
+        """A :class:`SettingsError` when ``value`` is not one of the field's ``choices``."""
+        choices = self.meta.get("choices")
+        if choices is not None and value not in choices:
+            raise SettingsError(
+                self.name, f"must be one of {', '.join(map(str, choices))}, not {value!r}{where}"
+            )
 
 
 _KIND_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "text"}
 
 
-def options(cls: type) -> list[Option]:
-    """The fields of a settings dataclass with their element types."""
+@functools.cache
+def options(cls: type) -> tuple[Option, ...]:
+    """The fields of a settings dataclass with their element types (read once per class: every
+    settings object checks itself with them)."""
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
@@ -175,7 +186,7 @@ def options(cls: type) -> list[Option]:
         if default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
             default = f.default_factory()
         out.append(Option(f.name, kind, sequence, optional, default, f.metadata))
-    return out
+    return tuple(out)
 
 
 def _unwrap(tp: Any) -> tuple[type, bool, bool]:
@@ -211,7 +222,7 @@ def build(cls: type, values: Mapping[str, Any], where: str = "") -> Any:
     converted = build_partial(cls, values, where)
     missing = [o.name for o in options(cls) if o.required and o.name not in values]
     if missing:
-        raise SettingsError(missing[0], f"is required{where}")
+        raise MissingSetting(missing[0], f"is required{where}")
     return cls(**converted)
 
 
@@ -219,15 +230,10 @@ def check_choices(obj: Any) -> None:
     """A :class:`SettingsError` for a field of ``obj`` outside its ``choices`` (settings made in
     Python skip the command line's checks)."""
     for o in options(type(obj)):
-        choices = o.meta.get("choices")
         value = getattr(obj, o.name)
-        if choices is None or value is None:
-            continue
-        for v in value if o.sequence else (value,):
-            if v not in choices:
-                raise SettingsError(
-                    o.name, f"must be one of {', '.join(map(str, choices))}, not {v!r}"
-                )
+        if value is not None:
+            for v in value if o.sequence else (value,):
+                o.check_choice(v)
 
 
 def read_config(path: str | Path) -> dict[str, Any]:
@@ -281,11 +287,8 @@ def to_toml(settings: Any, comment: str = "") -> str:
 def write(settings: Any, path: Path, command: str) -> Path:
     """Write the resolved settings of a run (``<outputs>/<command>.settings.toml``), atomically;
     ``glacier-movement <command> --config <path>`` runs the same again."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_text(to_toml(settings, f"resolved settings of `glacier-movement {command}`"))
-    return path
+    text = to_toml(settings, f"resolved settings of `glacier-movement {command}`")
+    return write_text(text, Path(path))
 
 
 def command_line(command: str, settings: Any, root: str | Path | None = None) -> list[str]:
