@@ -25,7 +25,7 @@ LAYERS = (
     # evaluation stages
     "inference", "flow", "evaluation",
     # the study, its report and the job
-    "study", "report", "reproduce",
+    "study", "report", "stages", "reproduce",
     # the command line
     "cli", "__main__",
 )  # fmt: skip

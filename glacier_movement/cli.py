@@ -16,63 +16,21 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import (
-    __version__,
-    acquisition,
-    evaluation,
-    flow,
-    models,
-    preprocessing,
-    registry,
-    report,
-    reproduce,
-    sequences,
-    settings,
-    signals,
-    synthetic,
-    training,
-)
+from . import __version__, reproduce, settings, signals, stages
 from .catalog import Catalog
 from .errors import GlacierError
 from .settings import MissingSetting, Option, SettingsError
+from .stages import Command
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 3
 
 
-@dataclass(frozen=True)
-class Command:
-    """A subcommand: its settings class (whose docstring is the help: first paragraph the one-line
-    summary, the rest the description) and the function that runs it."""
-
-    name: str  # "train"; a space makes a nested command ("glacier add")
-    settings: type
-    run: Callable[[Any, Catalog], Any]
-
-
-#: Every command in pipeline order (this is also --help's order).
-COMMANDS: list[Command] = [
-    Command("glacier add", registry.AddSettings, registry.run_add),
-    Command("glacier list", registry.ListSettings, registry.run_list),
-    Command("glacier show", registry.ShowSettings, registry.run_show),
-    Command("synthesize", synthetic.SynthesizeSettings, synthetic.run),
-    Command("acquire", acquisition.AcquireSettings, acquisition.run),
-    Command("preprocess", preprocessing.PreprocessSettings, preprocessing.run),
-    Command("sequences", sequences.SequencesSettings, sequences.run),
-    Command("models", models.ModelsSettings, models.run),
-    Command("train", training.TrainSettings, training.run),
-    Command("test", evaluation.TestSettings, evaluation.run_test),
-    Command("infer", evaluation.InferSettings, evaluation.run_infer),
-    Command("loss-curves", evaluation.LossCurvesSettings, evaluation.run_loss_curves),
-    Command("flow", flow.FlowSettings, flow.run),
-    Command("scene-scores", report.SceneScoresSettings, report.run_scene_scores),
-    Command("report", report.ReportSettings, report.run_report),
-    Command("reproduce", reproduce.Job, reproduce.run),
-]
+#: Every command in pipeline order (this is also --help's order): the stages, then the job.
+COMMANDS: list[Command] = [*stages.COMMANDS, Command("reproduce", reproduce.Job, reproduce.run)]
 #: Command groups: the parent command's help.
 GROUPS = {
     "glacier": (

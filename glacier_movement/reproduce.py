@@ -1,8 +1,8 @@
 """`glacier-movement reproduce`: the main job, every stage of the experiments in order.
 
-The job is a list of stages; each stage is a list of steps, and a step is a stage's settings and
-its function (``training.run(TrainSettings(...), catalog)``), run in-process and printed as the
-command line a user would type to run it alone. A stage that finished with the same settings is
+The job is a list of stages; each stage is a list of steps, and a step is a stage's settings
+(``TrainSettings(...)``), run in-process by its command's function (``stages.py``) and printed as
+the command line a user would type to run it alone. A stage that finished with the same settings is
 skipped on a re-run (state in ``<results>/reproduce.json``); ``--from STAGE`` runs that stage and
 every later one again. A killed job resumes: every step writes its outputs atomically, and a
 training run that was cut short continues from its last checkpoint. SIGTERM or SIGINT stops the
@@ -38,6 +38,7 @@ from . import (
     report,
     sequences,
     settings,
+    stages,
     synthetic,
     training,
 )
@@ -62,7 +63,7 @@ from .study import (
     variants,
 )
 
-__all__ = ["Job", "STAGES", "Step", "reproduce", "run", "run_steps"]
+__all__ = ["Job", "STAGES", "reproduce", "run", "run_steps"]
 
 
 @dataclass(frozen=True)
@@ -102,87 +103,59 @@ class Job(Study):
 
 
 # ----------------------------------------------------------------------------------- stages
-@dataclass(frozen=True)
-class Step:
-    """One command of the job: its name, the stage function and its settings."""
-
-    command: str
-    run: Callable[[Any, Catalog], Any]
-    settings: Any
-
-    def argv(self, root: Path) -> list[str]:
-        return settings.command_line(self.command, self.settings, root)
-
-
 def _train(
     job: Job, model: str, glaciers: list[str], run: str, split: str, seed: int = 0, **extra
-) -> Step:
-    s = training.TrainSettings(
+) -> training.TrainSettings:
+    return training.TrainSettings(
         glacier=tuple(glaciers), model=model.removesuffix("+clim"), preset=job.preset,
         split=split, run_name=run, climatology_input=model.endswith("+clim"), wandb=job.wandb,
         seed=job.seed + seed, resume=True, device=job.device, **extra,
     )  # fmt: skip
-    return Step("train", training.run, s)
 
 
-def _test(job: Job, run: str, glacier: str, **kw) -> Step:
-    s = evaluation.TestSettings(run=run, glacier=glacier, device=job.device, **kw)
-    return Step("test", evaluation.run_test, s)
+def _test(job: Job, run: str, glacier: str, **kw) -> evaluation.TestSettings:
+    return evaluation.TestSettings(run=run, glacier=glacier, device=job.device, **kw)
 
 
-def _infer(job: Job, run: str, glacier: str, name: str | None = None) -> Step:
-    s = evaluation.InferSettings(run=run, glacier=glacier, name=name, device=job.device)
-    return Step("infer", evaluation.run_infer, s)
+def _infer(job: Job, run: str, glacier: str, name: str | None = None) -> evaluation.InferSettings:
+    return evaluation.InferSettings(run=run, glacier=glacier, name=name, device=job.device)
 
 
-def _flow(job: Job, run: str, glacier: str, name: str | None = None) -> Step:
-    s = flow.FlowSettings(run=run, glacier=glacier, name=name, device=job.device)
-    return Step("flow", flow.run, s)
+def _flow(job: Job, run: str, glacier: str, name: str | None = None) -> flow.FlowSettings:
+    return flow.FlowSettings(run=run, glacier=glacier, name=name, device=job.device)
 
 
-def _scene_scores(glacier: str, scenes: list[str], name: str) -> Step:
-    s = report.SceneScoresSettings(glacier=glacier, scenes=tuple(scenes), name=name)
-    return Step("scene-scores", report.run_scene_scores, s)
+def _scene_scores(glacier: str, scenes: list[str], name: str) -> report.SceneScoresSettings:
+    return report.SceneScoresSettings(glacier=glacier, scenes=tuple(scenes), name=name)
 
 
-def stage_data(job: Job) -> list[Step]:
+def stage_data(job: Job) -> list[Any]:
     if job.source != "synthetic":
-        return [
-            Step(
-                "acquire", acquisition.run, acquisition.AcquireSettings(glacier=g, years=job.years)
-            )
-            for g in job.glaciers
-        ]
+        return [acquisition.AcquireSettings(glacier=g, years=job.years) for g in job.glaciers]
     size = job.settings.scene_size or {}
     steps = []
     for k, g in enumerate(data_glaciers(job)):
         base = g.split(config.HELDOUT)[0].removesuffix(config.MOTION)
-        s = synthetic.SynthesizeSettings(
+        step = synthetic.SynthesizeSettings(
             glacier=g, years=job.years, seed=job.seed + k,
             # a custom glacier's synthetic stand-in takes the preset's Parvati size
             size=tuple(size.get(base, size.get("parvati"))) if size else None,
             regime="motion" if g in motion_glaciers(job) else "realistic",
         )  # fmt: skip
-        steps.append(Step("synthesize", synthetic.run, s))
+        steps.append(step)
     return steps
 
 
-def stage_preprocess(job: Job) -> list[Step]:
-    return [
-        Step("preprocess", preprocessing.run, preprocessing.PreprocessSettings(glacier=g))
-        for g in data_glaciers(job)
-    ]
+def stage_preprocess(job: Job) -> list[Any]:
+    return [preprocessing.PreprocessSettings(glacier=g) for g in data_glaciers(job)]
 
 
-def stage_sequences(job: Job) -> list[Step]:
+def stage_sequences(job: Job) -> list[Any]:
     glaciers = [*(job.glaciers if paper_experiments(job) else ()), *motion_glaciers(job)[:1]]
-    return [
-        Step("sequences", sequences.run, sequences.SequencesSettings(glacier=g, preset=job.preset))
-        for g in glaciers
-    ]
+    return [sequences.SequencesSettings(glacier=g, preset=job.preset) for g in glaciers]
 
 
-def stage_train(job: Job) -> list[Step]:
+def stage_train(job: Job) -> list[Any]:
     return [
         _train(job, r.model, [job.glacier], r.name, r.split, seed=r.seed_index)
         for r in exp1_runs(job)
@@ -192,7 +165,7 @@ def stage_train(job: Job) -> list[Step]:
     ]
 
 
-def stage_test(job: Job) -> list[Step]:
+def stage_test(job: Job) -> list[Any]:
     """Every experiment-1 run on its glacier's test sequences, and on each held-out glacier's
     (the report pools those with clustered intervals: no per-run bootstrap there)."""
     boot = {"bootstrap": job.bootstrap, "seed": job.seed}
@@ -211,7 +184,7 @@ def stage_test(job: Job) -> list[Step]:
     return steps
 
 
-def stage_infer(job: Job) -> list[Step]:
+def stage_infer(job: Job) -> list[Any]:
     return [
         _infer(job, _exp1(job, m), job.glacier) for m in variants(job) if 1 in job.experiments
     ] + [
@@ -221,7 +194,7 @@ def stage_infer(job: Job) -> list[Step]:
     ]
 
 
-def stage_flow(job: Job) -> list[Step]:
+def stage_flow(job: Job) -> list[Any]:
     return [_flow(job, _exp1(job, m), job.glacier) for m in MODELS if 1 in job.experiments]
 
 
@@ -230,7 +203,7 @@ def _exp1(job: Job, model: str) -> str:
     return run_name(1, model, job.preset, glacier=job.glacier)
 
 
-def stage_experiment2(job: Job) -> list[Step]:
+def stage_experiment2(job: Job) -> list[Any]:
     if 2 not in job.experiments:
         return []
     before, after = (scene_label(2, w, job.preset) for w in ("before", "after"))
@@ -245,7 +218,7 @@ def stage_experiment2(job: Job) -> list[Step]:
     ]
 
 
-def stage_experiment3(job: Job) -> list[Step]:
+def stage_experiment3(job: Job) -> list[Any]:
     if 3 not in job.experiments:
         return []
     run = run_name(3, "salstm", job.preset)
@@ -259,15 +232,15 @@ def stage_experiment3(job: Job) -> list[Step]:
     ]
 
 
-def stage_report(job: Job) -> list[Step]:
+def stage_report(job: Job) -> list[Any]:
     study = {f.name: getattr(job, f.name) for f in dataclasses.fields(Study)}
     return [
-        Step("loss-curves", evaluation.run_loss_curves, evaluation.LossCurvesSettings()),
-        Step("report", report.run_report, report.ReportSettings(**study)),
+        evaluation.LossCurvesSettings(),
+        report.ReportSettings(**study),
     ]
 
 
-STAGES: dict[str, Callable[[Job], list[Step]]] = {
+STAGES: dict[str, Callable[[Job], list[Any]]] = {
     "data": stage_data,
     "preprocess": stage_preprocess,
     "sequences": stage_sequences,
@@ -314,12 +287,12 @@ class State:
             )
 
 
-def run_steps(steps: list[Step], root: Path, *extra: str) -> None:
-    """Run steps in order, each printed as the command line that runs it alone; a step's error
-    propagates (the stage stops, its state is kept)."""
+def run_steps(steps: list[Any], root: Path) -> None:
+    """Run steps (stage settings) in order, each printed as the command line that runs it alone;
+    a step's error propagates (the stage stops, its state is kept)."""
     for step in steps:
-        print(f"\n$ {settings.shell([*step.argv(root), *extra])}", flush=True)
-        step.run(step.settings, Catalog(root))
+        print(f"\n$ {settings.shell(stages.command_line(step, root))}", flush=True)
+        stages.run(step, Catalog(root))
 
 
 def state_path(job: Job) -> Path:
@@ -330,12 +303,10 @@ def state_path(job: Job) -> Path:
     return job.results / f"reproduce-exp{''.join(map(str, job.experiments))}.json"
 
 
-def _fresh(step: Step) -> Step:
+def _fresh(step: Any) -> Any:
     """A fresh stage starts its training runs over instead of resuming them."""
-    if isinstance(step.settings, training.TrainSettings):
-        return dataclasses.replace(
-            step, settings=dataclasses.replace(step.settings, resume=False, overwrite=True)
-        )
+    if isinstance(step, training.TrainSettings):
+        return dataclasses.replace(step, resume=False, overwrite=True)
     return step
 
 
@@ -372,7 +343,7 @@ def reproduce(job: Job, start: str | None = None, stop: str | None = None) -> St
         state.stages[name] = {
             "status": "done",
             "seconds": round(time.perf_counter() - t0, 1),
-            "commands": [settings.shell(s.argv(job.root)) for s in steps],
+            "commands": [settings.shell(stages.command_line(s, job.root)) for s in steps],
         }
         state.save()
         if first is not None and i >= first:
@@ -413,7 +384,7 @@ class ScriptSettings:
 
 
 def experiment_step(
-    stage: Callable[[Job], list[Step]], *commands: str
+    stage: Callable[[Job], list[Any]], *commands: str
 ) -> Callable[[ScriptSettings, Catalog], None]:
     """The stage function of an experiment script: the steps of ``stage`` whose command is one
     of ``commands``, for the script's settings."""
@@ -422,6 +393,7 @@ def experiment_step(
         job = Job(
             preset=s.preset, root=catalog.root, seed=s.seed, wandb=s.wandb, device=s.device
         ).resolved(catalog.root)
-        run_steps([st for st in stage(job) if st.command in commands], catalog.root)
+        steps = [st for st in stage(job) if stages.command_of(st).name in commands]
+        run_steps(steps, catalog.root)
 
     return run_script

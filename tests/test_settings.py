@@ -122,11 +122,13 @@ def test_config_file_then_command_line(tmp_path, capsys):
 def test_the_job_prints_command_lines_that_run_its_steps(tmp_path):
     """Every step of the demo job (all four experiments): the command line ``reproduce`` prints
     parses back to the settings the job runs."""
+    from glacier_movement import stages
     from glacier_movement.reproduce import STAGES
 
     job = Job(preset="demo", experiments=(1, 2, 3, 4), root=tmp_path).resolved()
     steps = [step for stage in STAGES.values() for step in stage(job)]
     assert len(steps) > 100
     for step in steps:
-        command, parsed, ns = cli.parse(step.argv(tmp_path))
-        assert (command.name, parsed, Path(ns.data_root)) == (step.command, step.settings, tmp_path)
+        command, parsed, ns = cli.parse(stages.command_line(step, tmp_path))
+        want = (stages.command_of(step).name, step, tmp_path)
+        assert (command.name, parsed, Path(ns.data_root)) == want
