@@ -39,7 +39,16 @@ from tqdm.auto import tqdm
 
 from . import io, locks, plotting, settings
 from .catalog import Catalog
-from .config import GREEN, NDSI_THRESHOLD, SWIR16, GlacierConfig, Paths, get_glacier, parse_roi
+from .config import (
+    GREEN,
+    NDSI_THRESHOLD,
+    SWIR16,
+    GlacierConfig,
+    Paths,
+    check_window_months,
+    get_glacier,
+    parse_roi,
+)  # fmt: skip
 from .errors import GlacierError
 from .motion import load_truth, motion_share, window_days
 from .settings import SettingsError, glacier_option, option
@@ -1209,8 +1218,7 @@ def run_preprocessing(
     t_start = time.perf_counter()
     opts = s if s is not None else PreprocessSettings(glacier=cfg.name, **options)
     workers = default_workers() if opts.workers is None else opts.workers
-    wm = int(opts.window_months or cfg.window_months)
-    _check_window_months(wm)
+    wm = int(opts.window_months or cfg.window_months)  # both checked: settings, glacier config
     paths = Paths(Path(root), cfg.name)
     files = raw_files(paths)
     _check_year_span(paths, files, wm)  # cheap: the number of windows is known from the names
@@ -1435,7 +1443,7 @@ def write_outputs(
         written.append(io.write_frames(paths.frames, fr))
     written.insert(0, paths.glacier_dir / "alignment.npz")
     if figures:
-        written += write_figures(fr, paths.figures_dir)
+        written += write_figures(fr, paths.frames_figure)
     return written
 
 
@@ -1502,20 +1510,20 @@ def preprocess(cfg: GlacierConfig, root: str | Path, **options) -> io.Frames:
     return run_preprocessing(cfg, root, **options).frames
 
 
-def write_figures(fr: io.Frames, folder: Path) -> list[Path]:
-    """The frame grid (PNG) and the animation (GIF) of a frame set, in ``folder``."""
+def write_figures(fr: io.Frames, png: Path) -> list[Path]:
+    """The frame grid ``png`` and the animation of a frame set beside it (``.gif``)."""
 
     labels = [window_label(s, fr.window_months) for s in fr.window_start]
     ncols = 12 // fr.window_months if 12 // fr.window_months <= 6 else 6
     written = plotting.plot_frame_grid(
         fr.frames,
-        folder / "frames.png",
+        png,
         titles=labels,
         marked=fr.interpolated,
         ncols=ncols,
         suptitle=f"{fr.glacier}: masked NDSI frames (NDSI ≥ 0.3), interpolated windows marked *",
     )
-    written.append(plotting.save_frames_gif(fr.frames, folder / "frames.gif", labels=labels))
+    written.append(plotting.save_frames_gif(fr.frames, png.with_suffix(".gif"), labels=labels))
     return written
 
 
@@ -1650,7 +1658,7 @@ class PreprocessSettings:
         if self.chain_init and self.align != "ecc":
             raise SettingsError("chain_init", "starts ECC from the previous warp: add --align ecc")
         if self.window_months is not None:
-            _check_window_months(self.window_months)
+            check_window_months(self.window_months)
 
     @property
     def method_name(self) -> str:

@@ -139,10 +139,6 @@ class Study:
         )
 
     @property
-    def n_bootstrap(self) -> int:
-        return self.bootstrap
-
-    @property
     def settings(self) -> Preset:
         return get_preset(self.preset)
 

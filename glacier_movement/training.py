@@ -1241,10 +1241,8 @@ class TrainSettings:
 
     @property
     def overrides(self) -> dict[str, Any]:
-        """The TrainConfig fields set here (None: the preset's)."""
-        names = ("epochs", "batch_size", "lr", "weight_decay", "optimizer", "max_steps",
-                 "val_every", "ckpt_every", "seed", "teacher_forcing")  # fmt: skip
-        return {k: getattr(self, k) for k in names}
+        """The TrainConfig fields these settings have (None: the preset's value)."""
+        return {f.name: getattr(self, f.name) for f in fields(TrainConfig) if hasattr(self, f.name)}
 
 
 def run(s: TrainSettings, catalog: Catalog) -> TrainResult:
