@@ -43,7 +43,6 @@ from .inference import (
     PERSISTENCE,
     Scene,
     infer,
-    load_scene,  # noqa: F401 (flow.run reads saved scenes through this module)
     scene_scores,
 )
 from .io import markdown_table, read_frames, write_csv, write_text

@@ -27,7 +27,7 @@ from . import evaluation as ev
 from .baselines import BASELINES
 from .catalog import Catalog
 from .errors import GlacierError
-from .inference import Scene, load_scene, structure_scores
+from .inference import N_IN, Scene, load_scene, structure_scores
 from .inference import scene_scores as scene_forecast_scores
 from .io import atomic_path, load_npz, markdown_table, write_csv, write_text
 from .motion import load_flow_errors, threshold
@@ -127,8 +127,8 @@ def run_scene_scores(s: SceneScoresSettings, catalog: Catalog) -> pd.DataFrame:
     table, scenes = scene_scores(catalog.root, glacier, s.scenes)
     paths = catalog.glacier(glacier)
     out = paths.scene_scores(s.name)
-    ev.write_csv(table, out)
-    dates = [str(d)[:7] for d in scenes[0].window_start[ev.N_IN :]]
+    write_csv(table, out)
+    dates = [str(d)[:7] for d in scenes[0].window_start[N_IN:]]
     rows = {"targets": scenes[0].targets}
     rows |= {label: generalization_panels(sc) for label, sc in zip(s.scenes, scenes, strict=True)}
     fig = scene_panels_figure(
@@ -535,7 +535,7 @@ def _experiment4_md(root: Path, rs: Study) -> tuple[list[str], list[dict]]:
     runs = {
         m: [run_name(4, m, rs.preset, seed_index=k) for k in range(rs.seeds)] for m in EXP4_MODELS
     }
-    t4, _ = pooled_scores(root, glaciers, runs, rs.n_bootstrap)
+    t4, _ = pooled_scores(root, glaciers, runs, rs.bootstrap)
     if t4.empty:
         return ["## Experiment 4 — the motion benchmark", "", "Not run yet.", ""], []
     share = []
@@ -550,7 +550,7 @@ def _experiment4_md(root: Path, rs: Study) -> tuple[list[str], list[dict]]:
             )
         except GlacierError:
             pass
-    mt = motion_table(root, glaciers, runs, rs.n_bootstrap)
+    mt = motion_table(root, glaciers, runs, rs.bootstrap)
     md = [
         "## Experiment 4 — the motion benchmark (beyond the paper)",
         "",
@@ -628,7 +628,7 @@ def _write_motion_only(
     head = [
         "# Results: glacier movement prediction",
         "",
-        f"Preset **{rs.preset}**, synthetic data, {rs.seeds} seed(s), {rs.n_bootstrap} bootstrap "
+        f"Preset **{rs.preset}**, synthetic data, {rs.seeds} seed(s), {rs.bootstrap} bootstrap "
         "resamples. How to read the intervals and verdicts: docs/evaluation.md.",
         "",
     ]
@@ -667,7 +667,7 @@ def _paper_tables(root: Path, rs: Study) -> _PaperTables:
         m: [run_name(1, m, rs.preset, seed_index=k, glacier=g1) for k in range(rs.seeds)]
         for m in labels
     }
-    boot = rs.n_bootstrap
+    boot = rs.bootstrap
     t1, seeds1 = pooled_scores(root, [g1], runs, boot)
     if t1.empty:
         raise GlacierError(
@@ -733,7 +733,7 @@ def _intro_md(rs: Study) -> list[str]:
         "# Results: glacier movement prediction",
         "",
         f"Preset **{rs.preset}**, data source **{rs.source}**, {rs.seeds} training seed(s) per "
-        f"experiment-1 model, {rs.n_bootstrap} bootstrap resamples. Per-pixel MSE and MAE on masked NDSI "
+        f"experiment-1 model, {rs.bootstrap} bootstrap resamples. Per-pixel MSE and MAE on masked NDSI "
         "frames (0, or NDSI in [0.3, 1]), as in the paper. Every table shows the baselines a "
         "forecaster gets for free: persistence (last input frame), climatology (mean of the same "
         "window of the year over the observed frames before the test period), seasonal-naive (the "
