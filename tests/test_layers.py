@@ -20,9 +20,15 @@ def _module(path: Path) -> str:
 
 def _imports(path: Path) -> list[tuple[str, bool]]:
     """(imported package module, imported at module top) for every package import in ``path``."""
-    tree = ast.parse(path.read_text())
-    top = {id(n) for n in tree.body}
     base = path.relative_to(PACKAGE).parent.parts  # () for the package, ("models",) inside models
+    return _imports_in(path.read_text(), base)
+
+
+def _imports_in(source: str, base: tuple[str, ...]) -> list[tuple[str, bool]]:
+    """:func:`_imports` of a module's ``source`` text, the module sitting in package folder
+    ``base`` (relative imports resolve from there)."""
+    tree = ast.parse(source)
+    top = {id(n) for n in tree.body}
     out = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.level:
@@ -93,14 +99,6 @@ def test_the_checker_sees_an_upward_import(tmp_path):
     src.write_text(
         "from . import report, io\nfrom .training import fit\n\ndef f():\n    from .cli import main\n"
     )
-    found = sorted(_imports_at(src))
+    # read as a module at the package's top level; nothing is written into the package
+    found = sorted(_imports_in(src.read_text(), base=()))
     assert found == [("cli", False), ("io", True), ("report", True), ("training", True)]
-
-
-def _imports_at(path: Path) -> list[tuple[str, bool]]:
-    fake = PACKAGE / "__layers_probe__.py"  # resolved as a package module
-    try:
-        fake.write_text(path.read_text())
-        return _imports(fake)
-    finally:
-        fake.unlink()
