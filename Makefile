@@ -6,6 +6,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PRESET ?= demo
 STAMP  := $(VENV)/.installed
+# test workers: one per core (pytest-xdist); each test file runs whole on one worker, so a
+# module's shared fixture (e.g. test_reproduce's job) is built once
+JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
+PYTEST := $(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile
 
 .PHONY: install reproduce reproduce-motion test test-slow lint bench clean
 
@@ -25,14 +29,17 @@ reproduce-motion: $(STAMP)
 	$(BIN)/glacier-movement reproduce --preset $(PRESET) --experiments 4
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow
+	$(PYTEST) -m slow
 
+# pyright (basic mode, [tool.pyright] in pyproject.toml) runs offline: its wheel bundles the
+# checker, and node comes from the system
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/pyright --pythonpath $(BIN)/python
 
 bench: $(STAMP)
 	for b in $(filter-out benchmarks/gpu.py,$(wildcard benchmarks/*.py)); do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -9,7 +9,8 @@ tests, so any venv works) and checks the error policy of the command line:
 * nothing half-written: no temporary files, no new output file, old outputs unchanged
   byte for byte (:meth:`Cli.snapshot` before, :meth:`Cli.assert_untouched` after).
 
-The data are made once per session: a small synthetic Parvati (48×48 px, 2013-2015), the same
+The data are made once per test run, shared by the pytest-xdist workers (:func:`built_once`): a
+small synthetic Parvati (48×48 px, 2013-2015), the same
 preprocessed, and the same with a tiny SA-LSTM checkpoint. A test that changes data copies them
 first (:func:`copy_root`). Also here: :func:`file_size_limit` (a full disk for one command) and
 :func:`stac_catalog` (scenes behind a real file server on loopback, for ``rustac serve``).
@@ -17,6 +18,7 @@ first (:func:`copy_root`). Also here: :func:`file_size_limit` (a full disk for o
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import resource
@@ -229,17 +231,40 @@ def copy(tmp_path: Path) -> Callable[[Path], Path]:
     return _copy
 
 
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """``<shared tmp>/<name>/data`` made by ``build(root)`` once per test run.
+
+    Under pytest-xdist every worker has its own temporary folder; the data go one level up, in the
+    run's common folder, and a blocking ``flock`` lets the first worker build them while the others
+    wait (a finished build is marked by a ``.done`` file, so a failed one is retried). Without
+    xdist this is a plain session folder."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    folder = base / f"shared-{name}"
+    root = folder / "data"
+    with open(base / f"shared-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (folder / ".done").is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(root)
+            (folder / ".done").touch()
+    return root
+
+
 @pytest.fixture(scope="session")
 def raw_root(tmp_path_factory) -> Path:
     """A data root with synthetic Parvati scene files (48×48 px, 2013-2015) and truth.npz."""
     from glacier_movement.config import get_glacier
     from glacier_movement.synthetic import synthesize
 
-    root = tmp_path_factory.mktemp("robust-raw") / "data"
-    synthesize(
-        get_glacier("parvati"), root, size=(48, 48), years=(2013, 2015), seed=0, progress=False
-    )
-    return root
+    def build(root: Path) -> None:
+        synthesize(
+            get_glacier("parvati"), root, size=(48, 48), years=(2013, 2015), seed=0, progress=False
+        )
+
+    return built_once(tmp_path_factory, "robust-raw", build)
 
 
 @pytest.fixture(scope="session")
@@ -248,9 +273,11 @@ def frames_root(raw_root: Path, tmp_path_factory) -> Path:
     from glacier_movement.config import get_glacier
     from glacier_movement.preprocessing import run_preprocessing
 
-    root = copy_root(raw_root, tmp_path_factory.mktemp("robust-frames") / "data")
-    run_preprocessing(get_glacier("parvati"), root, figures=False)
-    return root
+    def build(root: Path) -> None:
+        copy_root(raw_root, root)
+        run_preprocessing(get_glacier("parvati"), root, figures=False)
+
+    return built_once(tmp_path_factory, "robust-frames", build)
 
 
 @pytest.fixture(scope="session")
@@ -258,10 +285,13 @@ def trained_root(frames_root: Path, tmp_path_factory) -> Path:
     """``frames_root`` + a tiny SA-LSTM run (3 steps): ``models/salstm-parvati-tiny/last.pt``."""
     from glacier_movement.training import train_model
 
-    root = copy_root(frames_root, tmp_path_factory.mktemp("robust-trained") / "data")
-    train_model(
-        "salstm", "parvati", "tiny", root=root, max_steps=3, wandb="disabled", progress=False
-    )
+    def build(root: Path) -> None:
+        copy_root(frames_root, root)
+        train_model(
+            "salstm", "parvati", "tiny", root=root, max_steps=3, wandb="disabled", progress=False
+        )
+
+    root = built_once(tmp_path_factory, "robust-trained", build)
     assert (root / "models" / RUN / "last.pt").is_file()
     return root
 
