@@ -211,7 +211,9 @@ def glacier_sequences(
     max_frame = min(train_frames, t) if train_frames else None
     kw = {"patch": patch, "stride": stride, "max_frame": max_frame}
     probe = SequenceDataset(fr.frames, interpolated=fr.interpolated, **kw)
-    first = split_indices(probe, "paper").test_target_frames[0]
+    targets = split_indices(probe, "paper").test_target_frames
+    assert targets is not None  # the paper split always sets it
+    first = targets[0]
     ref = reference(fr.frames, fr.window_start, fr.window_months, fr.interpolated, first)
     ds = SequenceDataset(
         fr.frames, climatology=ref.clim, interpolated=fr.interpolated, clim_input=clim_input, **kw
@@ -231,4 +233,4 @@ def glacier_mask(fr: Frames, ref: Reference, truth: Path | None = None) -> tuple
         r0, c0 = fr.roi[0], fr.roi[2]
         if m.ndim == 2 and m.shape[0] >= r0 + h and m.shape[1] >= c0 + w:
             return np.asarray(m[r0 : r0 + h, c0 : c0 + w], dtype=bool), "true ice extent"
-    return (ref.frames[ref.fit] > 0).all(axis=0), "snow/ice in every training frame"
+    return np.asarray((ref.frames[ref.fit] > 0).all(axis=0)), "snow/ice in every training frame"

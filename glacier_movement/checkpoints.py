@@ -132,7 +132,7 @@ def load_checkpoint(
 def _preset_from_config(cfg: dict[str, Any]) -> Preset:
     """The preset a checkpoint's ``config`` record was trained with (enough to rebuild the model)."""
     known = {f.name for f in fields(ModelConfig)}
-    mc = {
+    mc: dict[str, Any] = {
         k: (tuple(v) if isinstance(v, list) else v)
         for k, v in cfg["model_config"].items()
         if k in known
@@ -174,7 +174,7 @@ def load_model(
     return model, ckpt
 
 
-def load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: Path | str) -> None:
+def load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
     """Copy the weights ``state`` (of checkpoint ``path``) into ``model``; a mismatch (another
     preset or patch size) is a one-line :class:`GlacierError`."""
     try:

@@ -383,10 +383,14 @@ def load_glacier_file(path: str | os.PathLike) -> GlacierConfig:
     return parse_glacier_toml(text, str(path), name=path.stem)
 
 
+#: This module's package (``__package__``, never None for a module imported from a package).
+_PACKAGE = __name__.rpartition(".")[0]
+
+
 def _load_shipped() -> dict[str, GlacierConfig]:
     out = {}
     for key, file in _SHIPPED_FILES.items():
-        text = (resources.files(__package__) / "glaciers" / file).read_text(encoding="utf-8")
+        text = (resources.files(_PACKAGE) / "glaciers" / file).read_text(encoding="utf-8")
         data = tomllib.loads(text)
         # trusted files (tests check them like any other): no projection math at import
         out[key] = GlacierConfig(
@@ -412,7 +416,7 @@ GLACIERS: dict[str, GlacierConfig] = _load_shipped()
 
 def shipped_config_text(name: str) -> str:
     """The TOML text of a shipped glacier's config file."""
-    return (resources.files(__package__) / "glaciers" / _SHIPPED_FILES[name]).read_text("utf-8")
+    return (resources.files(_PACKAGE) / "glaciers" / _SHIPPED_FILES[name]).read_text("utf-8")
 
 
 def glaciers_dir(root: str | os.PathLike | None = None) -> Path:

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -96,16 +97,21 @@ def evaluate(
     device = resolve_device(device)
     model = model.to(device).eval()
     positions = hasattr(dataset, "position") and hasattr(dataset, "take")
+    # duck-typed: a SequenceDataset where ``positions`` holds, else any map-style dataset
+    seq: Any = dataset
     if ref is not None and not positions:
         raise GlacierError("baselines need a SequenceDataset with its climatology")
-    mask_w = None
+    mask_w: np.ndarray | None = None
     if mask is not None and positions:
-        mask_w = extract_patches(mask[None].astype(np.float32), dataset.patch, dataset.stride)[0]
+        # a numpy mask gives numpy patches
+        mask_w = np.asarray(
+            extract_patches(mask[None].astype(np.float32), seq.patch, seq.stride)[0]
+        )
     names = ["model", *(() if not baselines else BASELINES if ref is not None else (PERSISTENCE,))]
     parts: dict[str, list[dict[str, np.ndarray]]] = {n: [] for n in names}
     meta: dict[str, list[np.ndarray]] = {"start": [], "observed": []}
     # one vectorised gather per batch (SequenceDataset.batch), in index order
-    loader = make_loader(dataset, indices, batch_size, shuffle=False)
+    loader = make_loader(seq, indices, batch_size, shuffle=False)  # any map-style dataset
     offset = 0
     with torch.no_grad():
         for x, y in tqdm(loader, desc="test", unit="batch", disable=not progress):
@@ -115,14 +121,14 @@ def evaluate(
             offset += len(y)
             preds = {"model": pred}
             if positions:
-                s, r, c = dataset.position(idx)
+                s, r, c = seq.position(idx)
                 meta["start"].append(s)
-                meta["observed"].append(dataset.observed_targets(idx))
+                meta["observed"].append(seq.observed_targets(idx))
             else:
                 meta["start"].append(np.full(len(y), -1))
                 meta["observed"].append(np.ones(len(y), bool))
             if baselines and ref is not None:
-                take = lambda stack, fi, r=r, c=c: dataset.take(stack, fi, r, c)  # noqa: E731
+                take = lambda stack, fi, r=r, c=c: seq.take(stack, fi, r, c)  # noqa: E731
                 preds |= {b: forecast(b, ref, s, take) for b in BASELINES}
             elif baselines:
                 preds[PERSISTENCE] = persistence_forecast(x, y.shape[1])
@@ -168,7 +174,7 @@ def score_rows(
     each baseline B in ``versus``: ``dMSE_B``, ``dMSE_B_low``, ``dMSE_B_high``, ``dMAE_B``… (the
     paired interval of predictor − B) and ``vs_B`` (:func:`metrics.verdict` of the MSE interval).
     """
-    keys = np.sort(per_sequence["key"].unique())
+    keys = np.sort(np.asarray(per_sequence["key"].unique()))
     clusters = per_sequence.drop_duplicates("key").set_index("key").loc[keys, "cluster"].to_numpy()
     enough = metrics.n_clusters(clusters) >= 2 and n_resamples > 0
 
@@ -258,7 +264,7 @@ def summarize(
     start times of ``glacier``."""
     df = pooling_labels(per_sequence, label, glacier)
     out = []
-    for targets, sel in (("observed", df[df["observed"]]), ("all", df)):
+    for targets, sel in (("observed", df.loc[df["observed"]]), ("all", df)):
         if len(sel):
             out.append(score_rows(sel, n_bootstrap, seed).assign(targets=targets))
     return pd.concat(out, ignore_index=True)
@@ -347,7 +353,7 @@ def load_epoch_losses(models_dir: Path, runs: Sequence[str] | None = None) -> pd
                 f"{f} has columns {list(df.columns)}, expected epoch, train_loss, val_loss"
             )
         parts.append(df[["epoch", "train_loss", "val_loss"]].assign(run=f.parent.name))
-    return pd.concat(parts, ignore_index=True)[["run", "epoch", "train_loss", "val_loss"]]
+    return pd.concat(parts, ignore_index=True).loc[:, ["run", "epoch", "train_loss", "val_loss"]]
 
 
 def loss_curves(
@@ -484,7 +490,7 @@ def _baseline_rows(key: tuple, ds, ref: Reference, test: np.ndarray, mask) -> pd
         rows = evaluate(Persistence(ds.patch), ds, test, 500, "cpu", False, ref, mask)
         while len(_BASELINE_CACHE) >= 8:  # a few glaciers' worth, oldest out
             del _BASELINE_CACHE[next(iter(_BASELINE_CACHE))]
-        _BASELINE_CACHE[key] = rows[rows["predictor"] != "model"].reset_index(drop=True)
+        _BASELINE_CACHE[key] = rows.loc[rows["predictor"] != "model"].reset_index(drop=True)
     return _BASELINE_CACHE[key]
 
 
@@ -525,7 +531,7 @@ def run_test(s: TestSettings, catalog: Catalog) -> pd.DataFrame:
             file=sys.stderr,
         )
     per, results = test_scores(sel, sel.glacier, s.device, s.batch_size, s.bootstrap, s.seed)
-    results.insert(1, "trained_split", [sel.train_split] * len(results))
+    results.insert(1, "trained_split", sel.train_split)
     out = {
         k: sel.paths.result_file(sel.label, k)
         for k in ("results", "per_sequence", "motion", "markdown")
@@ -533,7 +539,7 @@ def run_test(s: TestSettings, catalog: Catalog) -> pd.DataFrame:
     write_csv(per, out["per_sequence"])
     write_csv(results, out["results"])
     md = "".join(
-        f"## targets: {t}\n\n{results_markdown(results[results['targets'] == t])}\n"
+        f"## targets: {t}\n\n{results_markdown(results.loc[results['targets'] == t])}\n"
         for t in results["targets"].unique()
     )
     write_text(f"# {sel.label} on {sel.glacier.name}: test scores\n\n{md}", out["markdown"])

@@ -71,7 +71,7 @@ def predict_scene(
     ph, pw = -(-h // patch) * patch, -(-w // patch) * patch
     inputs = np.zeros((n_ch, ph, pw), dtype=np.float32)
     inputs[:, :h, :w] = frames[:n_ch]
-    grid = extract_patches(inputs, patch, patch)  # (C, nR, nC, P, P)
+    grid = np.asarray(extract_patches(inputs, patch, patch))  # (C, nR, nC, P, P), a view
     n_r, n_c = grid.shape[1:3]
     # (nR·nC, C, P, P): one sample per patch position, in row-major order
     batch = np.ascontiguousarray(grid.transpose(1, 2, 0, 3, 4)).reshape(

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import numpy as np
 import pandas as pd
@@ -326,7 +326,7 @@ def read_frames(path: str | os.PathLike) -> Frames:
             glacier=str(f["glacier"]),
             epsg=int(f["epsg"]),
             transform=tuple(float(v) for v in np.ravel(f["transform"])),
-            roi=tuple(int(v) for v in np.ravel(f["roi"])),
+            roi=cast(tuple[int, int, int, int], tuple(int(v) for v in np.ravel(f["roi"]))),
         )
     except (TypeError, ValueError) as e:
         raise DataError(
@@ -407,6 +407,7 @@ def write_geotiff(
     # rasterio loads GDAL (slow, heavy): imported only where a GeoTIFF is written
     import rasterio
     from affine import Affine
+    from rasterio.crs import CRS
 
     bands = np.asarray(bands, dtype=np.float32)
     if bands.ndim == 2:
@@ -417,7 +418,7 @@ def write_geotiff(
         "height": bands.shape[1],
         "count": bands.shape[0],
         "dtype": "float32",
-        "crs": rasterio.crs.CRS.from_epsg(int(epsg)),
+        "crs": CRS.from_epsg(int(epsg)),
         "transform": Affine(*[float(v) for v in transform[:6]]),
         "nodata": None,
         "compress": "deflate",

@@ -102,6 +102,7 @@ def _lock_file(path: Path, what: str) -> int | None:
             if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
                 return None
             raise
+        assert fcntl is not None  # hold() calls this only where fcntl imported
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -316,8 +316,8 @@ def ssim_frames(
     x = target.astype(np.float64)
     y = pred.astype(np.float64)
     # one filter call over the five stacked moments (E[x], E[y], E[x²], E[y²], E[xy])
-    ux, uy, uxx, uyy, uxy = ndimage.uniform_filter(
-        np.stack([x, y, x * x, y * y, x * y]), size=win_size, axes=(-2, -1)
+    ux, uy, uxx, uyy, uxy = np.asarray(
+        ndimage.uniform_filter(np.stack([x, y, x * x, y * y, x * y]), size=win_size, axes=(-2, -1))
     )
     n = win_size * win_size
     cov_norm = n / (n - 1) if n > 1 else 1.0

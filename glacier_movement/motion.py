@@ -72,10 +72,11 @@ def farneback(prev: np.ndarray, nxt: np.ndarray, **params) -> np.ndarray:
     ``params`` override :data:`FARNEBACK`.
     """
     p = FARNEBACK | params
-    flow = cv2.calcOpticalFlowFarneback(
+    # OpenCV allocates the output flow when given None; its type stubs do not allow None
+    flow = cv2.calcOpticalFlowFarneback(  # pyright: ignore[reportCallIssue]
         to_uint8(prev),
         to_uint8(nxt),
-        None,
+        None,  # pyright: ignore[reportArgumentType]
         p["pyr_scale"],
         p["levels"],
         p["winsize"],

@@ -16,6 +16,8 @@ from PIL import Image, ImageDraw
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 
 from .config import BANDS, GREEN  # noqa: E402
 from .io import atomic_path  # noqa: E402
@@ -201,6 +203,7 @@ def scene_panels_figure(
                 ax.set_ylabel(label)
             if i == 0 and column_titles and j < len(column_titles):
                 ax.set_title(column_titles[j], fontsize=9)
+    assert im is not None  # at least one frame was drawn
     fig.colorbar(im, ax=axs, shrink=0.8, label="NDSI")
     if title:
         fig.suptitle(title)
@@ -232,7 +235,7 @@ def flow_quiver_figure(
     yy, xx = np.mgrid[grid // 2 : h : grid, grid // 2 : w : grid]
     sub = {s: np.asarray(f)[:, :, grid // 2 :: grid, grid // 2 :: grid] for s, f in flows.items()}
     vmax = max(float(np.hypot(f[:, 0], f[:, 1]).max()) for f in sub.values()) or 1.0
-    norm = matplotlib.colors.Normalize(0.0, vmax)
+    norm = Normalize(0.0, vmax)
     scale = vmax / (0.9 * grid)  # flow px per image px of arrow
     fig, axs = plt.subplots(
         k, len(sources), figsize=(4.2 * len(sources) + 1, 4.2 * h / w * k + 0.6), squeeze=False
@@ -269,6 +272,7 @@ def flow_quiver_figure(
                 ax.set_title(s)
             if j == 0 and row_titles:
                 ax.set_ylabel(row_titles[i])
+    assert q is not None  # at least one panel was drawn
     fig.colorbar(
         q, ax=axs, shrink=0.8, label=f"displacement (px per window); arrows ×{1 / scale:.3g}"
     )
@@ -388,7 +392,7 @@ def scene_quicklook(
         if roi is not None and tuple(roi) != (0, h, 0, w):
             r0, r1, c0, c1 = (v * f for v in roi)
             ax.add_patch(
-                plt.Rectangle(
+                Rectangle(
                     (x0 + c0 - 0.5, y0 + r0 - 0.5),
                     c1 - c0,
                     r1 - r0,

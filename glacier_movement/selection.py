@@ -107,6 +107,7 @@ def select(choice: ModelChoice, catalog: Catalog, with_model: bool = True) -> Se
     checkpoint dict is (``flow`` loads the model only when it has to predict again).
     """
     if not choice.checkpoint:
+        assert choice.run is not None  # ModelChoice requires a run or a checkpoint
         run_dir = catalog.run_dir(choice.run)
         path = run_dir / ("best.pt" if choice.best else "last.pt")
         if not path.is_file():
