@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST := $(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile
 
-.PHONY: install reproduce reproduce-motion test test-slow lint bench clean
+.PHONY: install reproduce reproduce-motion test test-slow lint typecheck bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,11 +34,13 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PYTEST) -m slow
 
-# pyright (basic mode, [tool.pyright] in pyproject.toml) runs offline: its wheel bundles the
-# checker, and node comes from the system
-lint: $(STAMP)
+lint: typecheck
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# pyright, basic mode ([tool.pyright] in pyproject.toml); offline: its wheel bundles the checker
+# and node comes from the system
+typecheck: $(STAMP)
 	$(BIN)/pyright --pythonpath $(BIN)/python
 
 bench: $(STAMP)
