@@ -78,6 +78,8 @@ def test_experiment_lists():
             experiments(bad)
 
 
+# a whole job in the test body: over 300 s on a loaded 2-core machine
+@pytest.mark.timeout(1800)
 def test_reproduce_runs_experiment_1_on_a_custom_glacier(tmp_path, monkeypatch):
     from glacier_movement.cli import main
 

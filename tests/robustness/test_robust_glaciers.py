@@ -19,6 +19,8 @@ RHONE = ("8.35", "46.55", "8.42", "46.65")
 
 
 # ------------------------------------------------------------------------------- end to end
+# a whole job in the test body: over 300 s on a loaded 2-core machine
+@pytest.mark.timeout(1800)
 def test_custom_glacier_end_to_end(cli, tmp_path):
     """A new user's glacier through every stage, offline: add → synthesize → preprocess →
     sequences → train → test, all by name (4-month windows, 3 years: 9 frames)."""
