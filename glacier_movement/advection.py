@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from tqdm.auto import tqdm
 
 from .errors import GlacierError
 from .motion import FARNEBACK_TUNED, Truth, advect, endpoint_error, farneback
@@ -353,13 +354,16 @@ def estimate_velocity(
     per_year: int,
     mask: np.ndarray | None = None,
     s: Tracking = Tracking(),
+    cache: dict | None = None,
 ) -> Velocity:
-    """Ice velocity (px/day) tracked between same-season frames known at forecast time.
+    """Ice velocity (px/day) tracked between pairs of frames known at forecast time.
 
     ``frames`` (T, H, W) NDSI; ``window_start`` (T,) datetime64; ``known`` (T,) bool: frames the
     forecaster may use (observed windows); only frames ≤ ``last`` are used; ``per_year`` windows
     per year; ``mask`` (H, W) bool glacier pixels or None (see the module's docstring). A velocity
-    of zero tiles (``tiles == 0``) means no estimate.
+    of zero tiles (``tiles == 0``) means no estimate. ``cache``: a dict that keeps each pair's
+    tracking for later calls on the same frames, mask and settings (forecasts of successive
+    starts share most pairs).
     """
     frames = np.asarray(frames, dtype=np.float32)
     t, h, w = frames.shape
@@ -371,13 +375,15 @@ def estimate_velocity(
         return zero
     days_all = np.asarray(window_start).astype("datetime64[D]").astype(np.int64)
     if s.method == "farneback":
-        return _farneback_velocity(frames, days_all, pairs, glacier, mask is None)
-    per_pair = []
+        return _farneback_velocity(frames, days_all, pairs, glacier, mask is None, cache)
+    cache = {} if cache is None else cache
+    rows, cols = tile_origins((h, w), s.tile, s.step)
     for i, j in pairs:
-        track = glacier if mask is not None else (frames[i] > 0) & (frames[j] > 0)
-        rows, cols, shift = track_pair(frames[i], frames[j], track, s)
-        per_pair.append(shift / float(days_all[j] - days_all[i]))
-    stack = np.stack(per_pair)  # (pairs, ny, nx, 2) px/day
+        if (i, j) not in cache:
+            track = glacier if mask is not None else (frames[i] > 0) & (frames[j] > 0)
+            shift = track_pair(frames[i], frames[j], track, s)[2]
+            cache[i, j] = shift / float(days_all[j] - days_all[i])
+    stack = np.stack([cache[p] for p in pairs])  # (pairs, ny, nx, 2) px/day
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # tiles no pair could track
         grid = np.nanmedian(stack, axis=0)
@@ -401,16 +407,19 @@ def _farneback_velocity(
     pairs: list[tuple[int, int]],
     glacier: np.ndarray,
     snow_only: bool,
+    cache: dict | None = None,
 ) -> Velocity:
     """Velocity of :func:`estimate_velocity` by tuned Farneback: each pair's flow / days, NaN off
     the tracked pixels (``glacier``; with ``snow_only`` the pixels snow/ice in both frames), the
     per-pixel median over the pairs, a 5×5 median filter against outliers, 0 off the glacier."""
     h, w = glacier.shape
-    stack = np.empty((len(pairs), 2, h, w), np.float32)
-    for n, (i, j) in enumerate(pairs):
-        flow = farneback(frames[i], frames[j], **FARNEBACK_TUNED) / float(days[j] - days[i])
-        track = (frames[i] > 0) & (frames[j] > 0) if snow_only else glacier
-        stack[n] = np.where(track[None], flow, np.nan)
+    cache = {} if cache is None else cache
+    for i, j in pairs:
+        if (i, j) not in cache:
+            flow = farneback(frames[i], frames[j], **FARNEBACK_TUNED) / float(days[j] - days[i])
+            track = (frames[i] > 0) & (frames[j] > 0) if snow_only else glacier
+            cache[i, j] = np.where(track[None], flow, np.nan).astype(np.float32)
+    stack = np.stack([cache[p] for p in pairs])  # (pairs, 2, H, W) px/day
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # pixels no pair tracked
         med = np.nanmedian(stack, axis=0)
@@ -454,6 +463,7 @@ def advect_forecast(
     climatology: np.ndarray,
     mask: np.ndarray | None = None,
     s: Tracking = Tracking(),
+    cache: dict | None = None,
 ) -> Advection:
     """The ``advect`` forecast of the windows after frame ``last`` (the last input).
 
@@ -463,7 +473,8 @@ def advect_forecast(
     climatology baseline's forecast of the target windows (``baselines.Reference.clim[last+1 :
     last+1+n_out]``); ``mask`` (H, W) glacier pixels or None. Returns the forecast
     (n_out, H, W): the last input advected by velocity × days on the glacier, the climatology
-    elsewhere — or the climatology everywhere with the reason in ``fallback``.
+    elsewhere — or the climatology everywhere with the reason in ``fallback``. ``cache``: see
+    :func:`estimate_velocity`.
     """
     frames = np.asarray(frames, dtype=np.float32)
     clim = np.asarray(climatology, dtype=np.float32)
@@ -475,7 +486,7 @@ def advect_forecast(
     if not 0 <= last < frames.shape[0]:
         raise GlacierError(f"last input frame {last} is outside 0…{frames.shape[0] - 1}")
     per_year = 12 // int(window_months)
-    vel = estimate_velocity(frames, window_start, known, last, per_year, mask, s)
+    vel = estimate_velocity(frames, window_start, known, last, per_year, mask, s, cache)
     days = target_days(window_start, last, window_months, n_out)
     if not vel.mask.any():
         return Advection(clim.copy(), vel, days, "no glacier pixel")
@@ -504,20 +515,25 @@ def scene_forecasts(
     n_in: int = 4,
     n_out: int = 4,
     s: Tracking = Tracking(),
+    progress: bool = False,
 ) -> tuple[np.ndarray, list[Advection]]:
     """``advect`` forecasts of whole frames for sequences starting at ``starts`` (B,).
 
     ``clim`` (T, H, W) the climatology of every frame's window (``baselines.Reference.clim``);
     ``known`` (T,) the frames usable at all (e.g. ``Reference.fit``: observed, before the first
-    test target); each start also uses only frames up to its last input. Returns
+    test target, the frames the climatology baseline is fitted on); each start also uses only
+    frames up to its last input. Pairs shared by several starts are tracked once. Returns
     (B, n_out, H, W) NDSI and the per-start :class:`Advection` (velocity, fallback).
     """
     out, runs = [], []
-    for start in np.asarray(starts, dtype=np.int64):
+    cache: dict = {}
+    for start in tqdm(
+        np.asarray(starts, dtype=np.int64), desc="advect", unit="start", disable=not progress
+    ):
         last = int(start) + n_in - 1
         a = advect_forecast(
             frames, window_start, window_months, known, last, clim[last + 1 : last + 1 + n_out],
-            mask, s,
+            mask, s, cache,
         )  # fmt: skip
         out.append(a.forecast)
         runs.append(a)
