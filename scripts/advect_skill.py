@@ -9,6 +9,10 @@ observed, with every named tracking setting, and prints the velocity's endpoint 
 beside persistence and the true velocity's advection.
 
     python scripts/advect_skill.py --data-root /tmp/skill/motion --regime motion [--starts val]
+    python scripts/advect_skill.py --data-root /tmp/skill/motion /tmp/skill/motion-s1 … --regime motion
+
+Several data roots (replicates of one world, e.g. other seeds) are pooled: the skill then gets a
+95 % paired interval over the forecast starts (clusters), from skill.py.
 """
 
 from __future__ import annotations
@@ -24,35 +28,28 @@ from glacier_movement.io import read_frames
 from glacier_movement.motion import advect, load_truth
 from glacier_movement.preprocessing import preprocess
 from glacier_movement.sequences import split_indices
+from glacier_movement.skill import skill_scores
 from glacier_movement.synthetic import synthesize
 
 N_IN = N_OUT = 4
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-root", required=True)
-    p.add_argument("--glacier", default="parvati")
-    p.add_argument("--regime", default="realistic", choices=("realistic", "motion"))
-    p.add_argument("--starts", default="test", choices=("test", "val"))
-    p.add_argument("--patch", type=int, default=20, help="the demo's patch (defines the split)")
-    p.add_argument("--stride", type=int, default=10)
-    a = p.parse_args()
-    cfg = config.get_glacier(a.glacier)
-    paths = config.Paths(Path(a.data_root), a.glacier)
+def measure(root: Path, glacier: str, regime: str, which: str, patch: int, stride: int) -> dict:
+    """Per-start MSE (glacier pixels, whole frame) of every forecast and the velocity EPE of each
+    tracking setting at the ``which`` starts with observed targets of one data root."""
+    cfg = config.get_glacier(glacier)
+    paths = config.Paths(root, glacier)
     if not paths.frames.is_file():
-        synthesize(cfg, a.data_root, size=(160, 160), seed=0, regime=a.regime)
-        preprocess(cfg, a.data_root)
+        synthesize(cfg, root, size=(160, 160), seed=0, regime=regime)
+        preprocess(cfg, root)
     fr = read_frames(paths.frames)
-    ds, ref = glacier_sequences(fr, None, a.patch, a.stride)
+    ds, ref = glacier_sequences(fr, None, patch, stride)
     split = split_indices(ds, "paper")
-    starts = np.unique(ds.position(split.test if a.starts == "test" else split.val)[0])
+    starts = np.unique(ds.position(split.test if which == "test" else split.val)[0])
     starts = np.array([s for s in starts if not fr.interpolated[s + N_IN : s + N_IN + N_OUT].any()])
     truth = load_truth(paths.truth, fr.roi, fr.frames.shape[1:])
     mask = truth.mask
     window = 365.25 / (12 // fr.window_months)
-    print(f"{a.glacier} ({a.regime}), {a.starts} starts with observed targets: {starts.tolist()}")
-
     forecasts: dict[str, list[np.ndarray]] = {"climatology": [], "persistence": [], "true": []}
     targets = []
     for s in starts:
@@ -71,26 +68,71 @@ def main() -> None:
             N_OUT, s, progress=True,
         )  # fmt: skip
         forecasts[f"advect {name}"] = list(out)
-        errs = [advection.velocity_error(r.velocity.velocity, truth, window) for r in runs]
-        epe[f"advect {name}"] = {k: float(np.mean([e[k] for e in errs])) for k in errs[0]}
+        epe[f"advect {name}"] = [
+            advection.velocity_error(r.velocity.velocity, truth, window) for r in runs
+        ]
     target = np.stack(targets).astype(np.float64)
+    sq = {k: (np.stack(v) - target) ** 2 for k, v in forecasts.items()}
+    return {
+        "starts": starts,
+        "window": window,
+        "glacier": {k: v[..., mask].mean(axis=(1, 2)) for k, v in sq.items()},  # (B,)
+        "frame": {k: v.mean(axis=(1, 2, 3)) for k, v in sq.items()},
+        "epe": epe,
+    }
 
-    def mse(pred: list[np.ndarray], on: np.ndarray | None) -> float:
-        sq = (np.stack(pred) - target) ** 2
-        return float(sq[..., on].mean() if on is not None else sq.mean())
 
-    ref_g, ref_f = mse(forecasts["climatology"], mask), mse(forecasts["climatology"], None)
-    print(f"{'forecast':24s} {'MSE glacier':>11s} {'MSE frame':>9s} {'skill glacier':>13s} "
-          f"{'skill frame':>11s}  velocity EPE px/day (px/window)")  # fmt: skip
-    for name, pred in forecasts.items():
-        g, f = mse(pred, mask), mse(pred, None)
-        e = epe.get(name)
-        vel = f"{e['epe_px_day']:.4f} ({e['epe_px_window']:.2f})" if e else ""
-        print(f"{name:24s} {g:11.4f} {f:9.4f} {1 - g / ref_g:+13.3f} {1 - f / ref_f:+11.3f}  {vel}")
-    speed = next(iter(epe.values()))
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--data-root", required=True, nargs="+",
+        help="one or more data roots (replicates of one world: pooled with clustered intervals)",
+    )  # fmt: skip
+    p.add_argument("--glacier", default="parvati")
+    p.add_argument("--regime", default="realistic", choices=("realistic", "motion"))
+    p.add_argument("--starts", default="test", choices=("test", "val"))
+    p.add_argument("--patch", type=int, default=20, help="the demo's patch (defines the split)")
+    p.add_argument("--stride", type=int, default=10)
+    a = p.parse_args()
+    runs = {
+        r: measure(Path(r), a.glacier, a.regime, a.starts, a.patch, a.stride) for r in a.data_root
+    }
+    for root, m in runs.items():
+        print(f"{root}: {a.starts} starts with observed targets {m['starts'].tolist()}")
+    names = list(next(iter(runs.values()))["glacier"])
+    clusters = np.concatenate([[f"{r}|{s}" for s in m["starts"]] for r, m in runs.items()])
     print(
-        f"true speed on the glacier {speed['true_px_day']:.4f} px/day; no motion has EPE "
-        f"{speed['zero_epe_px_window']:.2f} px per {window:.1f}-day window"
+        f"{len(clusters)} forecast starts (clusters); skill = 1 − MSE / MSE(climatology) pooled "
+        "over them, 95 % paired cluster interval; share = skill / skill of the true velocity"
+    )
+    print(
+        f"{'forecast':20s} {'MSE glacier':>11s} {'skill glacier':>24s} {'share':>6s} "
+        f"{'MSE frame':>9s} {'skill frame':>24s}  velocity EPE px/day (px/window)"
+    )
+    window = next(iter(runs.values()))["window"]
+    for name in names:
+        cells = []
+        for part in ("glacier", "frame"):
+            err = {k: np.concatenate([m[part][k] for m in runs.values()]) for k in names}
+            sk = skill_scores(err[name], err["climatology"], clusters, err["true"])
+            iv = sk.skill
+            ci = f"[{iv.low:+.3f}, {iv.high:+.3f}]" if np.isfinite(iv.low) else ""
+            cells.append(f"{err[name].mean():11.4f} {iv.mean:+7.3f} {ci:>16s}")
+            if part == "glacier":
+                cells.append(f"{sk.share.mean:6.2f}")
+        e = [x for m in runs.values() for x in m["epe"].get(name, [])]
+        vel = (
+            f"{np.mean([x['epe_px_day'] for x in e]):.4f} "
+            f"({np.mean([x['epe_px_window'] for x in e]):.2f})"
+            if e
+            else ""
+        )
+        print(f"{name:20s} {' '.join(cells)}  {vel}")
+    e0 = [x for m in runs.values() for x in next(iter(m["epe"].values()))]
+    print(
+        f"true speed on the glacier {np.mean([x['true_px_day'] for x in e0]):.4f} px/day; no "
+        f"motion has EPE {np.mean([x['zero_epe_px_window'] for x in e0]):.2f} px per "
+        f"{window:.1f}-day window"
     )
 
 
