@@ -9,7 +9,8 @@ observed, with every named tracking setting, and prints the velocity's endpoint 
 beside persistence and the true velocity's advection.
 
     python scripts/advect_skill.py --data-root /tmp/skill/motion --regime motion [--starts val]
-    python scripts/advect_skill.py --data-root /tmp/skill/motion /tmp/skill/motion-s1 … --regime motion
+    python scripts/advect_skill.py --data-root /tmp/skill/motion /tmp/skill/motion-s1 … \\
+        --regime motion
 
 Several data roots (replicates of one world, e.g. other seeds) are pooled: the skill then gets a
 95 % paired interval over the forecast starts (clusters), from skill.py.

@@ -82,7 +82,10 @@ def test_window_deformation_removes_the_window_bias():
     two = adv.track_pair(a, b, mask, adv.Tracking(iterations=2))[2]
     inner = two[1:-1, 1:-1].reshape(-1, 2)
     np.testing.assert_allclose(np.median(inner, axis=0), [-4.6, 2.2], atol=0.1)
-    bias = lambda g: np.abs(np.median(g[1:-1, 1:-1].reshape(-1, 2), 0) - [-4.6, 2.2]).sum()  # noqa: E731
+
+    def bias(g: np.ndarray) -> float:
+        return float(np.abs(np.median(g[1:-1, 1:-1].reshape(-1, 2), 0) - [-4.6, 2.2]).sum())
+
     assert bias(two) < bias(one)
 
 
