@@ -51,6 +51,7 @@ from tqdm.auto import tqdm
 
 from .errors import GlacierError
 from .motion import FARNEBACK_TUNED, Truth, advect, endpoint_error, farneback
+from .sequences import extract_patches
 
 #: Tracking methods of :class:`Tracking`.
 METHODS = ("phase", "farneback")
@@ -115,6 +116,8 @@ TRACKING: dict[str, Tracking] = {
     "same-season": Tracking(),
     "adjacent": Tracking(separations=(1, 2), tile=24, step=4, min_cover=0.3, min_response=0.3),
 }
+#: The setting the ``advect`` baseline uses: the one chosen on validation (above).
+DEFAULT_TRACKING = "adjacent"
 
 
 @dataclass
@@ -357,7 +360,7 @@ def estimate_velocity(
     last: int,
     per_year: int,
     mask: np.ndarray | None = None,
-    s: Tracking = Tracking(),
+    s: Tracking | None = None,
     cache: dict | None = None,
 ) -> Velocity:
     """Ice velocity (px/day) tracked between pairs of frames known at forecast time.
@@ -365,10 +368,12 @@ def estimate_velocity(
     ``frames`` (T, H, W) NDSI; ``window_start`` (T,) datetime64; ``known`` (T,) bool: frames the
     forecaster may use (observed windows); only frames ≤ ``last`` are used; ``per_year`` windows
     per year; ``mask`` (H, W) bool glacier pixels or None (see the module's docstring). A velocity
-    of zero tiles (``tiles == 0``) means no estimate. ``cache``: a dict that keeps each pair's
+    of zero tiles (``tiles == 0``) means no estimate. ``s`` defaults to
+    ``TRACKING[DEFAULT_TRACKING]``. ``cache``: a dict that keeps each pair's
     tracking for later calls on the same frames, mask and settings (forecasts of successive
     starts share most pairs).
     """
+    s = TRACKING[DEFAULT_TRACKING] if s is None else s
     frames = np.asarray(frames, dtype=np.float32)
     t, h, w = frames.shape
     known = np.asarray(known, dtype=bool) & (np.arange(t) <= last)
@@ -466,7 +471,7 @@ def advect_forecast(
     last: int,
     climatology: np.ndarray,
     mask: np.ndarray | None = None,
-    s: Tracking = Tracking(),
+    s: Tracking | None = None,
     cache: dict | None = None,
 ) -> Advection:
     """The ``advect`` forecast of the windows after frame ``last`` (the last input).
@@ -518,7 +523,7 @@ def scene_forecasts(
     mask: np.ndarray | None = None,
     n_in: int = 4,
     n_out: int = 4,
-    s: Tracking = Tracking(),
+    s: Tracking | None = None,
     progress: bool = False,
 ) -> tuple[np.ndarray, list[Advection]]:
     """``advect`` forecasts of whole frames for sequences starting at ``starts`` (B,).
@@ -542,6 +547,37 @@ def scene_forecasts(
         out.append(a.forecast)
         runs.append(a)
     return np.stack(out), runs
+
+
+def sequence_forecasts(
+    dataset,
+    ref,
+    window_start: np.ndarray,
+    window_months: int,
+    indices: np.ndarray,
+    mask: np.ndarray | None = None,
+    s: Tracking | None = None,
+) -> np.ndarray:
+    """``advect`` forecasts of patch sequences, (B,) indices → (B, n_out, P, P) NDSI.
+
+    ``dataset``: a :class:`~glacier_movement.sequences.SequenceDataset` (``position``, ``patch``,
+    ``stride``); ``ref``: the glacier's :class:`~glacier_movement.baselines.Reference` (its
+    ``frames``, ``fit`` — the frames the forecaster may track —, ``clim``, ``n_in``, ``n_out``);
+    ``window_start``, ``window_months`` the frames' windows. The whole frame is forecast once per
+    distinct start (:func:`scene_forecasts`) and each sequence takes its patch of it, so a patch
+    is advected with the motion of its surroundings. ``s`` defaults to
+    ``TRACKING[DEFAULT_TRACKING]``.
+    """
+    s = TRACKING[DEFAULT_TRACKING] if s is None else s
+    start, row, col = dataset.position(np.asarray(indices, dtype=np.int64))
+    unique, which = np.unique(start, return_inverse=True)
+    scenes, _ = scene_forecasts(
+        ref.frames, window_start, window_months, ref.fit, ref.clim, unique, mask, ref.n_in,
+        ref.n_out, s,
+    )  # fmt: skip
+    view = extract_patches(scenes, dataset.patch, dataset.stride)  # (U, n_out, nR, nC, P, P)
+    # advanced indices around a slice: the sequence axis comes first, (B, n_out, P, P)
+    return np.ascontiguousarray(view[which.reshape(-1), :, row, col], dtype=np.float32)
 
 
 # ---------------------------------------------------------------------------- against the truth

@@ -7,8 +7,10 @@ import pytest
 from scipy import ndimage
 
 from glacier_movement import advection as adv
+from glacier_movement.baselines import reference
 from glacier_movement.errors import GlacierError
 from glacier_movement.motion import Truth
+from glacier_movement.sequences import SequenceDataset
 
 #: A uniform ice velocity, px/day ([0] x, [1] y): 3.65 px right and 7.3 px down per year.
 V = np.array([0.01, 0.02])
@@ -147,10 +149,31 @@ def test_too_little_history_falls_back_to_climatology():
     frames, starts, _, _ = _world(years=1)
     clim = np.full((4, SIZE, SIZE), 0.5, np.float32)
     # four windows known: no window has its same window of the year before it
-    out = adv.advect_forecast(frames[:4], starts[:4], 3, np.ones(4, bool), 3, clim)
+    same = adv.TRACKING["same-season"]
+    out = adv.advect_forecast(frames[:4], starts[:4], 3, np.ones(4, bool), 3, clim, s=same)
     assert out.fallback == "no pair of frames to track known at forecast time"
     assert out.velocity.pairs == []
     np.testing.assert_array_equal(out.forecast, clim)
+    # adjacent pairs need two known windows: the last input alone is not enough
+    known = np.array([False, False, False, True])
+    out = adv.advect_forecast(frames[:4], starts[:4], 3, known, 3, clim)
+    assert out.fallback == "no pair of frames to track known at forecast time"
+
+
+def test_sequence_forecasts_are_patches_of_the_scene_forecasts():
+    frames, starts, _, _ = _world()
+    ref = reference(frames, starts, 3, np.zeros(12, bool), first_test_target=8)
+    ds = SequenceDataset(frames, patch=16, stride=16, climatology=ref.clim)
+    idx = np.array([5, 16 * 2 + 3, 16 * 3 + 15, 16 * 2 + 9])  # starts 0, 2, 3, 2
+    mask = np.ones((SIZE, SIZE), bool)
+    out = adv.sequence_forecasts(ds, ref, starts, 3, idx, mask)
+    assert out.shape == (4, 4, 16, 16)
+    scenes, _ = adv.scene_forecasts(frames, starts, 3, ref.fit, ref.clim, np.array([2]), mask)
+    for b in (1, 3):  # the two sequences of start 2
+        s, r, c = ds.position(idx[b])
+        assert s == 2
+        patch = scenes[0, :, 16 * r : 16 * r + 16, 16 * c : 16 * c + 16]
+        np.testing.assert_array_equal(out[b], patch)
 
 
 def test_default_mask_is_snow_ice_in_every_known_frame():
