@@ -114,7 +114,7 @@ def skill_scores(
     ``model`` (N,) or (S, N) per-sequence MSE (NDSI²) of a forecast; ``climatology`` and
     ``oracle`` (N,) those of the climatology and the oracle on the same sequences; ``clusters``
     (N,) one label per sequence. See the module's docstring for the statistic and the resampling.
-    ``n_resamples`` 0 gives the point values with NaN interval ends.
+    ``n_resamples`` 0, or fewer than 2 clusters, gives the point values with NaN interval ends.
     """
     if not 0 < confidence < 1:
         raise GlacierError(
@@ -242,7 +242,11 @@ def skill_rows(
     clusters = per_sequence.drop_duplicates("key").set_index("key").loc[keys, "cluster"].to_numpy()
     parts = skill_parts(per_sequence.columns)
 
+    cache: dict[tuple[str, str], np.ndarray] = {}
+
     def matrix(name: str, col: str) -> np.ndarray:
+        if (name, col) in cache:
+            return cache[name, col]
         sub = per_sequence[per_sequence["predictor"] == name]
         wide = sub.pivot_table(
             index="seed", columns="key", values=col, aggfunc="first", dropna=False
@@ -252,7 +256,8 @@ def skill_rows(
                 f"predictor {name!r} was scored on {wide.shape[1]} of the {len(keys)} sequences: "
                 "score every predictor on the same test set"
             )
-        return wide[keys].to_numpy(dtype=np.float64)
+        cache[name, col] = wide[keys].to_numpy(dtype=np.float64)
+        return cache[name, col]
 
     rows = []
     for name in preds:

@@ -201,6 +201,21 @@ def test_results_table_gains_the_skill_columns():
     assert out_no["skill_climatology"].notna().all()
 
 
+def test_skill_rows_pool_a_models_seeds():
+    per = _per_sequence()
+    model = per[per["predictor"] == "model"]
+    second = model.assign(seed=1, MSE=model["MSE"] * 3.0)
+    rows = skill_rows(pd.concat([per, second]), n_resamples=200).set_index("model")
+    clim = per.loc[per["predictor"] == "climatology", "MSE"].mean()
+    pooled = (model["MSE"].mean() + second["MSE"].mean()) / 2
+    assert rows.loc["model", "skill_climatology"] == pytest.approx(1 - pooled / clim)
+    # the second seed is much worse: the interval reaches halfway to each seed's own skill
+    low, high = rows.loc["model", ["skill_climatology_low", "skill_climatology_high"]]
+    point = 1 - pooled / clim
+    only0, only1 = 1 - model["MSE"].mean() / clim, 1 - second["MSE"].mean() / clim
+    assert low < (point + only1) / 2 and high > (point + only0) / 2
+
+
 def test_skill_rows_need_the_climatology():
     per = _per_sequence()
     with pytest.raises(GlacierError, match="climatology"):
