@@ -2,6 +2,8 @@
 
 ``paper`` is the original study (docs/models.md: 50×50 patches, LSTM hidden 2,500, GPU);
 ``demo`` trains all models to a useful level on a 2-core CPU in minutes; ``tiny`` is for tests.
+Each model's training settings come from its registry entry (models/__init__.py): its paper
+:class:`TrainConfig`, changed by :data:`PRESET_TRAINING` and its own overrides per preset.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class Preset:
     #: ROI size of the synthetic glaciers (rows, cols) per glacier; None = the paper's ROI.
     scene_size: dict[str, tuple[int, int]] | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
+    #: model name → its TrainConfig at this preset, filled by the model registry
     train: dict[str, TrainConfig] = field(default_factory=dict)
 
     def train_config(self, model: str) -> TrainConfig:
