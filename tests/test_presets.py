@@ -197,4 +197,7 @@ def test_registry_keeps_every_train_config_and_parameter_count(preset, model, pa
 
 
 def test_registry_keeps_the_model_order():
-    assert [(p, m) for p, m, *_ in BEFORE_REGISTRY] == [(p, m) for p in PRESETS for m in MODELS]
+    """The built-in models keep their order (a model added later may follow them)."""
+    before = [(p, m) for p, m, *_ in BEFORE_REGISTRY]
+    known = {m for _, m in before}
+    assert before == [(p, m) for p in PRESETS for m in MODELS if m in known]
