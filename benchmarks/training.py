@@ -28,21 +28,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from glacier_movement.models import TRAINABLE, build_model, count_parameters
+from glacier_movement.models import BENCHMARK_MODELS, MODELS, build_model, count_parameters
 from glacier_movement.presets import get_preset, override
 from glacier_movement.sequences import IndexBatchSampler, SequenceDataset
 from glacier_movement.training import fit
 
 #: README: CPU seconds per paper-size training step at batch 100 on 2 threads.
 SPEC_STEP_S = {"lstm": 2.6, "unet": 11.0, "convlstm": 52.0}
-#: Paper-size runs: (batch actually run, factor to batch 100).
-PAPER_BATCH = {
-    "salstm": (100, 1),
-    "lstm": (100, 1),
-    "unet": (100, 1),
-    "convlstm": (10, 10),
-    "simvp": (10, 10),  # GroupNorm only: a step's time scales with the batch
-}
+
+
+def paper_batch(name: str) -> tuple[int, int]:
+    """Paper-size run of ``name``: (batch actually run, factor to batch 100), from its registry
+    entry's ``bench_batch``."""
+    batch = MODELS[name].bench_batch
+    return batch, 100 // batch
 
 
 def frames(t: int = 36, size: int = 160, seed: int = 0) -> np.ndarray:
@@ -84,7 +83,7 @@ def demo_rows(steps: int) -> list[dict]:
     ds = SequenceDataset(frames(), pre.patch, pre.stride)
     train_idx, val_idx = np.arange(0, len(ds) - 200), np.arange(len(ds) - 200, len(ds))
     rows = []
-    for name in TRAINABLE:
+    for name in BENCHMARK_MODELS:
         cfg = pre.train_config(name)
         torch.manual_seed(0)
         model = build_model(name, pre)
@@ -128,7 +127,7 @@ def paper_rows(models: list[str]) -> list[dict]:
     p = pre.patch
     rows = []
     for name in models:
-        batch, scale = PAPER_BATCH[name]
+        batch, scale = paper_batch(name)
         with torch.device("meta"):
             n = count_parameters(build_model(name, pre))
         need = 16 * n + 2e9  # weights, gradients, 2 AdamW moments (float32) + activations
@@ -163,7 +162,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=20, help="timed demo steps per model (default 20)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument(
-        "--paper", default=",".join(TRAINABLE), help="paper-size models to time ('' = none)"
+        "--paper", default=",".join(BENCHMARK_MODELS), help="paper-size models to time ('' = none)"
     )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

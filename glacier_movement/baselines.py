@@ -31,16 +31,8 @@ import numpy as np
 
 from .errors import GlacierError
 from .io import Frames, load_npz
+from .models.baselines import extrapolate, persist
 from .sequences import SequenceDataset, split_indices
-
-#: Baselines in table order.
-BASELINES: tuple[str, ...] = (
-    "persistence",
-    "climatology",
-    "seasonal-naive",
-    "damped-persistence",
-    "linear",
-)
 
 #: take(stack, frame_indices (B, k)) → (B, k, …): ``stack`` is "frames" or "clim".
 Take = Callable[[str, np.ndarray], np.ndarray]
@@ -154,41 +146,83 @@ def reference(
     )
 
 
+@dataclass(frozen=True)
+class Lead:
+    """The frame indices a baseline forecast reads: ``starts`` (B, 1) first input frame, ``last``
+    (B, 1) last input frame, ``target`` (B, n_out) the target frames."""
+
+    starts: np.ndarray
+    last: np.ndarray
+    target: np.ndarray
+
+
+#: baseline(reference, lead, take) → (B, n_out, …) forecast.
+Baseline = Callable[[Reference, Lead, Take], np.ndarray]
+
+
+def _per_lead(v: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """(n_out,) per-lead values shaped to broadcast against ``like`` (B, n_out, …), float32."""
+    return np.asarray(v, np.float32).reshape((1, -1) + (1,) * (like.ndim - 2))
+
+
+def _persistence(ref: Reference, t: Lead, take: Take) -> np.ndarray:
+    return persist(take("frames", t.last), ref.n_out)
+
+
+def _linear(ref: Reference, t: Lead, take: Take) -> np.ndarray:
+    return extrapolate(take("frames", t.last), take("frames", t.last - 1), ref.n_out)
+
+
+def _climatology(ref: Reference, t: Lead, take: Take) -> np.ndarray:
+    return take("clim", t.target)
+
+
+def _seasonal_naive(ref: Reference, t: Lead, take: Take) -> np.ndarray:
+    k = ref.per_year
+    m = -(-(t.target - t.last) // k)  # ceil: the latest same-window frame known at forecast time
+    source = t.target - k * m
+    # no frame a year earlier (only with more windows per year than inputs): persistence
+    source = np.where(source >= 0, source, np.broadcast_to(t.last, source.shape))
+    return take("frames", source)
+
+
+def _damped_persistence(ref: Reference, t: Lead, take: Take) -> np.ndarray:
+    departure = take("frames", t.last) - take("clim", t.last)  # (B, 1, …)
+    c = take("clim", t.target)
+    return np.clip(c + _per_lead(ref.damping, c) * departure, 0.0, 1.0)
+
+
+#: Every baseline, in table order: its one implementation, used by the test tables, the full
+#: scenes, the training summaries and the ``+clim`` models' references alike. A new baseline is
+#: one function here (persistence and linear extrapolation share their formulas with the torch
+#: forecasters of models/baselines.py).
+BASELINE_FORECASTS: dict[str, Baseline] = {
+    "persistence": _persistence,
+    "climatology": _climatology,
+    "seasonal-naive": _seasonal_naive,
+    "damped-persistence": _damped_persistence,
+    "linear": _linear,
+}
+#: Baselines in table order.
+BASELINES: tuple[str, ...] = tuple(BASELINE_FORECASTS)
+
+
 def forecast(name: str, ref: Reference, starts: np.ndarray, take: Take) -> np.ndarray:
     """Baseline ``name``'s forecast of the sequences starting at ``starts`` (B,) → (B, n_out, …).
 
     ``take(stack, idx)`` gathers frames (``"frames"``) or climatology (``"clim"``) at frame
     indices ``idx`` (B, k) for each of the B sequences (their patch, or the whole frame).
     """
-    n_in, n_out = ref.n_in, ref.n_out
+    try:
+        baseline = BASELINE_FORECASTS[name]
+    except KeyError:
+        raise GlacierError(
+            f"unknown baseline {name!r}: choose one of {', '.join(BASELINES)}"
+        ) from None
     s = np.asarray(starts, dtype=np.int64).reshape(-1, 1)
-    lead = np.arange(n_out).reshape(1, -1)
-    last = s + n_in - 1  # (B, 1)
-    target = s + n_in + lead  # (B, n_out)
-
-    def per_lead(v: np.ndarray, like: np.ndarray) -> np.ndarray:
-        return np.asarray(v, np.float32).reshape((1, n_out) + (1,) * (like.ndim - 2))
-
-    if name == "persistence":
-        return np.repeat(take("frames", last), n_out, axis=1)
-    if name == "linear":
-        x_last, x_prev = take("frames", last), take("frames", last - 1)
-        k = per_lead(np.arange(1, n_out + 1), x_last)
-        return np.clip(x_last + k * (x_last - x_prev), 0.0, 1.0)
-    if name == "climatology":
-        return take("clim", target)
-    if name == "seasonal-naive":
-        k = ref.per_year
-        m = -(-(target - last) // k)  # ceil: the latest same-window frame known at forecast time
-        source = target - k * m
-        # no frame a year earlier (only with more windows per year than inputs): persistence
-        source = np.where(source >= 0, source, np.broadcast_to(last, source.shape))
-        return take("frames", source)
-    if name == "damped-persistence":
-        departure = take("frames", last) - take("clim", last)  # (B, 1, …)
-        c = take("clim", target)
-        return np.clip(c + per_lead(ref.damping, c) * departure, 0.0, 1.0)
-    raise GlacierError(f"unknown baseline {name!r}: choose one of {', '.join(BASELINES)}")
+    last = s + ref.n_in - 1  # (B, 1)
+    target = s + ref.n_in + np.arange(ref.n_out).reshape(1, -1)  # (B, n_out)
+    return baseline(ref, Lead(s, last, target), take)
 
 
 def scene_take(ref: Reference) -> Take:

@@ -48,6 +48,7 @@ from .inference import (
 )
 from .io import markdown_table, read_frames, write_csv, write_text
 from .models import Persistence
+from .models.baselines import persist
 from .motion import FARNEBACK_SETTINGS, load_truth
 from .plotting import loss_curves_figure
 from .selection import ModelChoice, Selected, select
@@ -60,7 +61,7 @@ SPLITS = ("paper", "strict")
 
 def persistence_forecast(x: np.ndarray, n_out: int = N_OUT) -> np.ndarray:
     """The persistence baseline: the last input frame repeated, (B, T_in, H, W) → (B, n_out, H, W)."""
-    return np.repeat(x[:, -1:], n_out, axis=1)
+    return persist(x[:, -1:], n_out)
 
 
 # ---------------------------------------------------------------------------------- test scores

@@ -25,6 +25,7 @@ from .baselines import BASELINES, forecast, glacier_sequences, scene_take
 from .checkpoints import resolve_device
 from .errors import DataError, GlacierError
 from .io import Frames, read_frames, save_array, save_grayscale, write_geotiff, write_text
+from .models.baselines import persist
 from .plotting import scene_panels_figure
 from .selection import Selected
 from .sequences import extract_patches, stitch_patches
@@ -99,7 +100,7 @@ def predict_scene(
 def persistence_scene(frames: np.ndarray) -> np.ndarray:
     """The persistence baseline over the whole scene: frame 3 repeated, (T ≥ 4, H, W) → (4, H, W)."""
     frames = np.asarray(frames, dtype=np.float32)
-    return np.repeat(frames[N_IN - 1 : N_IN], N_OUT, axis=0)
+    return persist(frames[None, N_IN - 1 : N_IN], N_OUT)[0]
 
 
 # ----------------------------------------------------------------------------------- scenes

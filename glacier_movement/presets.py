@@ -2,11 +2,15 @@
 
 ``paper`` is the original study (docs/models.md: 50×50 patches, LSTM hidden 2,500, GPU);
 ``demo`` trains all models to a useful level on a 2-core CPU in minutes; ``tiny`` is for tests.
+Each model's training settings come from its registry entry (models/__init__.py): its paper
+:class:`TrainConfig`, changed by :data:`PRESET_TRAINING` and its own overrides per preset.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from .errors import GlacierError
 
@@ -65,41 +69,39 @@ class Preset:
     #: ROI size of the synthetic glaciers (rows, cols) per glacier; None = the paper's ROI.
     scene_size: dict[str, tuple[int, int]] | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
+    #: model name → its TrainConfig at this preset, filled by the model registry
     train: dict[str, TrainConfig] = field(default_factory=dict)
 
     def train_config(self, model: str) -> TrainConfig:
         return self.train.get(model, TrainConfig())
 
 
-_PAPER_TRAIN = {
-    "salstm": TrainConfig(lr=1e-4, weight_decay=1e-3, epochs=50),
-    "lstm": TrainConfig(lr=1e-4, weight_decay=1e-3, epochs=40),
-    "convlstm": TrainConfig(lr=1e-4, weight_decay=1e-3, epochs=40),
-    "unet": TrainConfig(lr=1e-3, weight_decay=1e-2, epochs=20),
-    # not in the paper: the SimVP paper's learning rate (1e-2, Adam without weight decay; it
-    # also used a one-cycle schedule, which TrainConfig does not have) over the LSTMs' 40 epochs.
-    # SimVP predicts all frames at once, so there is no teacher forcing to switch on.
-    "simvp": TrainConfig(lr=1e-2, weight_decay=0.0, epochs=40, teacher_forcing=False),
+#: What each preset changes in a model's paper :class:`TrainConfig`, before the model's own
+#: ``train_overrides`` (its registry entry, models/__init__.py): demo trains on a 2-core CPU in
+#: minutes, tiny is for tests.
+PRESET_TRAINING: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "demo": {"batch_size": 32, "val_every": 25, "ckpt_every": 100},
+    "tiny": {"epochs": 1, "batch_size": 16, "val_every": 5, "ckpt_every": 10},
 }
 
-#: Demo budgets and learning rates, chosen on validation loss only (scripts/tune_demo.py; the runs
-#: and their validation numbers are in docs/models.md): lr 1e-3 beat the paper's 1e-4 for every
-#: model and every +clim variant within the budget. No test score was looked at.
-_DEMO_TRAIN: dict[str, dict] = {
-    "salstm": {"epochs": 2, "lr": 1e-3},
-    "lstm": {"epochs": 2, "lr": 1e-3},
-    "convlstm": {"epochs": 1, "lr": 1e-3},  # 4× the cost of a step of the others
-    "unet": {"epochs": 2, "lr": 1e-3, "teacher_forcing": False},
-    # SimVP: not tuned on validation; the paper's 1e-2 came with a one-cycle warm-up, so demo
-    # takes the usual Adam step for a convolutional net
-    "simvp": {"lr": 1e-3, "epochs": 2},
-}
+
+def train_configs(
+    paper: TrainConfig, overrides: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, TrainConfig]:
+    """A model's :class:`TrainConfig` at every preset: its ``paper`` one with the preset's changes
+    (:data:`PRESET_TRAINING`), then the model's own ``overrides[preset]``."""
+    overrides = overrides or {}
+    return {
+        name: replace(paper, **{**changes, **overrides.get(name, {})})
+        for name, changes in PRESET_TRAINING.items()
+    }
+
 
 PRESETS: dict[str, Preset] = {
-    "paper": Preset(name="paper", train=_PAPER_TRAIN),
-    # demo: 2-core CPU in minutes (20×20 patches, small widths, batch 32, the budgets above). The
-    # U-Net sees one frame and, trained with teacher forcing, drifts when fed its own predictions
-    # (validation MSE 1.9× persistence's, growing with each step); trained on its own it does not.
+    # every trainable model's TrainConfig joins ``train`` when it is registered (models/__init__.py)
+    "paper": Preset(name="paper"),
+    # demo: 2-core CPU in minutes (20×20 patches, small widths, batch 32)
     "demo": Preset(
         name="demo",
         patch=20,
@@ -114,10 +116,6 @@ PRESETS: dict[str, Preset] = {
             simvp_n_s=2,
             simvp_n_t=2,
         ),
-        train={
-            k: replace(v, batch_size=32, val_every=25, ckpt_every=100, **_DEMO_TRAIN[k])
-            for k, v in _PAPER_TRAIN.items()
-        },
     ),
     "tiny": Preset(
         name="tiny",
@@ -135,10 +133,6 @@ PRESETS: dict[str, Preset] = {
             simvp_n_s=2,
             simvp_n_t=2,
         ),
-        train={
-            k: replace(v, epochs=1, batch_size=16, val_every=5, ckpt_every=10)
-            for k, v in _PAPER_TRAIN.items()
-        },
     ),
 }
 

@@ -30,6 +30,7 @@ from .errors import GlacierError
 from .inference import N_IN, Scene, load_scene, structure_scores
 from .inference import scene_scores as scene_forecast_scores
 from .io import atomic_path, load_npz, markdown_table, write_csv, write_text
+from .models import MODELS as REGISTRY
 from .motion import load_flow_errors, threshold
 from .plotting import scene_panels_figure
 from .presets import Preset, get_preset
@@ -52,12 +53,6 @@ PAPER_SCORES = pd.DataFrame(
     ],
     columns=["key", "model", "MSE", "MAE"],
 )
-MODEL_NAMES = {
-    "salstm": "SA-LSTM (LSTM + self-attention)",
-    "lstm": "LSTM encoder–decoder",
-    "convlstm": "ConvLSTM",
-    "unet": "U-Net",
-}
 RESULT_COLUMNS = [
     "experiment", "glacier", "model", "split", "test_set", "targets",
     "MSE", "MAE", "MSE_low", "MSE_high", "MAE_low", "MAE_high", "n_seeds", "MSE_sd",
@@ -932,7 +927,7 @@ def _figures_md(root: Path, results: Path, rs: Study, labels: list[str]) -> list
             for m in labels
         ],
         *[
-            (g.flow_figure(run_name(1, m, rs.preset, glacier=g1)), f"{MODEL_NAMES[m]}: optical flow")
+            (g.flow_figure(run_name(1, m, rs.preset, glacier=g1)), f"{REGISTRY[m].caption}: optical flow")
             for m in MODELS
         ],
         (al.frames_figure, "Aletsch: preprocessed NDSI frames"),

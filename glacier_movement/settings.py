@@ -19,7 +19,7 @@ import shlex
 import tomllib
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ def option(
     help: str,
     flag: str | None = None,
     metavar: str | tuple[str, ...] | None = None,
-    choices: tuple[Any, ...] | None = None,
+    choices: Sequence[Any] | None = None,  # a tuple, or a live list (models.TRAINABLE)
     nargs: int | str | None = None,
     repeat: bool = False,
     negatable: bool = False,

@@ -15,13 +15,14 @@ from pathlib import Path
 
 from . import config, settings
 from .catalog import Catalog
+from .models import EXP4_MODELS, PAPER_MODELS
 from .presets import Preset, get_preset
 from .settings import SettingsError, option
 
-#: The four models of the paper, in the paper's table order.
-MODELS = ("salstm", "lstm", "convlstm", "unet")
-#: Experiment 4 (the motion benchmark, beyond the paper): the four and SimVP.
-EXP4_MODELS = (*MODELS, "simvp")
+#: The four models of the paper, in the paper's table order (the registry's ``paper`` flag).
+MODELS = PAPER_MODELS
+# Experiment 4 (the motion benchmark, beyond the paper) trains EXP4_MODELS: the four and SimVP
+# (the registry's ``exp4`` flag).
 #: Experiment 4's glacier: Parvati's configuration, synthesized in the motion regime.
 MOTION_GLACIER = "parvati" + config.MOTION
 SOURCES = ("synthetic", "planetary-computer")
@@ -41,7 +42,7 @@ def parse_experiments(text: str) -> tuple[int, ...]:
 def parse_models(text: str) -> tuple[str, ...]:
     """``salstm,lstm`` → ('salstm', 'lstm'); ``all`` → the four, ``none`` → ()."""
     if text == "all":
-        return MODELS
+        return tuple(MODELS)
     if text in ("none", ""):
         return ()
     return tuple(m.strip() for m in text.split(","))

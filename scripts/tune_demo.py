@@ -14,11 +14,12 @@ import json
 from pathlib import Path
 
 from glacier_movement import config
+from glacier_movement.models import PAPER_MODELS
 from glacier_movement.preprocessing import preprocess
 from glacier_movement.synthetic import synthesize
 from glacier_movement.training import train_model
 
-MODELS = ("salstm", "lstm", "convlstm", "unet")
+MODELS = tuple(PAPER_MODELS)
 
 
 def main() -> None:

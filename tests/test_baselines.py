@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from glacier_movement import baselines as bl
-from glacier_movement.models import ClimatologyInput, Persistence, build_model
+from glacier_movement.evaluation import persistence_forecast
+from glacier_movement.inference import persistence_scene
+from glacier_movement.models import ClimatologyInput, LinearExtrapolation, Persistence, build_model
 from glacier_movement.presets import get_preset, override
 from glacier_movement.sequences import SequenceDataset, split_indices
 
@@ -130,3 +132,27 @@ def test_strict_split_drops_windows_interpolated_from_the_test_period():
     assert (starts + ds.length - 1 < first - 2).all()
     assert strict.dropped == plain.dropped + 2
     np.testing.assert_array_equal(ds.observed_targets([0]), [True])
+
+
+def test_one_implementation_of_persistence_and_linear_for_tables_scenes_and_models():
+    """The tables' baselines (``forecast``), the full scenes (``persistence_scene``), the
+    evaluation fallback and the torch forecasters give the same numbers, bit for bit."""
+    rng = np.random.default_rng(0)
+    frames = rng.random((12, 6, 6)).astype(np.float32)
+    start = (np.datetime64("2013-01", "M") + 3 * np.arange(12)).astype("datetime64[D]")
+    ref = bl.reference(frames, start, 3, np.zeros(12, bool), first_test_target=9)
+    x = torch.from_numpy(frames[None, 2:6].copy())  # inputs 2…5 of the sequence starting at 2
+    with torch.no_grad():
+        pers_t = Persistence(6).eval()(x).numpy()
+        lin_t = LinearExtrapolation(6).eval()(x).numpy()
+    pers = bl.forecast("persistence", ref, np.array([2]), bl.scene_take(ref))
+    lin = bl.forecast("linear", ref, np.array([2]), bl.scene_take(ref))
+    np.testing.assert_array_equal(pers, pers_t)
+    np.testing.assert_array_equal(lin, lin_t)
+    np.testing.assert_array_equal(persistence_forecast(frames[None, 2:6]), pers)
+    np.testing.assert_array_equal(persistence_scene(frames[2:10]), pers[0])
+    np.testing.assert_array_equal(pers[0], np.repeat(frames[5:6], 4, axis=0))  # by hand
+    want = np.clip(frames[5] + np.arange(1, 5)[:, None, None] * (frames[5] - frames[4]), 0, 1)
+    np.testing.assert_allclose(lin[0], want, atol=1e-6)
+    with pytest.raises(bl.GlacierError, match="unknown baseline 'nope'"):
+        bl.forecast("nope", ref, np.array([2]), bl.scene_take(ref))

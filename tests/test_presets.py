@@ -6,9 +6,16 @@ from __future__ import annotations
 from dataclasses import fields
 
 import pytest
+import torch
 
 from glacier_movement.errors import GlacierError
-from glacier_movement.models import CONVLSTM_CONFIGS, TRAINABLE
+from glacier_movement.models import (
+    CONVLSTM_CONFIGS,
+    MODELS,
+    TRAINABLE,
+    build_model,
+    count_parameters,
+)
 from glacier_movement.presets import PRESETS, ModelConfig, TrainConfig, get_preset, override
 from glacier_movement.sequences import patch_grid
 
@@ -145,3 +152,52 @@ def test_scene_sizes_fit_the_patch_grid(name):
         assert (n_r - 1) * p.stride + p.patch == h and (n_c - 1) * p.stride + p.patch == w, glacier
         assert h % p.patch == 0 and w % p.patch == 0, glacier
         assert min(h, w) >= 4 * p.patch, glacier
+
+
+# ------------------------------------------------ the registry gives the presets' former values
+#: (preset, model, parameters, (lr, weight_decay, batch_size, epochs, val_every, ckpt_every,
+#: teacher_forcing)) as the presets held them before the model registry (commit e82f18e).
+BEFORE_REGISTRY = [
+    ("paper", "salstm", 200072500, (0.0001, 0.001, 100, 50, 100, 500, True)),
+    ("paper", "lstm", 300120000, (0.0001, 0.001, 100, 40, 100, 500, True)),
+    ("paper", "convlstm", 1554593, (0.0001, 0.001, 100, 40, 100, 500, True)),
+    ("paper", "unet", 31036481, (0.001, 0.01, 100, 20, 100, 500, True)),
+    ("paper", "simvp", 14471297, (0.01, 0.0, 100, 40, 100, 500, False)),
+    ("paper", "persistence", 0, None),
+    ("paper", "linear", 0, None),
+    ("demo", "salstm", 5131600, (0.001, 0.001, 32, 2, 25, 100, True)),
+    ("demo", "lstm", 7699200, (0.001, 0.001, 32, 2, 25, 100, True)),
+    ("demo", "convlstm", 35433, (0.001, 0.001, 32, 1, 25, 100, True)),
+    ("demo", "unet", 482449, (0.001, 0.01, 32, 2, 25, 100, False)),
+    ("demo", "simvp", 231905, (0.001, 0.0, 32, 2, 25, 100, False)),
+    ("demo", "persistence", 0, None),
+    ("demo", "linear", 0, None),
+    ("tiny", "salstm", 161300, (0.0001, 0.001, 16, 1, 5, 10, True)),
+    ("tiny", "lstm", 161600, (0.0001, 0.001, 16, 1, 5, 10, True)),
+    ("tiny", "convlstm", 6613, (0.0001, 0.001, 16, 1, 5, 10, True)),
+    ("tiny", "unet", 7477, (0.001, 0.01, 16, 1, 5, 10, True)),
+    ("tiny", "simvp", 15161, (0.01, 0.0, 16, 1, 5, 10, False)),
+    ("tiny", "persistence", 0, None),
+    ("tiny", "linear", 0, None),
+]
+
+
+@pytest.mark.parametrize(("preset", "model", "params", "train"), BEFORE_REGISTRY)
+def test_registry_keeps_every_train_config_and_parameter_count(preset, model, params, train):
+    p = get_preset(preset)
+    with torch.device("meta"):
+        assert count_parameters(build_model(model, p)) == params
+    if train is None:
+        assert model not in p.train
+        return
+    cfg = p.train_config(model)
+    keys = ("lr", "weight_decay", "batch_size", "epochs", "val_every", "ckpt_every")
+    assert tuple(getattr(cfg, k) for k in (*keys, "teacher_forcing")) == train
+    assert (cfg.optimizer, cfg.clip_value, cfg.max_steps, cfg.seed) == ("adam", 3.0, None, 0)
+
+
+def test_registry_keeps_the_model_order():
+    """The built-in models keep their order (a model added later may follow them)."""
+    before = [(p, m) for p, m, *_ in BEFORE_REGISTRY]
+    known = {m for _, m in before}
+    assert before == [(p, m) for p in PRESETS for m in MODELS if m in known]

@@ -1,10 +1,40 @@
-"""Baselines without learned parameters, with the forecasters' interface (README)."""
+"""Baselines without learned parameters, with the forecasters' interface (README).
+
+The formulas live here once, for numpy arrays and torch tensors alike: :func:`persist` and
+:func:`extrapolate` serve the torch forecasters below (the parameter-free rows of
+``glacier-movement models`` and the persistence loss of a training summary) and the baselines
+of the test tables and full scenes (``glacier_movement.baselines``).
+"""
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+import numpy as np
 import torch
 
 from .base import Forecaster
+
+#: numpy arrays or torch tensors: the formulas return what they are given.
+Array = TypeVar("Array", np.ndarray, torch.Tensor)
+
+
+def persist(last: Array, n_out: int) -> Array:
+    """Persistence: the last input frame repeated, (B, 1, …) → (B, n_out, …)."""
+    if isinstance(last, torch.Tensor):
+        return last.expand(-1, n_out, *last.shape[2:]).clone()
+    return np.repeat(last, n_out, axis=1)
+
+
+def extrapolate(last: Array, prev: Array, n_out: int) -> Array:
+    """Linear extrapolation: frame t+k = last + k·(last − prev), k = 1 … n_out, clipped to [0, 1]
+    (the range of masked NDSI); ``last``, ``prev`` (B, 1, …) → (B, n_out, …)."""
+    shape = (1, n_out) + (1,) * (last.ndim - 2)
+    if isinstance(last, torch.Tensor):
+        k = torch.arange(1, n_out + 1, dtype=last.dtype, device=last.device).view(shape)
+    else:
+        k = np.arange(1, n_out + 1).astype(np.float32).reshape(shape)
+    return (last + k * (last - prev)).clip(0.0, 1.0)
 
 
 class Persistence(Forecaster):
@@ -14,7 +44,7 @@ class Persistence(Forecaster):
         """x (B, 4, P, P) → (B, 4, P, P), ``y`` ignored (extra climatology channels too)."""
         x = x[:, : self.n_in]
         self._check(x, None)
-        return x[:, -1:].expand(-1, self.n_out, -1, -1).clone()
+        return persist(x[:, -1:], self.n_out)
 
 
 class LinearExtrapolation(Forecaster):
@@ -25,6 +55,4 @@ class LinearExtrapolation(Forecaster):
         """x (B, 4, P, P) → (B, 4, P, P), ``y`` ignored (extra climatology channels too)."""
         x = x[:, : self.n_in]
         self._check(x, None)
-        last, prev = x[:, -1:], x[:, -2:-1]
-        k = torch.arange(1, self.n_out + 1, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
-        return (last + k * (last - prev)).clamp(0.0, 1.0)
+        return extrapolate(x[:, -1:], x[:, -2:-1], self.n_out)
