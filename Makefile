@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PRESET ?= demo
 STAMP  := $(VENV)/.installed
 
-.PHONY: install reproduce reproduce-motion test test-slow lint bench clean
+.PHONY: install reproduce reproduce-motion test test-slow test-cluster lint bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,10 +25,14 @@ reproduce-motion: $(STAMP)
 	$(BIN)/glacier-movement reproduce --preset $(PRESET) --experiments 4
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow and not cluster"
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# the tests that need a SLURM cluster (scripts/start_slurm.sh starts one on this machine)
+test-cluster: $(STAMP)
+	$(BIN)/python -m pytest -q -m cluster
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -428,12 +428,18 @@ class _Display:
 
         self.tqdm = tqdm
         self.main = tqdm(total=self.total, desc=self.stage, unit="run", position=0, leave=True)
+        self._shown = 0.0
+        if not sys.stderr.isatty():  # a log file: the bar alone (lines under it would pile up)
+            self.slots = 0
         self.bars = [
             tqdm(total=0, bar_format="{desc}", position=k + 1, leave=False)
             for k in range(self.slots)
         ]
 
     def show(self, running: dict[int, Task]) -> None:
+        if not self.bars or time.monotonic() - self._shown < 1.0:
+            return
+        self._shown = time.monotonic()
         width = 110
         tasks = list(running.values())
         for k, bar in enumerate(self.bars):
