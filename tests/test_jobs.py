@@ -25,6 +25,7 @@ from glacier_movement.executors import (
 )
 from glacier_movement.reproduce import (
     Job,
+    reproduce,
     run_steps,
     stage_experiment2,
     stage_experiment3,
@@ -199,3 +200,19 @@ def test_slurm_jobs_give_the_serial_weights(serial, tmp_path):
     )  # fmt: skip
     assert _all_same(serial, root, _train_steps())
     assert list((tmp_path / "logs" / "slurm").glob("*_submission.sh"))  # went through sbatch
+
+
+@pytest.mark.slow
+def test_the_tiny_job_gives_the_same_results_csv_with_one_and_two_jobs(tmp_path):
+    """The whole tiny job (`make test-slow`): byte-identical results.csv for --jobs 1 and 2."""
+    out = {}
+    for jobs in (1, 2):
+        base = tmp_path / f"jobs{jobs}"
+        job = Job(
+            preset="tiny", root=base / "data", results=base / "results", bootstrap=200,
+            wandb="disabled", seeds=1, heldout=1, jobs=jobs,
+        )  # fmt: skip
+        reproduce(job)
+        out[jobs] = (job.results / "results.csv").read_bytes()
+    assert out[1] == out[2]
+    assert list((tmp_path / "jobs2" / "results" / "logs" / "train").glob("*.log"))
