@@ -174,6 +174,9 @@ def _spawn(task: Task, die_with_parent: bool) -> subprocess.Popen:
             stdout=log,
             stderr=subprocess.STDOUT,
             env=_child_env(task.threads),
+            # its own session: a terminal's Ctrl-C reaches the job alone, which then stops each
+            # step once with SIGTERM (two signals would cut a step's clean stop short)
+            start_new_session=True,
             preexec_fn=_die_with_parent if die_with_parent and sys.platform == "linux" else None,
         )
 

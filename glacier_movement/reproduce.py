@@ -94,6 +94,7 @@ class Job(Study):
     )
     threads: int = option(
         1,
+        metavar="N",
         help="CPU threads of each run (default 1; fixed, so a run's numbers do not depend on "
         "--jobs)",
     )
@@ -109,7 +110,9 @@ class Job(Study):
         help="--executor dask: the scheduler, tcp://host:8786 (default: a local cluster of --jobs "
         "workers)",
     )
-    slurm_partition: str | None = option(None, help="--executor slurm: the partition")
+    slurm_partition: str | None = option(
+        None, metavar="NAME", help="--executor slurm: the partition (default: the cluster's)"
+    )
     slurm_cpus: int | None = option(
         None, metavar="N", help="--executor slurm: CPUs per run (default --threads)"
     )
