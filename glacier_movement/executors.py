@@ -6,7 +6,8 @@ inference or a fine-tuning run waits for the training run it reads, a scene's op
 its inference, a summary such as ``scene-scores`` for every earlier step of its stage), and keeps
 up to N of the others running at once.
 
-Each step runs in a fresh process, ``python -m glacier_movement.worker TASK``, exactly as its
+Each step runs in a worker process (``python -m glacier_movement.worker``: locally a pool of
+``--serve`` workers, one step after another; on a cluster one process per step) exactly as its
 command would alone (one-line errors, SIGTERM → checkpoint, exit status 143), with
 ``--threads`` intra-op threads, so a run's numbers do not depend on N or on the worker that ran
 it. Its output goes to ``<results>/logs/<stage>/<NN>-<command>-<name>.log``; the terminal shows one
@@ -161,13 +162,17 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _spawn(task: Task, die_with_parent: bool) -> subprocess.Popen:
+def _write_task(task: Task) -> None:
+    """The task file a worker reads, and the log's first line: the command that runs it alone."""
     task.log.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(task.task_file) as tmp:
         tmp.write_bytes(pickle.dumps(task))
-    with open(task.log, "wb") as log:
-        log.write(f"$ {settings.shell(task.command)}\n".encode())
-        log.flush()
+    task.log.write_text(f"$ {settings.shell(task.command)}\n")
+
+
+def _spawn(task: Task, die_with_parent: bool) -> subprocess.Popen:
+    _write_task(task)
+    with open(task.log, "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "glacier_movement.worker", str(task.task_file)],
             stdin=subprocess.DEVNULL,
@@ -211,25 +216,83 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+class _Worker:
+    """A local worker process (``worker --serve``) and the task it runs."""
+
+    def __init__(self, threads: int):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "glacier_movement.worker", "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=_child_env(threads),
+            start_new_session=True,  # Ctrl-C reaches the job alone: it stops each step once
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+        assert self.proc.stdout is not None
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self.buffer = b""
+        self.task: Task | None = None
+
+    def give(self, task: Task) -> None:
+        self.task = task
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{task.task_file}\n".encode())
+        self.proc.stdin.flush()
+
+    def status(self) -> int | None:
+        """The running task's exit status once it has one."""
+        with contextlib.suppress(BlockingIOError, TypeError):
+            self.buffer += self.proc.stdout.read() or b""  # type: ignore[union-attr]
+        if b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            self.task = None
+            return int(line.split()[1])
+        code = self.proc.poll()
+        if code is not None:  # died in the step (killed, out of memory)
+            self.task = None
+            return code if code != 0 else -1
+        return None
+
+
 class LocalBackend:
-    """Child processes of the job."""
+    """Worker processes on this machine, each running one step after another (Python's and
+    torch's start paid once per worker, not once per step)."""
 
-    def submit(self, task: Task) -> subprocess.Popen:
-        return _spawn(task, die_with_parent=True)
+    def __init__(self, threads: int):
+        self.threads = threads
+        self.workers: list[_Worker] = []
 
-    def poll(self, handle: subprocess.Popen) -> int | None:
-        return handle.poll()
+    def submit(self, task: Task) -> _Worker:
+        self.workers = [w for w in self.workers if w.proc.poll() is None]
+        worker = next((w for w in self.workers if w.task is None), None)
+        if worker is None:
+            worker = _Worker(self.threads)
+            self.workers.append(worker)
+        _write_task(task)
+        worker.give(task)
+        return worker
 
-    def stop(self, task: Task, handle: subprocess.Popen) -> None:
-        if handle.poll() is None:
-            handle.send_signal(signal.SIGTERM)
+    def poll(self, handle: _Worker) -> int | None:
+        return handle.status()
 
-    def kill(self, task: Task, handle: subprocess.Popen) -> None:
-        if handle.poll() is None:
-            handle.kill()
+    def stop(self, task: Task, handle: _Worker) -> None:
+        if handle.proc.poll() is None:
+            handle.proc.send_signal(signal.SIGTERM)
+
+    def kill(self, task: Task, handle: _Worker) -> None:
+        if handle.proc.poll() is None:
+            handle.proc.kill()
 
     def close(self) -> None:
-        pass
+        for w in self.workers:
+            with contextlib.suppress(OSError):
+                w.proc.stdin.close()  # type: ignore[union-attr]
+        for w in self.workers:
+            try:
+                w.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                w.proc.kill()
 
 
 class _RemoteBackend:
@@ -332,7 +395,7 @@ def _note(handle: Any, e: Exception) -> None:
 def make_backend(cluster: Cluster, jobs: int, threads: int, folder: Path) -> Backend:
     """The backend of ``cluster.executor``."""
     if cluster.executor == "local":
-        return LocalBackend()
+        return LocalBackend(threads)
     if cluster.executor == "dask":
         return DaskBackend(cluster.scheduler, jobs)
     if cluster.executor == "slurm":
