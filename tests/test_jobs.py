@@ -146,7 +146,9 @@ def test_a_failing_step_stops_the_stage_with_its_one_line_error(tmp_path):
     # the training run that was running beside it was stopped (a checkpoint), not run to the end
     assert time.perf_counter() - t0 < 120
     log = (tmp_path / "logs" / "2-train-salstm-0.log").read_text()
-    assert "stopped by SIGTERM" in log
+    # stopped at a checkpoint, or while its worker was still starting (nothing to save yet)
+    assert "stopped by SIGTERM" in log or "step/s" not in log, log[-300:]
+    assert "50 epochs in" not in log
     # the third step never started
     assert not (tmp_path / "logs" / "3-train-lstm-1.log").exists()
 
