@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""Benchmark: the same tiny training runs one after another (``reproduce --jobs 1``) and two at
+"""Benchmark: the same short training runs one after another (``reproduce --jobs 1``) and two at
 a time (``--jobs 2``), and whether they end with the same weights.
 
 Both sides run every training run with one intra-op thread (``--threads 1``, the job's default):
 serially in this process, as the job does with ``--jobs 1``, and in parallel in two worker
 processes through ``executors.run_parallel``, as with ``--jobs 2`` (process start and torch
 import included). The data are drifting snow discs (``--frames`` frames of ``--size``² pixels);
-the runs are ``--runs`` trainings of the LSTM and SA-LSTM with different seeds at the tiny
-preset. The last line is
+the runs are ``--runs`` trainings of the LSTM and SA-LSTM with different seeds, ``--steps``
+steps each at the ``--preset`` sizes (the demo's: 20×20 patches, batch 32, the job's models). The last line is
 ``parallel runs: <S> s serial, <P> s with 2 jobs, <R>x; results identical: yes|no``.
 """
 
@@ -56,16 +56,16 @@ def write_data(root: Path, t: int, size: int) -> None:
     io.write_frames(config.Paths(root, "parvati").frames, record)
 
 
-def steps(runs: int, epochs: int) -> list[TrainSettings]:
+def steps(runs: int, preset: str, max_steps: int) -> list[TrainSettings]:
     models = ("lstm", "salstm")
     return [
         TrainSettings(
             glacier=("parvati",),
             model=models[k % 2],
-            preset="tiny",
+            preset=preset,
             run_name=f"run{k}",
             seed=k,
-            epochs=epochs,
+            max_steps=max_steps,
             wandb="disabled",
             device="cpu",
             progress=False,
@@ -86,16 +86,17 @@ def same(a: Path, b: Path, names: list[str]) -> bool:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=4, help="training runs (default 4)")
-    p.add_argument("--epochs", type=int, default=3, help="epochs per run (default 3)")
-    p.add_argument("--frames", type=int, default=24, help="frames of the data (default 24)")
-    p.add_argument("--size", type=int, default=60, help="frame side in pixels (default 60)")
+    p.add_argument("--preset", default="demo", help="model and batch sizes (default demo)")
+    p.add_argument("--steps", type=int, default=40, help="training steps per run (default 40)")
+    p.add_argument("--frames", type=int, default=36, help="frames of the data (default 36)")
+    p.add_argument("--size", type=int, default=80, help="frame side in pixels (default 80)")
     args = p.parse_args()
     print(
-        f"{args.runs} tiny training runs ({args.epochs} epochs, {args.frames} frames of "
+        f"{args.runs} training runs ({args.preset} preset, {args.steps} steps, {args.frames} frames of "
         f"{args.size}² px), 1 thread each; {usable_cores()} cores, load {os.getloadavg()[0]:.1f}",
         flush=True,
     )
-    todo = steps(args.runs, args.epochs)
+    todo = steps(args.runs, args.preset, args.steps)
     with tempfile.TemporaryDirectory() as tmp:
         serial, parallel = Path(tmp) / "serial", Path(tmp) / "parallel"
         for root in (serial, parallel):
