@@ -87,7 +87,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=4, help="training runs (default 4)")
     p.add_argument("--preset", default="demo", help="model and batch sizes (default demo)")
-    p.add_argument("--steps", type=int, default=40, help="training steps per run (default 40)")
+    p.add_argument("--steps", type=int, default=120, help="training steps per run (default 120)")
     p.add_argument("--frames", type=int, default=36, help="frames of the data (default 36)")
     p.add_argument("--size", type=int, default=80, help="frame side in pixels (default 80)")
     args = p.parse_args()
