@@ -104,7 +104,8 @@ def read_frame_file(path: Path, per_year: int | None = None) -> FrameFile:
         raise DataError(f"{path}: the frames are {frames.dtype} {frames.shape}, expected (T, H, W)")
     if per_year is None and "window_months" in arrays:
         per_year = 12 // int(arrays["window_months"])
-    return FrameFile(np.asarray(frames, dtype=np.float32), per_year, path.stem)
+    name = f"{path.parent.name}/{path.stem}" if path.stem == "frames" else path.stem
+    return FrameFile(np.asarray(frames, dtype=np.float32), per_year, name)
 
 
 # ------------------------------------------------------------------------------- the statistics
@@ -242,7 +243,8 @@ def format_table(table: pd.DataFrame, name: str, other: str | None = None) -> st
         per = g[g["frame"] != "mean"]
         mean = g[g["frame"] == "mean"]
         mean_v = float(mean["value"].iloc[0]) if len(mean) else float(per["value"].iloc[0])
-        line = f"{set_:<8} {stat:<24} {' '.join(fmt(v) for v in per['value']):<34} {fmt(mean_v):>7}"
+        values = " ".join(fmt(v) for v in per["value"]) if set_ != "all" else ""
+        line = f"{set_:<8} {stat:<24} {values:<34} {fmt(mean_v):>7}"
         if other is not None:
             row = mean if len(mean) else per
             mean_c = float(row["compare"].iloc[0])

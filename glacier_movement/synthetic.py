@@ -32,6 +32,11 @@ What is in a scene (all in surface reflectance before the DN conversion)
   keeps its pattern over the years while the ice near the margins shears into streaks, as
   marginal shear zones do. (Cross-fading renewed patterns was tried: it decorrelates scenes a year
   apart enough to spoil motion estimates.)
+* **The realistic regime's range and weather** (landscape.py, docs/synthetic.md "Calibrated to
+  real frames"): ridged peaks and rough rock around the valley, skylight and cast shadows, snow
+  that steep slopes shed and crests lose to the wind, an AR(1) snow-line anomaly persisting from
+  window to window (``persistence``), storms in every season, snow age; the motion regime keeps
+  the smooth valley and the seasons below.
 * **Seasons**: a snow line (elevation, m) that is a smooth function of the day of year — snow over
   the whole valley in winter, rising from March to its highest (≈ the equilibrium line) in early
   September, falling in October–November — plus a yearly anomaly and occasional fresh snowfalls in
@@ -76,6 +81,9 @@ scene of the run, in time order, i.e. the year files' scenes in year order when 
 ``roi``                int64 (4,)           (row0, row1, col0, col1) of the ROI in the scene grid.
 ``max_speed``          float64 ()           centreline speed of the upper glacier, px/day.
 ``glacier``, ``seed``  str, int64           what generated it.
+``persistence``        float64 ()           realistic regime: correlation of the snow-line anomaly
+                                            between windows 3 months apart (landscape.py); NaN in
+                                            the motion regime.
 ``summer_ndsi_percentiles`` float64 (5,)    the 5/25/50/75/95th percentiles of the DN-NDSI of the
                                             snow/ice pixels (NDSI ≥ 0.3) of the ROI in the Jul–Sep
                                             scenes, clear (no cloud or cloud shadow) and valid,
@@ -1197,6 +1205,7 @@ class Generator:
             max_speed=np.float64(self.clim.max_speed),
             glacier=np.array(self.cfg.name),
             seed=np.int64(self.seed),
+            persistence=np.float64(self.persistence if self.range is not None else np.nan),
         )
 
 

@@ -272,8 +272,11 @@ def test_snow_line_rises_through_summer(parvati):
     _, _, t = parvati
     doy = _doy(t["scene_times"])
     sl = t["snowline"]
-    assert sl[(doy < 60)].max() < t["elevation"].min()  # winter: snow down to the valley floor
-    assert sl[(doy > 220) & (doy < 260)].min() > sl[(doy > 140) & (doy < 170)].min()
+    # winter: the snow line in the lowest part of the range (realistic regime: it moves with the
+    # persistent anomaly and the storms, so some winter scenes show snow-free valley floors)
+    assert np.median(sl[doy < 60]) < np.percentile(t["elevation"], 25)
+    # summer: more than 1 km higher (Parvati's peaks in June, before the monsoon's snow)
+    assert np.median(sl[(doy > 140) & (doy < 260)]) > np.median(sl[doy < 60]) + 1000
     late_summer = np.median(sl[(doy > 220) & (doy < 260)])
     assert late_summer > np.percentile(t["elevation"][t["glacier_mask"]], 50)  # the tongue is bare
 
