@@ -26,7 +26,7 @@ each used by the ``realistic`` regime only (the ``motion`` regime is unchanged):
   for a while), with standard deviation :attr:`Range.anomaly_m`.
 * **Snowfall in every season** (:func:`snowfall`): storms that whiten the ground for a scene or
   two, in winter and spring from western disturbances or Atlantic fronts, in the monsoon
-  (Parvati, July–September) as fresh snow above ≈ 4.5 km. A window averages few scenes (2–5
+  (Parvati, July–September) as fresh snow above ≈ 4.6–4.8 km (rain below). A window averages few scenes (2–5
   clear ones), so one storm shows in the window's frame.
 
 The residual clouds and their shadows that survive window averaging, and windows averaged from
@@ -78,7 +78,7 @@ class Range:
 
 RANGES: dict[str, Range] = {
     # Parvati: the Great Himalayan range, peaks above 6 km; dry, sunny winters on south faces
-    # (western disturbances bring the winter snow), monsoon snow above ≈ 4.5 km in July–August.
+    # (western disturbances bring the winter snow), monsoon snow above ≈ 4.6–4.8 km in July–September.
     "parvati": Range(
         peaks=1200.0,
         rough=35.0,
@@ -93,16 +93,16 @@ RANGES: dict[str, Range] = {
             None,
             4000.0,
             4600.0,
-            4300.0,
-            4300.0,
-            4100.0,
+            4800.0,
+            4800.0,
+            4600.0,
             None,
             None,
             None,
         ),
         snow_summer=5200.0,
         peak_doy=170,  # pre-monsoon melt peaks in June; the monsoon's snow lowers it again
-    ),  # fmt: skip
+    ),
     # Great Aletsch: Bernese Alps, peaks near 4 km, forest below ≈ 2.1 km, Atlantic storms in
     # every season (summer snow above ≈ 2.8 km).
     "aletsch": Range(
@@ -128,7 +128,7 @@ RANGES: dict[str, Range] = {
         ),
         winter_doy=345,  # the Alps' seasonal snow cover below 2.5 km comes in December
         z_low=1300.0,  # the ROI reaches down to the forested slopes above the Rhône valley
-    ),  # fmt: skip
+    ),
 }
 
 

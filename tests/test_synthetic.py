@@ -346,10 +346,12 @@ def _window(ok: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def _clear_late_summer(gen: Generator, year: int):
-    """The plan of ``year``'s scene nearest early September (highest snow line), made clear: no
-    clouds, no gaps (everything else — date, snow, sun, haze, noise, misregistration — as drawn)."""
+    """The plan of ``year``'s scene nearest early September, made clear: no clouds, no gaps, no
+    fresh snow of a monsoon storm (the snow line at least the climate's summer line; everything
+    else — date, sun, haze, noise, misregistration — as drawn)."""
     plan = min(gen.plan_year(year), key=lambda p: abs(p.doy - 245))
-    return replace(plan, cloud=0.0, wedge=None, stripes=0, holes=0.0)
+    snowline = max(plan.snowline, gen.clim.snow_summer)
+    return replace(plan, cloud=0.0, wedge=None, stripes=0, holes=0.0, snowline=snowline)
 
 
 def _apply(warp: np.ndarray, xy: np.ndarray) -> np.ndarray:
