@@ -26,7 +26,7 @@ each used by the ``realistic`` regime only (the ``motion`` regime is unchanged):
   for a while), with standard deviation :attr:`Range.anomaly_m`.
 * **Snowfall in every season** (:func:`snowfall`): storms that whiten the ground for a scene or
   two, in winter and spring from western disturbances or Atlantic fronts, in the monsoon
-  (Parvati, July–September) as fresh snow above ≈ 4.6–4.8 km (rain below). A window averages few scenes (2–5
+  (Parvati, July–September) as fresh snow down to ≈ 4.4–4.5 km (rain below). A window averages few scenes (2–5
   clear ones), so one storm shows in the window's frame.
 
 The residual clouds and their shadows that survive window averaging, and windows averaged from
@@ -73,19 +73,21 @@ class Range:
     peak_doy: int = 245
     #: day of year by which the snow line is back at its winter level
     winter_doy: int = 320
+    #: day of year the snow line starts to fall back (None: right after ``peak_doy``)
+    fall_doy: int | None = None
     canopy: float = 0.6  # share of the snow that a forest canopy hides
 
 
 RANGES: dict[str, Range] = {
     # Parvati: the Great Himalayan range, peaks above 6 km; dry, sunny winters on south faces
-    # (western disturbances bring the winter snow), monsoon snow above ≈ 4.6–4.8 km in July–September.
+    # (western disturbances bring the winter snow), monsoon snow down to ≈ 4.4–4.5 km in July–September.
     "parvati": Range(
         peaks=1200.0,
         rough=35.0,
         snow_winter=3700.0,
         aspect_m=600.0,
         anomaly_m=300.0,
-        storm=(0.35, 0.35, 0.35, 0.3, 0.15, 0.15, 0.55, 0.55, 0.45, 0.15, 0.15, 0.3),
+        storm=(0.35, 0.35, 0.35, 0.3, 0.15, 0.15, 0.7, 0.7, 0.5, 0.15, 0.15, 0.3),
         storm_floor=(
             None,
             None,
@@ -93,15 +95,18 @@ RANGES: dict[str, Range] = {
             None,
             4000.0,
             4600.0,
-            4800.0,
-            4800.0,
-            4600.0,
+            4500.0,
+            4500.0,
+            4400.0,
             None,
             None,
             None,
         ),
         snow_summer=5200.0,
-        peak_doy=170,  # pre-monsoon melt peaks in June; the monsoon's snow lowers it again
+        # the snow line is up from June (pre-monsoon melt) to mid-September; the monsoon's
+        # storms whiten the high ground in between
+        peak_doy=160,
+        fall_doy=255,
     ),
     # Great Aletsch: Bernese Alps, peaks near 4 km, forest below ≈ 2.1 km, Atlantic storms in
     # every season (summer snow above ≈ 2.8 km).
@@ -268,13 +273,19 @@ class SnowlineAnomaly:
         return np.interp(t_days, grid, self.values)
 
 
-def snowline_season(doy: float, peak_doy: int, winter_doy: int = 320) -> float:
+def snowline_season(
+    doy: float, peak_doy: int, winter_doy: int = 320, fall_doy: int | None = None
+) -> float:
     """The seasonal snow line's course, 0 in winter to 1 at ``peak_doy``: rising smoothly from
-    early March (day 75), back to 0 by ``winter_doy``."""
+    early March (day 75), staying up until ``fall_doy`` (default: ``peak_doy``; the melt season's
+    plateau), back to 0 by ``winter_doy``."""
+    fall = peak_doy if fall_doy is None else max(fall_doy, peak_doy)
     if 75 <= doy <= peak_doy:
         return 0.5 - 0.5 * np.cos(np.pi * (doy - 75) / (peak_doy - 75))
-    if peak_doy < doy <= winter_doy:
-        return 0.5 + 0.5 * np.cos(np.pi * (doy - peak_doy) / (winter_doy - peak_doy))
+    if peak_doy < doy <= fall:
+        return 1.0
+    if fall < doy <= winter_doy:
+        return 0.5 + 0.5 * np.cos(np.pi * (doy - fall) / (winter_doy - fall))
     return 0.0
 
 

@@ -851,7 +851,9 @@ class Generator:
             else:  # persistent anomaly, storms in every season (landscape.py)
                 snowline = clim.snow_winter + (
                     clim.snow_summer - clim.snow_winter
-                ) * landscape.snowline_season(doy, self.range.peak_doy, self.range.winter_doy)
+                ) * landscape.snowline_season(
+                    doy, self.range.peak_doy, self.range.winter_doy, self.range.fall_doy
+                )
                 snowline += float(self.anomaly(self.t_days(time)))
                 drop = landscape.snowfall(storms, month, self.range, snowline)
                 snowline -= drop
@@ -859,7 +861,10 @@ class Generator:
                 if drop > 0:
                     last_storm = t_scene
                 age = landscape.snow_age(
-                    t_scene - last_storm, landscape.snowline_season(doy, self.range.peak_doy)
+                    t_scene - last_storm,
+                    landscape.snowline_season(
+                        doy, self.range.peak_doy, self.range.winter_doy, self.range.fall_doy
+                    ),
                 )
             plans.append(
                 ScenePlan(
