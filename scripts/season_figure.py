@@ -29,7 +29,7 @@ def main() -> None:
     ap.add_argument("--data-root", type=Path, required=True, help="root holding both frames.npz")
     ap.add_argument("--out", type=Path, required=True, help="PNG to write")
     args = ap.parse_args()
-    fig, axes = plt.subplots(2, 4, figsize=(10, 5.4))
+    fig, axes = plt.subplots(2, 4, figsize=(10, 5.9))
     for row, (glacier, idx) in zip(axes, WINDOWS.items(), strict=True):
         fr = read_frames(args.data_root / glacier / "frames.npz")
         for ax, t in zip(row, idx, strict=True):
