@@ -8,13 +8,14 @@ year. This module adds the physical processes that make the real frames a high-c
 each used by the ``realistic`` regime only (the ``motion`` regime is unchanged):
 
 * **A mountain range** (:func:`range_relief`): ridged peaks of the configured glacier's range
-  (Parvati's rise ≈ 1.5 km above its valleys, Aletsch's ≈ 1 km) and rough rock at 30–120 m.
+  (crests up to 1.2 km above the valley walls at Parvati, 0.9 km at Aletsch) and rough rock at
+  60–150 m.
 * **Deep shadow** (:func:`cast_shadow`, :func:`illumination`): slopes facing away from the low
   winter sun and the ground in the cast shadow of ridges get only skylight and light reflected by
-  the terrain (:data:`SKY`, ≈ 20 % of a flat sunlit surface). Snow in deep shadow is dark, and the
+  the terrain (:data:`SKY`, 25 % of a flat sunlit surface). Snow in deep shadow is dark, and the
   original's NDSI from digital numbers, (g − s) / (g + s + 0.4) in reflectance, falls below 0.3
   for dark snow: the real frames' black shadowed slopes.
-* **Where snow stays** (:func:`snow_holding`): snow sloughs off slopes steeper than ≈ 40° and wind
+* **Where snow stays** (:func:`snow_holding`): snow sloughs off slopes steeper than ≈ 48° and wind
   scours convex ridges, so steep rock and crests stay dark all winter; it collects in gullies and
   avalanche cones (concave ground holds snow several hundred metres lower); sun-facing slopes lose
   it first (the snow line is :attr:`Range.aspect_m` higher on south faces than on north faces); it
@@ -26,8 +27,10 @@ each used by the ``realistic`` regime only (the ``motion`` regime is unchanged):
   for a while), with standard deviation :attr:`Range.anomaly_m`.
 * **Snowfall in every season** (:func:`snowfall`): storms that whiten the ground for a scene or
   two, in winter and spring from western disturbances or Atlantic fronts, in the monsoon
-  (Parvati, July–September) as fresh snow down to ≈ 4.4–4.5 km (rain below). A window averages few scenes (2–5
-  clear ones), so one storm shows in the window's frame.
+  (Parvati, July–September) as fresh snow down to ≈ 4.4–4.5 km (rain below). A window
+  averages few scenes (2–5 clear ones), so one storm shows in the window's frame.
+* **Snow age** (:func:`snow_age`): between storms the snow's grains grow and its swir16
+  reflectance falls, so its DN-NDSI rises from ≈ 0.56 (fresh) to ≈ 0.69 (old) within a month.
 
 The residual clouds and their shadows that survive window averaging, and windows averaged from
 few scenes, were already part of the generator (acquisition's filter keeps scenes with up to
