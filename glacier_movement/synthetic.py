@@ -1429,9 +1429,9 @@ class SynthesizeSettings:
     regime: str = option(
         "realistic",
         choices=REGIMES,
-        help="realistic (default: seasonal snow over the valley) or motion (a benchmark where ice "
-        "motion dominates the frame-to-frame change: stable snow line, textured bare tongue, "
-        "speeds scaled with --size)",
+        help="realistic (default: a mountain range calibrated to real Parvati and Aletsch "
+        "frames, docs/synthetic.md) or motion (a benchmark where ice motion dominates the "
+        "frame-to-frame change: stable snow line, textured bare tongue, speeds scaled with --size)",
     )
     only_kept: bool = option(
         False, help="write only the scenes acquisition would keep (cloud <= 20 %, missing < 0.5)"
