@@ -32,6 +32,11 @@ What is in a scene (all in surface reflectance before the DN conversion)
   keeps its pattern over the years while the ice near the margins shears into streaks, as
   marginal shear zones do. (Cross-fading renewed patterns was tried: it decorrelates scenes a year
   apart enough to spoil motion estimates.)
+* **The realistic regime's range and weather** (landscape.py, docs/synthetic.md "Calibrated to
+  real frames"): ridged peaks and rough rock around the valley, skylight and cast shadows, snow
+  that steep slopes shed and crests lose to the wind, an AR(1) snow-line anomaly persisting from
+  window to window (``persistence``), storms in every season, snow age; the motion regime keeps
+  the smooth valley and the seasons below.
 * **Seasons**: a snow line (elevation, m) that is a smooth function of the day of year — snow over
   the whole valley in winter, rising from March to its highest (≈ the equilibrium line) in early
   September, falling in October–November — plus a yearly anomaly and occasional fresh snowfalls in
@@ -76,6 +81,9 @@ scene of the run, in time order, i.e. the year files' scenes in year order when 
 ``roi``                int64 (4,)           (row0, row1, col0, col1) of the ROI in the scene grid.
 ``max_speed``          float64 ()           centreline speed of the upper glacier, px/day.
 ``glacier``, ``seed``  str, int64           what generated it.
+``persistence``        float64 ()           realistic regime: correlation of the snow-line anomaly
+                                            between windows 3 months apart (landscape.py); NaN in
+                                            the motion regime.
 ``summer_ndsi_percentiles`` float64 (5,)    the 5/25/50/75/95th percentiles of the DN-NDSI of the
                                             snow/ice pixels (NDSI ≥ 0.3) of the ROI in the Jul–Sep
                                             scenes, clear (no cloud or cloud shadow) and valid,
@@ -101,7 +109,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from . import config, io, locks, motion, preprocessing, settings
+from . import config, io, landscape, locks, motion, preprocessing, settings
 from .catalog import Catalog
 from .config import BANDS, OFFSET, SCALE, GlacierConfig, Paths
 from .errors import GlacierError
@@ -498,6 +506,8 @@ class ScenePlan:
     haze: float
     seed: int
     missing: float = 0.0  # fraction of nodata pixels (computed while planning)
+    #: age of the snow surface 0 (fresh) … 1 (old); None = the season's (the motion regime)
+    snow_age: float | None = None
     cloud_cover: float = 0.0  # percent, realised (computed while rendering)
 
 
@@ -523,6 +533,7 @@ class Generator:
         size: tuple[int, int] | None = None,
         seed: int = 0,
         regime: str = "realistic",
+        persistence: float = landscape.PERSISTENCE,
     ):
         if regime not in REGIMES:
             raise GlacierError(f"unknown regime {regime!r}: choose one of {', '.join(REGIMES)}")
@@ -539,6 +550,27 @@ class Generator:
         self.cfg, self.seed, self.size = cfg, int(seed), (h, w)
         self.regime = regime
         self.clim = climate(cfg)
+        #: the realistic regime's mountain range and weather (landscape.py); None in the motion
+        #: regime, which keeps its smooth valley and fixed snow line
+        self.range = landscape.range_of(cfg.name) if regime == "realistic" else None
+        if self.range is not None:
+            if not 0.0 <= persistence < 1.0:
+                raise GlacierError(f"persistence {persistence} is outside [0, 1): use e.g. 0.5")
+            self.clim = dataclasses.replace(
+                self.clim,
+                z_low=self.range.z_low or self.clim.z_low,
+                snow_winter=self.range.snow_winter,
+                snow_summer=self.range.snow_summer or self.clim.snow_summer,
+            )
+            # the snow-line anomaly, AR(1) from window to window (correlation `persistence`)
+            self.anomaly = landscape.SnowlineAnomaly(
+                [self.seed, _glacier_id(cfg.name), 7],
+                self.range.anomaly_m,
+                persistence,
+                80 * 365.25,
+            )
+        self.persistence = float(persistence)
+        self._shadows: dict[int, np.ndarray] = {}
         if regime == "motion":  # speeds scale with the landscape (px per px of the ROI)
             ratio = min(h, w) / min(cfg.roi_shape)
             self.clim = dataclasses.replace(self.clim, max_speed=MOTION_SPEED * ratio)
@@ -591,6 +623,13 @@ class Generator:
         on_ice = np.abs(eta) < 1.0
         z = zf[:, None] + wall + 0.4 * clim.relief * ridged * away
         z += np.where(on_ice, 50.0 * (1.0 - eta**2), 0.0)  # convex ice surface
+        if self.range is not None:  # the mountain range around the valley (landscape.py)
+            lr = np.random.default_rng([self.seed, self.gid, 6])
+            peaks = (1.0 - np.abs(_noise(lr, (hp, wp), scale(140)))) ** 2
+            peaks += 0.5 * (1.0 - np.abs(_noise(lr, (hp, wp), scale(50)))) ** 2
+            peaks = (peaks - peaks.mean()) / peaks.std()
+            rough = 0.5 * _noise(lr, (hp, wp), scale(2.0)) + 0.8 * _noise(lr, (hp, wp), scale(5.0))
+            z += landscape.range_relief(peaks, rough, away, self.range)
         z = z.astype(np.float32)
         gy, gx = np.gradient(z, PIXEL_M / zoom)
         norm = np.sqrt(gx * gx + gy * gy + 1.0)
@@ -626,6 +665,14 @@ class Generator:
             on_ice, z + 25.0 * patch, z + 90.0 * patch - 160.0 * self.normal[1]
         ).astype(np.float32)
         self.shed = (1.0 - 0.8 * np.clip((slope - 38.0) / 17.0, 0.0, 1.0)).astype(np.float32)
+        if self.range is not None:  # where snow stays in a mountain range (landscape.py)
+            lr = np.random.default_rng([self.seed, self.gid, 8])
+            patches = (_noise(lr, (hp, wp), 2.0), patch, _noise(lr, (hp, wp), scale(30)))
+            north = np.clip(-self.normal[1] / 0.5, -1.0, 1.0)
+            z_snow, self.shed = landscape.snow_holding(
+                z, slope, north, patches, veg, on_ice, PIXEL_M / zoom, self.range
+            )
+            self.z_snow = np.where(on_ice, self.z_snow, z_snow).astype(np.float32)
         self.elevation = z
 
         self._build_band(s, eta, wid, xc, z)
@@ -753,6 +800,8 @@ class Generator:
         # overpass at 10:12 local mean solar time, a few seconds of jitter
         utc_hours = 10.2 - self.lon / 15.0
         anomaly = float(np.clip(rng.normal(0, 100), -200, 200))  # this year's snow-line anomaly, m
+        storms = np.random.default_rng([self.seed, self.gid, year, 9])  # realistic regime only
+        last_storm = float(self.t_days(np.datetime64(f"{year}-01-01", "ns"))) - 20.0
         hg, wg = self.shape
         corners = np.array([[0, 0], [wg - 1, 0], [wg - 1, hg - 1], [0, hg - 1]], dtype=np.float32)
         plans = []
@@ -794,12 +843,29 @@ class Generator:
                 if (90 <= doy <= 170 or 255 <= doy <= 310) and rng.random() < 0.2
                 else 0.0
             )
-            snowline = (
-                clim.snow_winter
-                + (clim.snow_summer - clim.snow_winter) * _snowline_season(doy)
-                + anomaly
-                - event
+            seasonal = clim.snow_winter + (clim.snow_summer - clim.snow_winter) * _snowline_season(
+                doy
             )
+            if self.range is None:
+                snowline = seasonal + anomaly - event
+            else:  # persistent anomaly, storms in every season (landscape.py)
+                snowline = clim.snow_winter + (
+                    clim.snow_summer - clim.snow_winter
+                ) * landscape.snowline_season(
+                    doy, self.range.peak_doy, self.range.winter_doy, self.range.fall_doy
+                )
+                snowline += float(self.anomaly(self.t_days(time)))
+                drop = landscape.snowfall(storms, month, self.range, snowline)
+                snowline -= drop
+                t_scene = float(self.t_days(time))
+                if drop > 0:
+                    last_storm = t_scene
+                age = landscape.snow_age(
+                    t_scene - last_storm,
+                    landscape.snowline_season(
+                        doy, self.range.peak_doy, self.range.winter_doy, self.range.fall_doy
+                    ),
+                )
             plans.append(
                 ScenePlan(
                     time=time,
@@ -813,6 +879,7 @@ class Generator:
                     holes=float(holes),
                     warp=warp.astype(np.float64),
                     snowline=float(snowline),
+                    snow_age=age if self.range is not None else None,
                     haze=float(rng.uniform(0, 1) ** 2),
                     seed=int(rng.integers(0, 2**62)),
                 )
@@ -913,6 +980,15 @@ class Generator:
         azim = np.radians(145.0)
         return np.array([np.sin(azim) * np.cos(elev), -np.cos(azim) * np.cos(elev), np.sin(elev)])
 
+    def shadow(self, doy: int) -> np.ndarray:
+        """The terrain's cast shadow at the overpass of day ``doy`` ((Hp, Wp) float32, 1 = in
+        shadow), computed for the middle of its 8-day span and kept (the sun moves < 4° in 8 days)."""
+        key = (doy - 1) // 8
+        if key not in self._shadows:
+            sun = self.sun(8 * key + 5)
+            self._shadows[key] = landscape.cast_shadow(self.elevation, sun, PIXEL_M / self.zoom)
+        return self._shadows[key]
+
     def render(self, p: ScenePlan) -> np.ndarray:
         """The observed scene: uint16 DN (7, Hg, Wg), 0 = nodata. Sets ``p.cloud_cover`` (%)."""
         return self.render_full(p)[0]
@@ -946,7 +1022,10 @@ class Generator:
         hp, wp = hg + 2 * PAD, wg + 2 * PAD
         nx, ny, nz = self.normal
         cos_i = nx * sun[0] + ny * sun[1] + nz * sun[2]
-        shade = (0.45 + 0.55 * np.clip(cos_i / sun[2], 0.0, 1.4)).astype(np.float32)
+        if self.range is None:
+            shade = (0.45 + 0.55 * np.clip(cos_i / sun[2], 0.0, 1.4)).astype(np.float32)
+        else:  # skylight in the shade and in the ridges' cast shadows (landscape.py)
+            shade = landscape.illumination(cos_i, float(sun[2]), self.shadow(p.doy))
 
         green = np.float32(np.exp(-(((p.doy - 215) / 45.0) ** 2)))
         # Work in two reusable (Hp, Wp, 7) buffers: fresh 18 MB temporaries per operation cost
@@ -1011,7 +1090,7 @@ class Generator:
         ``tmp`` scratch of the same shape); crevasses show faintly through snow on the glacier
         (ice pixels ``idx``, fractions ``fi`` (n, 1), crevasse strength ``crev`` (n,))."""
         hp, wp = surf.shape[:2]
-        age = np.float32(_snowline_season(p.doy))
+        age = np.float32(_snowline_season(p.doy) if p.snow_age is None else p.snow_age)
         snow = SPECTRA["snow_fresh"] + age * (SPECTRA["snow_old"] - SPECTRA["snow_fresh"])
         f_snow = np.clip((self.z_snow - p.snowline) / _NDSI_SOFT + 0.5, 0.0, 1.0) * self.shed
         snow_dim = np.ones(hp * wp, np.float32)
@@ -1131,6 +1210,7 @@ class Generator:
             max_speed=np.float64(self.clim.max_speed),
             glacier=np.array(self.cfg.name),
             seed=np.int64(self.seed),
+            persistence=np.float64(self.persistence if self.range is not None else np.nan),
         )
 
 
@@ -1349,9 +1429,9 @@ class SynthesizeSettings:
     regime: str = option(
         "realistic",
         choices=REGIMES,
-        help="realistic (default: seasonal snow over the valley) or motion (a benchmark where ice "
-        "motion dominates the frame-to-frame change: stable snow line, textured bare tongue, "
-        "speeds scaled with --size)",
+        help="realistic (default: a mountain range calibrated to real Parvati and Aletsch "
+        "frames, docs/synthetic.md) or motion (a benchmark where ice motion dominates the "
+        "frame-to-frame change: stable snow line, textured bare tongue, speeds scaled with --size)",
     )
     only_kept: bool = option(
         False, help="write only the scenes acquisition would keep (cloud <= 20 %, missing < 0.5)"

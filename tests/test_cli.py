@@ -11,7 +11,7 @@ from glacier_movement.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = [
-    "glacier", "synthesize", "acquire", "preprocess", "sequences", "models", "train", "test", "infer",
+    "glacier", "synthesize", "acquire", "preprocess", "frames-stats", "sequences", "models", "train", "test", "infer",
     "loss-curves", "flow", "scene-scores", "report", "reproduce",
 ]  # fmt: skip
 SCRIPTS = sorted(str(p.relative_to(REPO)) for p in REPO.glob("experiment[123]/**/*.py"))
