@@ -34,7 +34,8 @@ def extrapolate(last: Array, prev: Array, n_out: int) -> Array:
         k = torch.arange(1, n_out + 1, dtype=last.dtype, device=last.device).view(shape)
     else:
         k = np.arange(1, n_out + 1).astype(np.float32).reshape(shape)
-    return (last + k * (last - prev)).clip(0.0, 1.0)
+    # numpy and torch both keep the input's type; pyright cannot follow the mixed arithmetic
+    return (last + k * (last - prev)).clip(0.0, 1.0)  # pyright: ignore[reportReturnType]
 
 
 class Persistence(Forecaster):
