@@ -25,7 +25,7 @@ LAYERS = (
     # evaluation stages
     "inference", "flow", "evaluation",
     # the study, its report and the job
-    "study", "report", "stages", "executors", "reproduce",
-    # the command line, and the process that runs one step of a parallel job
-    "cli", "worker", "__main__",
+    "study", "report", "stages", "reproduce",
+    # the command line
+    "cli", "__main__",
 )  # fmt: skip

@@ -33,7 +33,6 @@ from . import (
     checkpoints,
     config,
     evaluation,
-    executors,
     flow,
     preprocessing,
     report,
@@ -86,40 +85,6 @@ class Job(Study):
         None, flag="--from", metavar="STAGE", help="run this stage and all later ones again"
     )
     stop: str | None = option(None, flag="--until", metavar="STAGE", help="stop after this stage")
-    jobs: int | None = option(
-        None,
-        metavar="N",
-        help="independent runs of a stage at once, each in its own process (default: one per "
-        "core; 1 runs every step in this process, one after another)",
-    )
-    threads: int = option(
-        1,
-        metavar="N",
-        help="CPU threads of each run (default 1; fixed, so a run's numbers do not depend on "
-        "--jobs)",
-    )
-    executor: str = option(
-        "local",
-        choices=executors.EXECUTORS,
-        help="where the runs go: local processes, SLURM jobs (submitit) or a dask cluster "
-        "(default local; docs/cluster.md)",
-    )
-    scheduler: str | None = option(
-        None,
-        metavar="ADDRESS",
-        help="--executor dask: the scheduler, tcp://host:8786 (default: a local cluster of --jobs "
-        "workers)",
-    )
-    slurm_partition: str | None = option(
-        None, metavar="NAME", help="--executor slurm: the partition (default: the cluster's)"
-    )
-    slurm_cpus: int | None = option(
-        None, metavar="N", help="--executor slurm: CPUs per run (default --threads)"
-    )
-    slurm_mem: float = option(8.0, metavar="GB", help="--executor slurm: memory per run in GB")
-    slurm_time: int = option(
-        120, metavar="MIN", help="--executor slurm: time limit per run in minutes"
-    )
     #: the data root (the command line's --data-root)
     root: Path = option(Path("data"), cli=False, help="data root")
 
@@ -130,37 +95,11 @@ class Job(Study):
             value = getattr(self, name)
             if value is not None and value not in STAGES:
                 raise GlacierError(f"unknown stage {value!r}: choose one of {', '.join(STAGES)}")
-        for name in ("jobs", "threads", "slurm_cpus"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise settings.SettingsError(name, f"must be at least 1, not {value}")
-        if self.scheduler is not None and self.executor != "dask":
-            raise settings.SettingsError("scheduler", "needs --executor dask")
-
-    @property
-    def workers(self) -> int:
-        """Runs at once: --jobs, or one per core (``executors.default_jobs``)."""
-        return self.jobs or executors.default_jobs(self.threads)
-
-    @property
-    def cluster(self) -> executors.Cluster:
-        return executors.Cluster(
-            executor=self.executor, scheduler=self.scheduler,
-            slurm_partition=self.slurm_partition, slurm_cpus=self.slurm_cpus,
-            slurm_mem_gb=self.slurm_mem, slurm_time_min=self.slurm_time,
-        )  # fmt: skip
 
     def fingerprint(self) -> dict:
         """What a finished stage depends on: change any of it and the stages run again."""
-        d = {k: v for k, v in asdict(self).items() if k not in _NOT_FINGERPRINTED}
+        d = {k: v for k, v in asdict(self).items() if k not in ("device", "start", "stop")}
         return json.loads(json.dumps(d, default=str))  # as stored: tuples → lists, paths → str
-
-
-#: Settings that change where and how fast the job runs, not its numbers.
-_NOT_FINGERPRINTED = (
-    "device", "start", "stop", "jobs", "executor", "scheduler", "slurm_partition", "slurm_cpus",
-    "slurm_mem", "slurm_time",
-)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------- stages
@@ -356,20 +295,6 @@ def run_steps(steps: list[Any], root: Path) -> None:
         stages.run(step, Catalog(root))
 
 
-def run_stage(job: Job, name: str, steps: list[Any]) -> None:
-    """Run a stage's steps: here, one after another (``--jobs 1`` and the local executor), or in
-    worker processes / on a cluster (``executors.run_parallel``), each with ``--threads``
-    threads; logs of the workers under ``<results>/logs/<stage>/``."""
-    if job.workers == 1 and job.executor == "local" or len(steps) == 0:
-        with executors.torch_threads(job.threads):
-            run_steps(steps, job.root)
-        return
-    executors.run_parallel(
-        steps, job.root, jobs=job.workers, threads=job.threads, logs=job.results / "logs" / name,
-        cluster=job.cluster, stage=name,
-    )  # fmt: skip
-
-
 def state_path(job: Job) -> Path:
     """``<results>/reproduce.json`` for the paper's experiments; another set of experiments keeps
     its own (``reproduce-exp4.json``), so running experiment 4 does not undo experiments 1–3."""
@@ -409,7 +334,7 @@ def reproduce(job: Job, start: str | None = None, stop: str | None = None) -> St
         steps = STAGES[name](job)
         steps = steps if resuming else [_fresh(s) for s in steps]
         try:
-            run_stage(job, name, steps)
+            run_steps(steps, job.root)
         except Interrupted as e:  # SIGTERM/SIGINT: a re-run resumes this stage
             state.stages[name] = {"status": "interrupted", "signal": e.signal_name}
             state.save()
@@ -469,7 +394,6 @@ def experiment_step(
             preset=s.preset, root=catalog.root, seed=s.seed, wandb=s.wandb, device=s.device
         ).resolved(catalog.root)
         steps = [st for st in stage(job) if stages.command_of(st).name in commands]
-        with executors.torch_threads(job.threads):  # the job's per-run count: the job's numbers
-            run_steps(steps, catalog.root)
+        run_steps(steps, catalog.root)
 
     return run_script

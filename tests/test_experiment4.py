@@ -27,7 +27,6 @@ def job(tmp_path_factory):
         seeds=1,
         heldout=1,
         experiments=(4,),
-        jobs=1,  # in this process: the parallel job is tested in test_jobs.py and below
     )
     reproduce(job)
     return job

@@ -90,7 +90,7 @@ def test_package_imports_are_at_module_top():
 
 def test_only_the_command_line_imports_the_command_layer():
     users = sorted(m for m, ts in _graph().items() if any(t == "cli" for t, _ in ts))
-    assert users == ["__main__", "worker"]  # the two entry points: the command, a job's step
+    assert users == ["__main__"]
 
 
 def test_the_checker_sees_an_upward_import(tmp_path):

@@ -33,7 +33,6 @@ def first_run(tmp_path_factory):
         years="2013-2021",
         seeds=1,
         heldout=1,
-        jobs=1,  # in this process; tests/test_jobs.py runs it with 2 jobs (slow)
     )
     t0 = time.perf_counter()
     reproduce(job)
