@@ -17,9 +17,10 @@ __version__ = "0.1.0"
 LAYERS = (
     # foundations: errors, configuration, files, settings and paths, process safety
     "errors", "config", "io", "settings", "catalog", "locks", "signals", "presets", "registry",
-    "plotting", "motion", "metrics", "models",
+    "plotting", "motion", "metrics", "skill", "models",
     # data stages
-    "sequences", "baselines", "preprocessing", "synthetic", "acquisition",
+    "sequences", "advection", "baselines", "framestats", "preprocessing", "landscape", "synthetic",
+    "acquisition",
     # training and the trained model a command works on
     "checkpoints", "selection", "training",
     # evaluation stages
