@@ -179,9 +179,10 @@ _BUILTIN = (
         "LSTMAttentionSmall",
         label="SA-LSTM (LSTM + self-attention)",
         train=TrainConfig(lr=1e-4, weight_decay=1e-3, epochs=50),
-        # demo: chosen on validation loss only (scripts/tune_demo.py, docs/models.md): lr 1e-3
-        # beat the paper's 1e-4 for every model and every +clim variant within the budget
-        train_overrides={"demo": {"epochs": 2, "lr": 1e-3}},
+        # demo learning rates: chosen on validation loss only (scripts/tune_demo.py on the
+        # calibrated world; the rate with the lowest mean final validation MSE of a model and its
+        # +clim variant; table in docs/models.md)
+        train_overrides={"demo": {"epochs": 2, "lr": 3e-3}},
         paper=True,
         exp4=True,
         benchmark=True,
@@ -193,7 +194,7 @@ _BUILTIN = (
         "LSTMEncDec",
         label="LSTM encoder–decoder",
         train=TrainConfig(lr=1e-4, weight_decay=1e-3, epochs=40),
-        train_overrides={"demo": {"epochs": 2, "lr": 1e-3}},
+        train_overrides={"demo": {"epochs": 2, "lr": 3e-4}},
         paper=True,
         exp4=True,
         benchmark=True,
@@ -204,7 +205,7 @@ _BUILTIN = (
         "ConvLSTM",
         "ConvLSTMPredictor",
         train=TrainConfig(lr=1e-4, weight_decay=1e-3, epochs=40),
-        train_overrides={"demo": {"epochs": 1, "lr": 1e-3}},  # 4× the cost of a step of the others
+        train_overrides={"demo": {"epochs": 1, "lr": 3e-3}},  # 4× the cost of a step of the others
         paper=True,
         exp4=True,
         benchmark=True,
@@ -218,8 +219,8 @@ _BUILTIN = (
         train=TrainConfig(lr=1e-3, weight_decay=1e-2, epochs=20),
         # the demo U-Net sees one frame and, trained with teacher forcing, drifts when fed its own
         # predictions (validation MSE 1.9× persistence's, growing with each step); trained on its
-        # own it does not
-        train_overrides={"demo": {"epochs": 2, "lr": 1e-3, "teacher_forcing": False}},
+        # own it does not. At 1e-3 it diverged in the last steps on the calibrated world
+        train_overrides={"demo": {"epochs": 2, "lr": 3e-3, "teacher_forcing": False}},
         paper=True,
         exp4=True,
         benchmark=True,
