@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import logging
 import os
 import re
 import signal
@@ -313,6 +314,10 @@ class DaskBackend(_RemoteBackend):
             self._cluster.close()
 
 
+def _no_sacct_noise(record: logging.LogRecord) -> bool:
+    return "Bypassing sacct error" not in record.getMessage()
+
+
 class SlurmBackend(_RemoteBackend):
     """One SLURM job per step through ``submitit`` (its files under ``folder``): the job runs the
     step's command line (``submitit.helpers.CommandFunction``)."""
@@ -321,6 +326,9 @@ class SlurmBackend(_RemoteBackend):
         import submitit
 
         self.submitit = submitit
+        # without SLURM accounting (a small cluster, scripts/start_slurm.sh) submitit warns at
+        # every poll that sacct failed, then reads the job's result file: keep its other warnings
+        logging.getLogger("submitit").addFilter(_no_sacct_noise)  # once: a filter is a set member
         self.threads = threads
         self.executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
         params: dict[str, Any] = dict(
