@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST := $(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile
 
-.PHONY: install reproduce reproduce-motion test test-slow lint typecheck bench clean
+.PHONY: install reproduce reproduce-motion test test-slow test-cluster lint typecheck bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,10 +29,15 @@ reproduce-motion: $(STAMP)
 	$(BIN)/glacier-movement reproduce --preset $(PRESET) --experiments 4
 
 test: $(STAMP)
-	$(PYTEST) -m "not slow"
+	$(PYTEST) -m "not slow and not cluster"
 
 test-slow: $(STAMP)
-	$(PYTEST) -m slow
+	$(PYTEST) -m "slow and not cluster"
+
+# `reproduce --executor slurm|dask` end to end: needs a SLURM daemon (scripts/start_slurm.sh
+# starts one on this machine, as root) and a dask LocalCluster
+test-cluster: $(STAMP)
+	$(BIN)/python -m pytest -q -n 0 -m cluster tests/test_jobs.py
 
 lint: typecheck
 	$(BIN)/ruff check .

@@ -26,7 +26,7 @@ LAYERS = (
     # evaluation stages
     "inference", "flow", "evaluation",
     # the study, its report and the job
-    "study", "report", "stages", "reproduce",
+    "study", "report", "stages", "executors", "reproduce",
     # the command line
     "cli", "__main__",
 )  # fmt: skip

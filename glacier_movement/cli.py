@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import os
 import shlex
+import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -241,6 +245,8 @@ def resume_command(command: str, argv: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [WORKER]:
+        return worker(argv[1:])
     cmd, make, ns = _parse_args(argv)
     return execute(cmd, make, ns, argv)
 
@@ -335,3 +341,72 @@ def script(
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# ------------------------------------------------------------------------------------- workers
+#: The hidden command of the processes that run `reproduce --jobs N`'s steps (executors.py).
+WORKER = "_worker"
+
+
+def _run_logged(argv: list[str], threads: int, log: str) -> int:
+    """Run the command ``argv`` on ``threads`` torch threads, its stdout and stderr appended to
+    ``log``; its exit status."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "ab", buffering=0) as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            with stages.torch_threads(threads):
+                return main(argv)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def _watch_stop(path: Path) -> None:
+    """SIGTERM to this process once ``path`` exists (how the job stops a step on a cluster node:
+    a training run writes its checkpoint, as on Ctrl-C)."""
+
+    def watch() -> None:
+        while not path.exists():
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def worker(argv: list[str]) -> int:
+    """``glacier-movement _worker``: run steps of ``reproduce --jobs N`` as their command lines.
+
+    - ``--serve``: one step after another (a local worker pays Python's and torch's start once),
+      each a JSON line on stdin ``{"argv": [...], "threads": N, "log": PATH}``; the exit status of
+      each is answered on stdout as ``status N``. A step stopped by a signal ends the worker.
+    - ``--threads N --log FILE [--stop FILE] -- ARGV...``: one step (the cluster executors' job).
+    """
+    if argv == ["--serve"]:
+        answers = os.fdopen(os.dup(1), "w", buffering=1)
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            task = json.loads(line)
+            code = _run_logged([str(a) for a in task["argv"]], int(task["threads"]), task["log"])
+            answers.write(f"status {code}\n")
+            if code in (130, 143):
+                return code
+        return 0
+    p = OneLineParser(prog=f"glacier-movement {WORKER}")
+    p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--log", required=True)
+    p.add_argument("--stop", default=None)
+    p.add_argument("command", nargs=argparse.REMAINDER)
+    ns = p.parse_args(argv)
+    command = ns.command[1:] if ns.command[:1] == ["--"] else ns.command
+    if ns.stop:  # the job removed any earlier attempt's stop file before it submitted this one
+        _watch_stop(Path(ns.stop))
+    return _run_logged(command, ns.threads, ns.log)

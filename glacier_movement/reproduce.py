@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,7 @@ from . import (
     checkpoints,
     config,
     evaluation,
+    executors,
     flow,
     preprocessing,
     report,
@@ -45,7 +47,7 @@ from . import (
 from .catalog import Catalog
 from .errors import GlacierError
 from .io import atomic_path
-from .settings import device_option, option, wandb_option
+from .settings import SettingsError, device_option, option, wandb_option
 from .signals import Interrupted
 from .study import (
     EXP4_MODELS,
@@ -64,6 +66,14 @@ from .study import (
 )
 
 __all__ = ["Job", "STAGES", "reproduce", "run", "run_steps"]
+
+
+#: Settings that change where and how fast the stages run, not what they compute (--threads does:
+#: it is in the fingerprint).
+_NOT_FINGERPRINTED = (
+    "device", "start", "stop", "jobs", "executor", "scheduler",
+    "slurm_partition", "slurm_cpus", "slurm_mem_gb", "slurm_time_min",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,41 @@ class Job(Study):
         None, flag="--from", metavar="STAGE", help="run this stage and all later ones again"
     )
     stop: str | None = option(None, flag="--until", metavar="STAGE", help="stop after this stage")
+    jobs: int | None = option(
+        None,
+        metavar="N",
+        help="runs of a stage at once, each in its own worker process (default: one per core, "
+        "usable cores // --threads: on 2 cores two 1-thread runs train ~2x as fast as one "
+        "2-thread run; docs/benchmarks.md). 1 runs every step in this process, one after another",
+    )
+    threads: int = option(
+        1,
+        metavar="N",
+        help="torch threads of every run (default 1). A run's numbers depend on it, not on "
+        "--jobs; more than 1 only pays with fewer runs than cores (e.g. --jobs 1 on a big node)",
+    )
+    executor: str = option(
+        "local",
+        choices=executors.EXECUTORS,
+        help="where the runs go: local worker processes (default); slurm, one SLURM job per run "
+        "(submitit; --slurm-* resources); dask, tasks on a dask.distributed cluster "
+        "(--scheduler). A cluster needs the data root and --results on a shared file system "
+        "(docs/cluster.md)",
+    )
+    scheduler: str | None = option(
+        None,
+        metavar="ADDRESS",
+        help="--executor dask: the scheduler, tcp://HOST:PORT (default: a LocalCluster of "
+        "--jobs single-thread workers on this machine)",
+    )
+    slurm_partition: str | None = option(
+        None, metavar="NAME", help="--executor slurm: the partition"
+    )
+    slurm_cpus: int | None = option(
+        None, metavar="N", help="--executor slurm: CPUs per run (default --threads)"
+    )
+    slurm_mem_gb: float = option(8.0, metavar="GB", help="--executor slurm: memory per run")
+    slurm_time_min: int = option(120, metavar="MIN", help="--executor slurm: time limit per run")
     #: the data root (the command line's --data-root)
     root: Path = option(Path("data"), cli=False, help="data root")
 
@@ -95,10 +140,36 @@ class Job(Study):
             value = getattr(self, name)
             if value is not None and value not in STAGES:
                 raise GlacierError(f"unknown stage {value!r}: choose one of {', '.join(STAGES)}")
+        for name in ("jobs", "threads", "slurm_cpus", "slurm_time_min"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise SettingsError(name, f"must be at least 1, not {value}")
+        if self.slurm_mem_gb <= 0:
+            raise SettingsError("slurm_mem_gb", f"must be positive, not {self.slurm_mem_gb}")
+        if self.scheduler is not None:
+            if self.executor != "dask":
+                raise SettingsError("scheduler", "is for --executor dask only")
+            if not re.fullmatch(r"(tcp|tls|inproc|ucx|ws|wss)://\S+", self.scheduler):
+                raise SettingsError(
+                    "scheduler", f"must be a dask address such as tcp://host:8786, not "
+                    f"{self.scheduler!r}"
+                )  # fmt: skip
+
+    @property
+    def parallel(self) -> int:
+        """Runs at once: ``--jobs``, or one per usable core (``cores // --threads``)."""
+        return self.jobs or executors.default_jobs(self.threads)
+
+    def cluster(self) -> executors.Cluster:
+        return executors.Cluster(
+            executor=self.executor, scheduler=self.scheduler,
+            slurm_partition=self.slurm_partition, slurm_cpus=self.slurm_cpus,
+            slurm_mem_gb=self.slurm_mem_gb, slurm_time_min=self.slurm_time_min,
+        )  # fmt: skip
 
     def fingerprint(self) -> dict:
         """What a finished stage depends on: change any of it and the stages run again."""
-        d = {k: v for k, v in asdict(self).items() if k not in ("device", "start", "stop")}
+        d = {k: v for k, v in asdict(self).items() if k not in _NOT_FINGERPRINTED}
         return json.loads(json.dumps(d, default=str))  # as stored: tuples → lists, paths → str
 
 
@@ -287,12 +358,25 @@ class State:
             )
 
 
-def run_steps(steps: list[Any], root: Path) -> None:
-    """Run steps (stage settings) in order, each printed as the command line that runs it alone;
-    a step's error propagates (the stage stops, its state is kept)."""
+def run_steps(steps: list[Any], root: Path, threads: int | None = None) -> None:
+    """Run steps (stage settings) in order in this process, each printed as the command line that
+    runs it alone, on ``threads`` torch threads (None: as they are); a step's error propagates
+    (the stage stops, its state is kept)."""
     for step in steps:
         print(f"\n$ {settings.shell(stages.command_line(step, root))}", flush=True)
-        stages.run(step, Catalog(root))
+        stages.run(step, Catalog(root), threads=threads)
+
+
+def run_stage(job: Job, name: str, steps: list[Any]) -> None:
+    """A stage's steps: in this process with ``--jobs 1`` and the local executor (a model
+    registered in-process is known there), else in ``--jobs`` workers (``executors.py``)."""
+    if job.parallel == 1 and job.executor == "local":
+        run_steps(steps, job.root, threads=job.threads)
+        return
+    executors.run_parallel(
+        steps, job.root, jobs=job.parallel, threads=job.threads,
+        logs=job.results / "logs" / name, cluster=job.cluster(), stage=name,
+    )  # fmt: skip
 
 
 def state_path(job: Job) -> Path:
@@ -334,7 +418,7 @@ def reproduce(job: Job, start: str | None = None, stop: str | None = None) -> St
         steps = STAGES[name](job)
         steps = steps if resuming else [_fresh(s) for s in steps]
         try:
-            run_steps(steps, job.root)
+            run_stage(job, name, steps)
         except Interrupted as e:  # SIGTERM/SIGINT: a re-run resumes this stage
             state.stages[name] = {"status": "interrupted", "signal": e.signal_name}
             state.save()

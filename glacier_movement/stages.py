@@ -7,10 +7,13 @@ come apart. ``reproduce`` itself is the command line's only addition.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from . import (
     acquisition,
@@ -71,6 +74,26 @@ def command_line(s: Any, root: str | Path | None = None) -> list[str]:
     return settings.command_line(command_of(s).name, s, root)
 
 
-def run(s: Any, catalog: Catalog) -> Any:
-    """Run the stage whose settings ``s`` are."""
-    return command_of(s).run(s, catalog)
+def run(s: Any, catalog: Catalog, threads: int | None = None) -> Any:
+    """Run the stage whose settings ``s`` are; with ``threads``, on that many torch threads."""
+    with torch_threads(threads):
+        return command_of(s).run(s, catalog)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op thread count is ``n`` inside the block (None: left as it is).
+
+    A run's numbers depend on it (a reduction split over threads adds in another order: 1 and 2
+    threads give U-Net weights that differ by about 1e-7), so the job runs every step with a fixed
+    count (``reproduce --threads``), in this process and in its workers alike.
+    """
+    if not n:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -27,6 +27,7 @@ def job(tmp_path_factory):
         seeds=1,
         heldout=1,
         experiments=(4,),
+        jobs=1,
     )
     reproduce(job)
     return job
@@ -98,6 +99,8 @@ def test_reproduce_runs_experiment_1_on_a_custom_glacier(tmp_path, monkeypatch):
         "--preset",
         "tiny",
         "--heldout",
+        "1",
+        "--jobs",
         "1",
         "--data-root",
         root,

@@ -126,6 +126,7 @@ def test_a_registered_model_runs_through_train_test_and_report(one_conv, tmp_pat
         seeds=1,
         heldout=0,
         experiments=(4,),
+        jobs=1,  # in this process: a worker process would not know the registered model
     )
     reproduce(job)
     df = pd.read_csv(job.results / "results.csv")

@@ -33,6 +33,7 @@ def first_run(tmp_path_factory):
         years="2013-2021",
         seeds=1,
         heldout=1,
+        jobs=1,  # in this process, as before --jobs (tests/test_jobs.py runs --jobs 2)
     )
     t0 = time.perf_counter()
     reproduce(job)
