@@ -22,11 +22,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from glacier_movement import executors
+from glacier_movement import evaluation, executors
 from glacier_movement.checkpoints import load_checkpoint
 from glacier_movement.cli import main
 from glacier_movement.errors import GlacierError
-from glacier_movement.evaluation import TestSettings
 from glacier_movement.reproduce import Job, reproduce, stage_experiment2, stage_experiment3
 from glacier_movement.stages import command_of
 from glacier_movement.training import TrainSettings
@@ -118,7 +117,7 @@ def test_a_failed_run_stops_the_stage_with_its_one_line_error(runs, tmp_path):
         glacier=("parvati",), model="lstm", preset="tiny", run_name="jobs-failure-test",
         wandb="disabled", device="cpu", max_steps=4000,
     )  # fmt: skip
-    bad = TestSettings(run="no-such-run", glacier="parvati", device="cpu")
+    bad = evaluation.TestSettings(run="no-such-run", glacier="parvati", device="cpu")
     with pytest.raises(GlacierError) as e:
         executors.run_parallel(
             [train, bad], job.root, jobs=2, threads=1, logs=tmp_path / "logs", stage="test"
