@@ -188,6 +188,7 @@ def skill_scores(
     skill = _interval(skill0, dist[0], confidence)
     if avail0 is None:
         return Skill(skill)
+    assert share0 is not None  # set whenever avail0 is
     return Skill(
         skill, _interval(avail0, dist[1], confidence), _interval(share0, dist[2], confidence)
     )
@@ -238,9 +239,9 @@ def skill_rows(
             f"no {climatology!r} rows among the predictors ({', '.join(map(str, preds))}): "
             "score the climatology on the same sequences"
         )
-    keys = np.sort(per_sequence["key"].unique())
+    keys = np.sort(np.asarray(per_sequence["key"].unique()))
     clusters = per_sequence.drop_duplicates("key").set_index("key").loc[keys, "cluster"].to_numpy()
-    parts = skill_parts(per_sequence.columns)
+    parts = skill_parts([str(c) for c in per_sequence.columns])
 
     cache: dict[tuple[str, str], np.ndarray] = {}
 
@@ -305,12 +306,16 @@ def add_skill_columns(
                 raise GlacierError(
                     "per-sequence rows need an 'observed' column for targets=observed"
                 )
-            seqs = per_sequence[per_sequence["observed"].astype(bool)]
+            seqs = per_sequence.loc[per_sequence["observed"].astype(bool)]
         elif targets == "all":
             seqs = per_sequence
         else:
             raise GlacierError(f"unknown targets {targets!r}: expected 'observed' or 'all'")
         parts.append(
-            sub.merge(skill_rows(seqs, n_resamples, seed, confidence), on="model", how="left")
+            sub.merge(
+                skill_rows(pd.DataFrame(seqs), n_resamples, seed, confidence),
+                on="model",
+                how="left",
+            )
         )
     return pd.concat(parts, ignore_index=True)
