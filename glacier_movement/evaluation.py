@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import config, metrics, settings
+from . import advection, config, metrics, settings
 from .baselines import (
     BASELINES,
     ORACLE,
@@ -52,7 +52,7 @@ from .inference import (
 from .io import markdown_table, read_frames, write_csv, write_text
 from .models import Persistence
 from .models.baselines import persist
-from .motion import FARNEBACK_SETTINGS, load_truth
+from .motion import FARNEBACK_SETTINGS, Truth, load_truth, window_days
 from .plotting import loss_curves_figure
 from .selection import ModelChoice, Selected, select
 from .sequences import extract_patches, make_loader, split_indices
@@ -564,6 +564,40 @@ def test_motion(
         model, fr.frames, fr.window_start, ref.clim, starts, truth, sel.patch,
         FARNEBACK_SETTINGS[setting], batch_size, device,
     )  # fmt: skip
+
+
+def advect_velocity_errors(
+    paths: config.Paths, glacier: config.GlacierConfig, patch: int, stride: int
+) -> pd.DataFrame:
+    """Endpoint error of ``advect``'s tracked velocity against ``truth.npz`` at every test
+    forecast start of a synthetic glacier (:func:`advection.velocity_error`, px per window of the
+    mean window length); empty without a truth file. Columns: ``glacier``, ``start``,
+    ``epe_px_window``, ``zero_epe_px_window`` (no motion), ``tiles``."""
+    if not paths.truth.is_file() or not paths.frames.is_file():
+        return pd.DataFrame()
+    fr = read_frames(paths.frames)
+    ds, ref = glacier_sequences(fr, glacier.train_frames, patch, stride)
+    attach_truth(ref, fr, paths.truth)
+    assert ref.velocity is not None and ref.mask is not None and ref.window_start is not None
+    truth = Truth(ref.velocity, ref.mask)
+    days = float(np.mean(window_days(fr.window_start)))
+    rows = []
+    for start in np.unique(ds.position(split_indices(ds, "paper").test)[0]):
+        last = int(start) + ref.n_in - 1
+        v = advection.estimate_velocity(
+            ref.frames, ref.window_start, ref.fit, last, ref.per_year, ref.mask, None, ref.tracks
+        )
+        err = advection.velocity_error(v.velocity, truth, days)
+        rows.append(
+            {
+                "glacier": glacier.name,
+                "start": int(start),
+                "epe_px_window": err["epe_px_window"],
+                "zero_epe_px_window": err["zero_epe_px_window"],
+                "tiles": v.tiles,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def run_test(s: TestSettings, catalog: Catalog) -> pd.DataFrame:

@@ -629,6 +629,7 @@ def _experiment4_md(root: Path, rs: Study) -> tuple[list[str], list[dict]]:
         m: [run_name(4, m, rs.preset, seed_index=k) for k in range(rs.seeds)] for m in EXP4_MODELS
     }
     t4, _ = pooled_scores(root, glaciers, runs, rs.bootstrap)
+    pre = get_preset(rs.preset)
     if t4.empty:
         return ["## Experiment 4 — the motion benchmark", "", "Not run yet.", ""], []
     share = []
@@ -660,6 +661,23 @@ def _experiment4_md(root: Path, rs: Study) -> tuple[list[str], list[dict]]:
         "",
         *_score_section(t4, list(EXP4_MODELS), "motion glaciers pooled"),
     ]
+    epe = pd.concat(
+        [
+            ev.advect_velocity_errors(
+                config.Paths(root, g), config.get_glacier(g, root), pre.patch, pre.stride
+            )
+            for g in glaciers
+        ],
+        ignore_index=True,
+    )
+    if len(epe):
+        md += [
+            "`advect`'s tracked velocity against the truth at the test forecast starts (endpoint "
+            "error, px per window, mean over starts and glaciers): "
+            f"{epe['epe_px_window'].mean():.2f} px/window (no motion: "
+            f"{epe['zero_epe_px_window'].mean():.2f}; {len(epe)} starts).",
+            "",
+        ]
     sk = skill_table(t4[t4["targets"] == "observed"])
     if sk:
         md += [
