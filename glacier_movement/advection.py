@@ -327,7 +327,7 @@ def track_pair(
             b, xx + dense[0], yy + dense[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
     edge = s.tile / 2 - 1
-    ok = (response >= s.min_response) & (np.abs(total) < edge).all(axis=-1)
+    ok = np.asarray((response >= s.min_response) & (np.abs(total) < edge).all(axis=-1))
     shift[use] = np.where(ok[:, None], total, np.nan)
     return rows, cols, shift
 
@@ -350,7 +350,7 @@ def median_test(grid: np.ndarray, threshold: float, eps: float = 0.1) -> np.ndar
         spread = np.nanmedian(np.abs(nb - med[..., None]), axis=-1)
     resid = np.abs(grid - med) / (spread + eps)
     keep = ~(resid > threshold).any(axis=-1)  # NaN comparisons are False: no neighbours → keep
-    return keep & np.isfinite(grid).all(axis=-1)
+    return np.asarray(keep & np.isfinite(grid).all(axis=-1), dtype=bool)
 
 
 def estimate_velocity(
@@ -448,7 +448,7 @@ def default_mask(frames: np.ndarray, known: np.ndarray) -> np.ndarray:
     known = np.asarray(known, dtype=bool)
     if not known.any():
         return np.zeros(frames.shape[1:], dtype=bool)
-    return (np.asarray(frames)[known] > 0).all(axis=0)
+    return np.asarray((np.asarray(frames)[known] > 0).all(axis=0), dtype=bool)
 
 
 # ---------------------------------------------------------------------------------- forecast

@@ -15,6 +15,14 @@ its first test target frame (``first_test_target``). None of them reads a target
   climatology times a per-lead factor ``a_k`` fitted by least squares on the training starts
   (anomaly persistence, the classic benchmark of seasonal forecasting), clipped to [0, 1].
 - ``linear``: the last change continued, ``x_last + k·(x_last − x_prev)``, clipped to [0, 1].
+- ``advect``: the glaciologist's free forecast (:mod:`advection`): the ice velocity tracked in
+  the frames known at forecast time (``fit`` frames up to the last input), the last input carried
+  by velocity × days on the glacier, the climatology elsewhere. Computed on whole frames, once
+  per forecast start, and cropped to each sequence's patch (``take.crop``).
+
+Beside them, on synthetic data only, the **oracle** (:data:`ORACLE`, :func:`oracle_scene`): the
+ceiling a forecaster with the generator's knowledge reaches. It is not a baseline — it reads
+``truth.npz`` — and is never ranked among the models (docs/evaluation.md).
 
 Shapes: frames (T, H, W) masked NDSI; a forecast is (B, n_out, …) where … is the patch (P, P) of
 a sequence or the whole frame (H, W), gathered through a ``take(stack, frame_indices)`` callable
@@ -24,18 +32,24 @@ so that the same code serves patch sequences and full scenes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from . import advection
 from .errors import GlacierError
 from .io import Frames, load_npz
 from .models.baselines import extrapolate, persist
+from .motion import advect, load_truth
 from .sequences import SequenceDataset, split_indices
 
-#: take(stack, frame_indices (B, k)) → (B, k, …): ``stack`` is "frames" or "clim".
+#: take(stack, frame_indices (B, k)) → (B, k, …): ``stack`` is "frames" or "clim". A take may
+#: also have ``crop(scenes (U, k, H, W), which (B,)) → (B, k, …)``: the whole-frame forecasts of
+#: U distinct starts cut to each sequence's patch (without it: ``scenes[which]``, whole frames).
 Take = Callable[[str, np.ndarray], np.ndarray]
+#: The oracle's name in the tables (docs/evaluation.md): a ceiling, never ranked.
+ORACLE = "oracle"
 
 
 def window_of_year(window_start: np.ndarray, window_months: int) -> np.ndarray:
@@ -109,6 +123,16 @@ class Reference:
     damping: np.ndarray
     n_in: int = 4
     n_out: int = 4
+    #: (T,) datetime64 window starts and the window length (months): ``advect``'s days
+    window_start: np.ndarray | None = None
+    window_months: int = 3
+    #: (H, W) bool glacier pixels (synthetic: the true ice extent; :func:`attach_truth`)
+    mask: np.ndarray | None = None
+    #: synthetic data only (:func:`attach_truth`): true velocity (2, H, W) px/day; None = no oracle
+    velocity: np.ndarray | None = None
+    #: whole-frame forecasts per (name, start) and tracked pairs, computed once per glacier
+    scenes: dict = field(default_factory=dict, repr=False)
+    tracks: dict = field(default_factory=dict, repr=False)
 
 
 def reference(
@@ -143,6 +167,8 @@ def reference(
         damping=fit_damping(frames, clim, train_starts, n_in, n_out),
         n_in=n_in,
         n_out=n_out,
+        window_start=np.asarray(window_start),
+        window_months=int(window_months),
     )
 
 
@@ -192,6 +218,112 @@ def _damped_persistence(ref: Reference, t: Lead, take: Take) -> np.ndarray:
     return np.clip(c + _per_lead(ref.damping, c) * departure, 0.0, 1.0)
 
 
+def _scenes(ref: Reference, t: Lead, take: Take, name: str, scene) -> np.ndarray:
+    """Whole-frame forecasts ``scene(ref, start) → (n_out, H, W)`` of the sequences' starts,
+    computed once per start and glacier (``ref.scenes``), cut to each sequence by ``take``."""
+    starts = t.starts[:, 0]
+    unique, which = np.unique(starts, return_inverse=True)
+    for s in unique:
+        if (name, int(s)) not in ref.scenes:
+            ref.scenes[name, int(s)] = scene(ref, int(s))
+    stack = np.stack([ref.scenes[name, int(s)] for s in unique])  # (U, n_out, H, W)
+    crop = getattr(take, "crop", None)
+    return stack[which.reshape(-1)] if crop is None else crop(stack, which.reshape(-1))
+
+
+def advect_scene(ref: Reference, start: int) -> np.ndarray:
+    """``advect``'s whole-frame forecast (n_out, H, W) of the sequence starting at ``start``."""
+    if ref.window_start is None:
+        raise GlacierError("advect needs the frames' window starts: build the Reference with them")
+    last = start + ref.n_in - 1
+    clim = ref.clim[last + 1 : last + 1 + ref.n_out]
+    if min(ref.frames.shape[1:]) < advection.TRACKING[advection.DEFAULT_TRACKING].tile:
+        return clim.copy()  # frames smaller than one tracking tile: nothing to track
+    return advection.advect_forecast(
+        ref.frames, ref.window_start, ref.window_months, ref.fit, last,
+        ref.clim[last + 1 : last + 1 + ref.n_out], ref.mask, None, ref.tracks,
+    ).forecast  # fmt: skip
+
+
+def _advect(ref: Reference, t: Lead, take: Take) -> np.ndarray:
+    return _scenes(ref, t, take, "advect", advect_scene)
+
+
+# ------------------------------------------------------------------------------------ oracle
+def oracle_departures(ref: Reference, last: int) -> np.ndarray:
+    """The last input's departure from its climatology carried to each target window (n_out, H, W):
+    on the glacier by the **true** velocity × days (:func:`motion.advect`), unmoved elsewhere."""
+    if ref.velocity is None or ref.mask is None or ref.window_start is None:
+        raise GlacierError("the oracle needs the truth of a synthetic glacier (attach_truth)")
+    dep = ref.frames[last] - ref.clim[last]
+    days = advection.target_days(ref.window_start, last, ref.window_months, ref.n_out)
+    return np.stack(
+        [np.where(ref.mask, advect(dep, ref.velocity * np.float32(d)), dep) for d in days]
+    ).astype(np.float32)
+
+
+def fit_oracle(ref: Reference) -> np.ndarray:
+    """The oracle's persistence factors (2, n_out): [0] glacier, [1] off-glacier pixels, per lead.
+
+    a_k = Σ D_k·A_k / Σ D_k² by least squares over the training starts (every target before the
+    first test target; observed targets only), D_k the carried departure
+    (:func:`oracle_departures`) and A_k the target's departure; clipped to [0, 1]. Cached in
+    ``ref.scenes``.
+    """
+    key = ("oracle-factors", -1)
+    if key in ref.scenes:
+        return ref.scenes[key]
+    n_in, n_out = ref.n_in, ref.n_out
+    num, den = np.zeros((2, n_out)), np.zeros((2, n_out))
+    parts = np.stack([ref.mask, ~ref.mask]) if ref.mask is not None else None
+    for s in range(max(0, ref.first_test_target - n_in - n_out + 1)):
+        last = s + n_in - 1
+        if not ref.fit[last]:
+            continue
+        dep = oracle_departures(ref, last).astype(np.float64)
+        for k in range(n_out):
+            j = last + 1 + k
+            if not ref.fit[j]:
+                continue
+            target = ref.frames[j].astype(np.float64) - ref.clim[j]
+            for p in range(2):
+                m = parts[p] if parts is not None else slice(None)
+                num[p, k] += float((dep[k][m] * target[m]).sum())
+                den[p, k] += float((dep[k][m] ** 2).sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factors = np.clip(np.where(den > 0, num / den, 0.0), 0.0, 1.0)
+    ref.scenes[key] = factors
+    return factors
+
+
+def oracle_scene(ref: Reference, start: int) -> np.ndarray:
+    """The oracle's whole-frame forecast (n_out, H, W) of the sequence starting at ``start``:
+    climatology + a_k × the last input's departure carried by the true motion
+    (:func:`oracle_departures`, :func:`fit_oracle`), clipped to the frames' range [0, 1]."""
+    last = start + ref.n_in - 1
+    a = fit_oracle(ref)
+    dep = oracle_departures(ref, last)
+    assert ref.mask is not None  # oracle_departures checked it
+    factor = np.where(ref.mask[None], a[0][:, None, None], a[1][:, None, None])
+    clim = ref.clim[last + 1 : last + 1 + ref.n_out]
+    return np.clip(clim + factor.astype(np.float32) * dep, 0.0, 1.0).astype(np.float32)
+
+
+def _oracle(ref: Reference, t: Lead, take: Take) -> np.ndarray:
+    return _scenes(ref, t, take, ORACLE, oracle_scene)
+
+
+def attach_truth(ref: Reference, fr: Frames, truth: Path | None) -> Reference:
+    """Give ``ref`` the synthetic glacier's truth (its ``mask`` and ``velocity``, cropped to the
+    frames' ROI) when ``truth`` is a truth.npz; unchanged otherwise (real data: no oracle)."""
+    if truth is None or not Path(truth).is_file():
+        return ref
+    t = load_truth(Path(truth), fr.roi, fr.frames.shape[1:])
+    ref.mask, ref.velocity = t.mask, t.velocity
+    ref.scenes.clear()
+    return ref
+
+
 #: Every baseline, in table order: its one implementation, used by the test tables, the full
 #: scenes, the training summaries and the ``+clim`` models' references alike. A new baseline is
 #: one function here (persistence and linear extrapolation share their formulas with the torch
@@ -202,9 +334,12 @@ BASELINE_FORECASTS: dict[str, Baseline] = {
     "seasonal-naive": _seasonal_naive,
     "damped-persistence": _damped_persistence,
     "linear": _linear,
+    "advect": _advect,
 }
 #: Baselines in table order.
 BASELINES: tuple[str, ...] = tuple(BASELINE_FORECASTS)
+#: Every predictor that is not a trained model: the baselines and the oracle.
+REFERENCES: tuple[str, ...] = (*BASELINES, ORACLE)
 
 
 def forecast(name: str, ref: Reference, starts: np.ndarray, take: Take) -> np.ndarray:
@@ -214,11 +349,13 @@ def forecast(name: str, ref: Reference, starts: np.ndarray, take: Take) -> np.nd
     indices ``idx`` (B, k) for each of the B sequences (their patch, or the whole frame).
     """
     try:
-        baseline = BASELINE_FORECASTS[name]
+        baseline = _oracle if name == ORACLE else BASELINE_FORECASTS[name]
     except KeyError:
         raise GlacierError(
             f"unknown baseline {name!r}: choose one of {', '.join(BASELINES)}"
         ) from None
+    if name == ORACLE and ref.velocity is None:
+        raise GlacierError("the oracle needs the truth of a synthetic glacier (attach_truth)")
     s = np.asarray(starts, dtype=np.int64).reshape(-1, 1)
     last = s + ref.n_in - 1  # (B, 1)
     target = s + ref.n_in + np.arange(ref.n_out).reshape(1, -1)  # (B, n_out)

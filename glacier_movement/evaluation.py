@@ -26,10 +26,13 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import config, metrics, settings
+from . import advection, config, metrics, settings
 from .baselines import (
     BASELINES,
+    ORACLE,
+    REFERENCES,
     Reference,
+    attach_truth,
     forecast,
     glacier_mask,
     glacier_sequences,
@@ -49,7 +52,7 @@ from .inference import (
 from .io import markdown_table, read_frames, write_csv, write_text
 from .models import Persistence
 from .models.baselines import persist
-from .motion import FARNEBACK_SETTINGS, load_truth
+from .motion import FARNEBACK_SETTINGS, Truth, load_truth, window_days
 from .plotting import loss_curves_figure
 from .selection import ModelChoice, Selected, select
 from .sequences import extract_patches, make_loader, split_indices
@@ -57,6 +60,22 @@ from .settings import SettingsError, option
 
 #: Split modes of ``sequences.split_indices`` (docs/preprocessing.md).
 SPLITS = ("paper", "strict")
+
+
+class PatchTake:
+    """The baselines' ``take`` (:data:`baselines.Take`) over the patches of a batch of sequences:
+    frames / climatology at frame indices, and ``crop`` of whole-frame forecasts to the patches."""
+
+    def __init__(self, seq: Any, row: np.ndarray, col: np.ndarray):
+        self.seq, self.row, self.col = seq, np.asarray(row), np.asarray(col)
+
+    def __call__(self, stack: str, frame_idx: np.ndarray) -> np.ndarray:
+        return self.seq.take(stack, frame_idx, self.row, self.col)
+
+    def crop(self, scenes: np.ndarray, which: np.ndarray) -> np.ndarray:
+        """(U, k, H, W) forecasts of U starts, ``which`` (B,) → (B, k, P, P) patches."""
+        view = extract_patches(scenes, self.seq.patch, self.seq.stride)  # (U, k, nR, nC, P, P)
+        return np.ascontiguousarray(view[which, :, self.row, self.col], dtype=np.float32)
 
 
 def persistence_forecast(x: np.ndarray, n_out: int = N_OUT) -> np.ndarray:
@@ -84,7 +103,9 @@ def evaluate(
     ``torch.no_grad()`` in batches of ``batch_size`` (its own predictions are fed back, no teacher
     forcing). With ``ref`` (the glacier's :class:`~glacier_movement.baselines.Reference`; needs a
     ``SequenceDataset`` with its climatology) every baseline of ``baselines.BASELINES`` is scored
-    too, else persistence only. ``mask`` (H, W) bool marks glacier pixels.
+    too — and the ``oracle`` when ``ref`` carries a synthetic glacier's truth
+    (:func:`baselines.attach_truth`) —, else persistence only. ``mask`` (H, W) bool marks glacier
+    pixels.
 
     Returns one row per sequence and predictor, in index order: ``predictor`` ("model" or the
     baseline's name), ``index`` (dataset index), ``start`` (start frame; -1 for datasets without
@@ -108,7 +129,11 @@ def evaluate(
         mask_w = np.asarray(
             extract_patches(mask[None].astype(np.float32), seq.patch, seq.stride)[0]
         )
-    names = ["model", *(() if not baselines else BASELINES if ref is not None else (PERSISTENCE,))]
+    refs: tuple[str, ...] = ()
+    if baselines:
+        refs = (PERSISTENCE,) if ref is None else BASELINES
+        refs += (ORACLE,) if ref is not None and ref.velocity is not None else ()
+    names = ["model", *refs]
     parts: dict[str, list[dict[str, np.ndarray]]] = {n: [] for n in names}
     meta: dict[str, list[np.ndarray]] = {"start": [], "observed": []}
     # one vectorised gather per batch (SequenceDataset.batch), in index order
@@ -129,8 +154,8 @@ def evaluate(
                 meta["start"].append(np.full(len(y), -1))
                 meta["observed"].append(np.ones(len(y), bool))
             if baselines and ref is not None:
-                take = lambda stack, fi, r=r, c=c: seq.take(stack, fi, r, c)  # noqa: E731
-                preds |= {b: forecast(b, ref, s, take) for b in BASELINES}
+                take = PatchTake(seq, r, c)
+                preds |= {b: forecast(b, ref, s, take) for b in refs}
             elif baselines:
                 preds[PERSISTENCE] = persistence_forecast(x, y.shape[1])
             for name, p in preds.items():
@@ -280,18 +305,32 @@ def ci_text(low: float, high: float, digits: int = 4) -> str:
     )
 
 
+def _with_ci(r: dict, col: str, fmt: str) -> str:
+    """``r[col]`` and its interval ``col_low``, ``col_high`` as table text ("–" when NaN)."""
+    v = r.get(col, math.nan)
+    if v is None or not np.isfinite(v):
+        return "–"
+    lo, hi = r.get(f"{col}_low", math.nan), r.get(f"{col}_high", math.nan)
+    ci = f" [{lo:{fmt}}, {hi:{fmt}}]" if np.isfinite(lo) and np.isfinite(hi) else ""
+    return f"{v:{fmt}}{ci}"
+
+
 def results_markdown(results: pd.DataFrame, versus: Sequence[str] = REFERENCE_BASELINES) -> str:
     """A Markdown table of :func:`score_rows` output: per predictor MSE and MAE with their
     clustered 95 % intervals, SSIM, and the paired MSE difference to each baseline in ``versus``
     with its interval and verdict; the cluster count below it."""
     header = ["model", "MSE [95 % CI]", "MAE [95 % CI]", "SSIM"]
     header += [f"MSE − {b} [95 % CI]: verdict" for b in versus if f"dMSE_{b}" in results]
+    skill = "skill_climatology" in results
+    if skill:
+        header += ["skill vs climatology [95 % CI]", "share of available skill [95 % CI]"]
     records = results.to_dict(orient="records")
-    records.sort(key=lambda r: r["model"] in BASELINES)  # the models first, then the baselines
+    # the models first, then the baselines, the oracle (a ceiling, not ranked) last
+    records.sort(key=lambda r: (r["model"] in REFERENCES) + (r["model"] == ORACLE))
     rows = []
     for r in records:
         cells = [
-            str(r["model"]),
+            f"{r['model']} (ceiling, not ranked)" if r["model"] == ORACLE else str(r["model"]),
             f"{r['MSE']:.4f} {ci_text(r['MSE_low'], r['MSE_high'])}",
             f"{r['MAE']:.4f} {ci_text(r['MAE_low'], r['MAE_high'])}",
             f"{r['SSIM']:.3f}",
@@ -306,6 +345,11 @@ def results_markdown(results: pd.DataFrame, versus: Sequence[str] = REFERENCE_BA
                     f"{r[f'dMSE_{b}']:+.4f} {ci_text(r[f'dMSE_{b}_low'], r[f'dMSE_{b}_high'])}: "
                     f"**{r[f'vs_{b}']}**"
                 )
+        if skill:
+            cells += [
+                _with_ci(r, "skill_climatology", "+.3f"),
+                _with_ci(r, "share_available", ".2f"),
+            ]
         rows.append(cells)
     first = results.iloc[0]
     seeds = int(results["n_seeds"].max())
@@ -467,6 +511,7 @@ def test_scores(
     )
     test = split_indices(ds, "paper").test
     mask, _ = glacier_mask(fr, ref, paths.truth)
+    attach_truth(ref, fr, paths.truth)  # synthetic data: the oracle and advect's glacier
     if progress:
         print(
             f"testing {sel.label} on {glacier.name}: {len(test):,} test sequences of "
@@ -519,6 +564,40 @@ def test_motion(
         model, fr.frames, fr.window_start, ref.clim, starts, truth, sel.patch,
         FARNEBACK_SETTINGS[setting], batch_size, device,
     )  # fmt: skip
+
+
+def advect_velocity_errors(
+    paths: config.Paths, glacier: config.GlacierConfig, patch: int, stride: int
+) -> pd.DataFrame:
+    """Endpoint error of ``advect``'s tracked velocity against ``truth.npz`` at every test
+    forecast start of a synthetic glacier (:func:`advection.velocity_error`, px per window of the
+    mean window length); empty without a truth file. Columns: ``glacier``, ``start``,
+    ``epe_px_window``, ``zero_epe_px_window`` (no motion), ``tiles``."""
+    if not paths.truth.is_file() or not paths.frames.is_file():
+        return pd.DataFrame()
+    fr = read_frames(paths.frames)
+    ds, ref = glacier_sequences(fr, glacier.train_frames, patch, stride)
+    attach_truth(ref, fr, paths.truth)
+    assert ref.velocity is not None and ref.mask is not None and ref.window_start is not None
+    truth = Truth(ref.velocity, ref.mask)
+    days = float(np.mean(window_days(fr.window_start)))
+    rows = []
+    for start in np.unique(ds.position(split_indices(ds, "paper").test)[0]):
+        last = int(start) + ref.n_in - 1
+        v = advection.estimate_velocity(
+            ref.frames, ref.window_start, ref.fit, last, ref.per_year, ref.mask, None, ref.tracks
+        )
+        err = advection.velocity_error(v.velocity, truth, days)
+        rows.append(
+            {
+                "glacier": glacier.name,
+                "start": int(start),
+                "epe_px_window": err["epe_px_window"],
+                "zero_epe_px_window": err["zero_epe_px_window"],
+                "tiles": v.tiles,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def run_test(s: TestSettings, catalog: Catalog) -> pd.DataFrame:

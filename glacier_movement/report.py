@@ -24,7 +24,7 @@ from scipy.ndimage import median_filter
 
 from . import config, metrics, settings
 from . import evaluation as ev
-from .baselines import BASELINES
+from .baselines import ORACLE, REFERENCES
 from .catalog import Catalog
 from .errors import GlacierError
 from .inference import N_IN, Scene, load_scene, structure_scores
@@ -35,6 +35,7 @@ from .motion import load_flow_errors, threshold
 from .plotting import scene_panels_figure
 from .presets import Preset, get_preset
 from .settings import glacier_option, option
+from .skill import SKILL_COLUMNS, skill_rows
 from .study import EXP4_MODELS, MODELS, MOTION_GLACIER, Study, run_name
 
 #: docs/evaluation.md: Parvati test set, the original (non-chronological) split.
@@ -59,6 +60,7 @@ RESULT_COLUMNS = [
     *[f"{d}_{b}{s}" for b in ev.REFERENCE_BASELINES for d in ("dMSE", "dMAE") for s in ("", "_low", "_high")],
     *[f"vs_{b}" for b in ev.REFERENCE_BASELINES],
     "n", "n_clusters", "SSIM",
+    *SKILL_COLUMNS,
 ]  # fmt: skip
 
 
@@ -199,7 +201,9 @@ def pooled_scores(
         sel = allrows[allrows["observed"]] if targets == "observed" else allrows
         if sel.empty:
             continue
-        tables.append(ev.score_rows(sel, n_bootstrap, seed).assign(targets=targets))
+        scores = ev.score_rows(sel, n_bootstrap, seed)
+        scores = scores.merge(skill_rows(sel, n_bootstrap, seed), on="model", how="left")
+        tables.append(scores.assign(targets=targets))
         for label, df in per_seed:
             df = df[df["observed"]] if targets == "observed" else df
             for k, sub in df.groupby("seed"):
@@ -268,13 +272,107 @@ def lead_table(table: pd.DataFrame) -> str:
     return markdown_table(head, rows)
 
 
+def _skill_cell(r: dict, col: str, fmt: str = "+.2f") -> str:
+    """``col`` of a row with its ``_low``/``_high`` interval (see :data:`skill.SKILL_COLUMNS`)."""
+    v = r.get(col, math.nan)
+    if v is None or not np.isfinite(v):
+        return "–"
+    lo, hi = r.get(f"{col}_low", math.nan), r.get(f"{col}_high", math.nan)
+    ci = f" [{lo:{fmt}}, {hi:{fmt}}]" if np.isfinite(lo) and np.isfinite(hi) else ""
+    return f"{v:{fmt}}{ci}"
+
+
+def skill_table(table: pd.DataFrame) -> str:
+    """Skill against climatology per lead time and on / off the glacier, with the clustered,
+    paired 95 % intervals; the oracle's (available) skill and each predictor's share of it
+    (docs/evaluation.md). Empty when the table has no skill columns."""
+    if "skill_climatology" not in table:
+        return ""
+    leads = sorted(
+        (c for c in table.columns if c.startswith("skill_climatology_l") and c[19:].isdigit()),
+        key=lambda c: int(c[19:]),
+    )
+    parts = [c for c in ("skill_climatology_glacier", "skill_climatology_off") if c in table]
+    head = [
+        "model",
+        "skill",
+        *[f"skill t+{c[19:]}" for c in leads],
+        *[{"skill_climatology_glacier": "on glacier", "skill_climatology_off": "off glacier"}[c]
+          for c in parts],
+        "share of available",
+        *[{"skill_climatology_glacier": "share on glacier",
+           "skill_climatology_off": "share off glacier"}[c] for c in parts],
+    ]  # fmt: skip
+    records = table.to_dict(orient="records")
+    records.sort(key=lambda r: (r["model"] in REFERENCES) + (r["model"] == ORACLE))
+    rows = []
+    for r in records:
+        name = f"{r['model']} (ceiling)" if r["model"] == ORACLE else str(r["model"])
+        rows.append(
+            [
+                name,
+                _skill_cell(r, "skill_climatology"),
+                *[_skill_cell(r, c) for c in leads],
+                *[_skill_cell(r, c) for c in parts],
+                _skill_cell(r, "share_available"),
+                *[_skill_cell(r, c.replace("skill_climatology", "share_available")) for c in parts],
+            ]
+        )
+    return markdown_table(head, rows)
+
+
+def skill_sentences(table: pd.DataFrame, models: list[str]) -> list[str]:
+    """Plain words on the skill against climatology and the share of the available skill that
+    follow from the intervals (one targets subset); nothing without skill columns."""
+    if "skill_climatology" not in table or table.empty:
+        return []
+    rows = table.set_index("model")
+    out = []
+    if ORACLE in rows.index:
+        o = rows.loc[ORACLE]
+        lo, hi = o.get("skill_climatology_low"), o.get("skill_climatology_high")
+        if np.isfinite(lo) and lo > 0:
+            what = "there is skill to win over climatology"
+        elif np.isfinite(hi) and hi < 0:
+            what = "even the oracle is worse than climatology (its approximation falls short)"
+        else:
+            what = "the oracle is not distinguishable from climatology: little or no skill to win"
+        out.append(
+            f"- Available skill (oracle, a ceiling, not ranked): {o['skill_climatology']:+.3f} "
+            f"[{lo:+.3f}, {hi:+.3f}]: {what}."
+        )
+    for m in [*models, "advect"]:
+        if m not in rows.index:
+            continue
+        r = rows.loc[m]
+        lo, hi = r.get("skill_climatology_low"), r.get("skill_climatology_high")
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            continue
+        verdict = (
+            "skill above climatology" if lo > 0 else "skill below climatology" if hi < 0
+            else "skill not distinguishable from 0"
+        )  # fmt: skip
+        share = ""
+        slo, shi = r.get("share_available_low", math.nan), r.get("share_available_high", math.nan)
+        if np.isfinite(slo) and np.isfinite(shi):
+            taken = (
+                "takes a significant share of the available skill" if slo > 0
+                else "takes no significant share of the available skill"
+            )  # fmt: skip
+            share = f"; {taken} ({r['share_available']:.2f} [{slo:.2f}, {shi:.2f}])"
+        out.append(
+            f"- {m}: {verdict} ({r['skill_climatology']:+.3f} [{lo:+.3f}, {hi:+.3f}]){share}."
+        )
+    return out
+
+
 def results_rows(
     experiment: int, glacier: str, test_set: str, table: pd.DataFrame, split: str = "paper"
 ) -> list[dict]:
     """Rows of results.csv from a :func:`evaluation.score_rows` table (with ``targets``)."""
     rows = []
     for r in table.to_dict(orient="records"):
-        baseline = r["model"] in BASELINES
+        baseline = r["model"] in REFERENCES
         rows.append(
             {
                 "experiment": experiment,
@@ -380,7 +478,7 @@ def _score_section(table: pd.DataFrame, models: list[str], what: str) -> list[st
             continue
         md += [f"{words} — {what}:", "", ev.results_markdown(t), ""]
         if targets == "observed":
-            md += [*verdict_sentences(t, models), ""]
+            md += [*verdict_sentences(t, models), *skill_sentences(t, models), ""]
     return md
 
 
@@ -425,7 +523,7 @@ def _structure_md(root: Path, labels: dict[str, str], glacier: str = "parvati") 
     if not frames:
         return ""
     df = pd.concat(frames, ignore_index=True)
-    df = df.sort_values("predictor", key=lambda p: p.isin(BASELINES), kind="stable")
+    df = df.sort_values("predictor", key=lambda p: p.isin(REFERENCES), kind="stable")
     header = [
         "forecast",
         "spatial sd (target sd)",
@@ -531,6 +629,7 @@ def _experiment4_md(root: Path, rs: Study) -> tuple[list[str], list[dict]]:
         m: [run_name(4, m, rs.preset, seed_index=k) for k in range(rs.seeds)] for m in EXP4_MODELS
     }
     t4, _ = pooled_scores(root, glaciers, runs, rs.bootstrap)
+    pre = get_preset(rs.preset)
     if t4.empty:
         return ["## Experiment 4 — the motion benchmark", "", "Not run yet.", ""], []
     share = []
@@ -562,6 +661,32 @@ def _experiment4_md(root: Path, rs: Study) -> tuple[list[str], list[dict]]:
         "",
         *_score_section(t4, list(EXP4_MODELS), "motion glaciers pooled"),
     ]
+    epe = pd.concat(
+        [
+            ev.advect_velocity_errors(
+                config.Paths(root, g), config.get_glacier(g, root), pre.patch, pre.stride
+            )
+            for g in glaciers
+        ],
+        ignore_index=True,
+    )
+    if len(epe):
+        md += [
+            "`advect`'s tracked velocity against the truth at the test forecast starts (endpoint "
+            "error, px per window, mean over starts and glaciers): "
+            f"{epe['epe_px_window'].mean():.2f} px/window (no motion: "
+            f"{epe['zero_epe_px_window'].mean():.2f}; {len(epe)} starts).",
+            "",
+        ]
+    sk = skill_table(t4[t4["targets"] == "observed"])
+    if sk:
+        md += [
+            "Skill against climatology per lead and on / off the glacier (observed targets), "
+            "with clustered paired 95 % intervals; share of the available (oracle) skill:",
+            "",
+            sk,
+            "",
+        ]
     if len(mt):
         md += [
             "### Is there motion in the forecasts?",
@@ -693,17 +818,17 @@ def _write_paper_csv(results: Path, p: _PaperTables) -> Path:
         1,
         g1,
         f"{g1}-test",
-        t1s[~t1s["model"].isin(BASELINES)] if len(t1s) else t1s,
+        t1s[~t1s["model"].isin(REFERENCES)] if len(t1s) else t1s,
         "strict",
     )
     if len(th):
         csv_rows += results_rows(1, "heldout", "heldout", th)
     csv_rows += results_rows(
-        3, "parvati", "parvati-test", t3[~t3["model"].isin(BASELINES)] if len(t3) else t3
+        3, "parvati", "parvati-test", t3[~t3["model"].isin(REFERENCES)] if len(t3) else t3
     )
     for exp, df in ((2, p.s2), (3, p.s3)):
         if df is not None:  # each experiment's own predictions, and the baselines
-            own = df["model"].str.startswith(f"exp{exp}-") | df["model"].isin(BASELINES)
+            own = df["model"].str.startswith(f"exp{exp}-") | df["model"].isin(REFERENCES)
             csv_rows += results_rows(
                 exp, "aletsch", "aletsch-scene", df[own].assign(targets="all", n_seeds=1)
             )
@@ -802,8 +927,20 @@ def _experiment1_md(root: Path, p: _PaperTables, rs: Study) -> list[str]:
         lead_table(t1[t1["targets"] == "observed"]),
         "",
     ]
+    sk = skill_table(t1[t1["targets"] == "observed"])
+    if sk:
+        md += [
+            f"Skill against climatology (1 − MSE / MSE of climatology), {g1} test, with clustered "
+            "paired 95 % intervals; the share of the available skill is skill / the oracle's "
+            "skill (synthetic data only; docs/evaluation.md):",
+            "",
+            sk,
+            "",
+        ]
     if len(th):
         md += ["Held-out glaciers:", "", lead_table(th[th["targets"] == "observed"]), ""]
+        sk = skill_table(th[th["targets"] == "observed"])
+        md += ["Skill, held-out glaciers:", "", sk, ""] if sk else []
     structure = _structure_md(
         root, {m: run_name(1, m, rs.preset, glacier=g1) for m in p.labels}, g1
     )

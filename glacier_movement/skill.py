@@ -22,10 +22,12 @@ an odd target window — cancels in the ratios instead of widening them. The int
 percentile interval of the bootstrap distribution of the ratio; its ``mean`` is the statistic on
 the original sample.
 
-The share is a ratio of two skills; it is not defined where the available skill is ≤ 0
-(NaN then). When more than (1 − confidence)/2 of the resamples have an available skill ≤ 0, the
-share's interval is not defined either (NaN ends: the oracle is not distinguishable from the
-climatology); below that, those resamples are left out.
+The share is a ratio of two skills; it is not defined where the available skill is below
+:data:`MIN_AVAILABLE` (NaN then: a ratio to almost nothing — e.g. off a glacier whose only
+predictable change is its motion — is noise). When more than (1 − confidence)/2 of the
+resamples have an available skill below it, the share's interval is not defined either (NaN
+ends: the oracle is not distinguishable from the climatology); below that, those resamples are
+left out.
 
 Shapes: per-sequence errors ``model`` (N,) or (S, N) (seeds × sequences), ``climatology`` and
 ``oracle`` (N,) (deterministic forecasts), ``clusters`` (N,) labels. Sequences where any of them
@@ -56,6 +58,8 @@ SKILL_COLUMNS = (
     "share_available_low",
     "share_available_high",
 )
+#: The smallest available skill a share of it is computed against (1 % of the climatology's MSE).
+MIN_AVAILABLE = 0.01
 #: Names of the reference forecasts in the per-sequence rows.
 CLIMATOLOGY, ORACLE = "climatology", "oracle"
 
@@ -155,7 +159,7 @@ def skill_scores(
 
     skill0 = float(ratio(sums_m.sum() / n_seeds, sums_c.sum()))
     avail0 = None if sums_o is None else float(ratio(sums_o.sum(), sums_c.sum()))
-    share0 = None if avail0 is None else (skill0 / avail0 if avail0 > 0 else math.nan)
+    share0 = None if avail0 is None else (skill0 / avail0 if avail0 >= MIN_AVAILABLE else math.nan)
 
     if n_resamples == 0 or g < 2:
         nan = math.nan
@@ -183,11 +187,12 @@ def skill_scores(
             dist[1, start : start + r] = avail
             with np.errstate(divide="ignore", invalid="ignore"):
                 dist[2, start : start + r] = np.where(
-                    avail > 0, dist[0, start : start + r] / avail, np.nan
+                    avail >= MIN_AVAILABLE, dist[0, start : start + r] / avail, np.nan
                 )
     skill = _interval(skill0, dist[0], confidence)
     if avail0 is None:
         return Skill(skill)
+    assert share0 is not None  # set whenever avail0 is
     return Skill(
         skill, _interval(avail0, dist[1], confidence), _interval(share0, dist[2], confidence)
     )
@@ -238,9 +243,9 @@ def skill_rows(
             f"no {climatology!r} rows among the predictors ({', '.join(map(str, preds))}): "
             "score the climatology on the same sequences"
         )
-    keys = np.sort(per_sequence["key"].unique())
+    keys = np.sort(np.asarray(per_sequence["key"].unique()))
     clusters = per_sequence.drop_duplicates("key").set_index("key").loc[keys, "cluster"].to_numpy()
-    parts = skill_parts(per_sequence.columns)
+    parts = skill_parts([str(c) for c in per_sequence.columns])
 
     cache: dict[tuple[str, str], np.ndarray] = {}
 
@@ -305,12 +310,16 @@ def add_skill_columns(
                 raise GlacierError(
                     "per-sequence rows need an 'observed' column for targets=observed"
                 )
-            seqs = per_sequence[per_sequence["observed"].astype(bool)]
+            seqs = per_sequence.loc[per_sequence["observed"].astype(bool)]
         elif targets == "all":
             seqs = per_sequence
         else:
             raise GlacierError(f"unknown targets {targets!r}: expected 'observed' or 'all'")
         parts.append(
-            sub.merge(skill_rows(seqs, n_resamples, seed, confidence), on="model", how="left")
+            sub.merge(
+                skill_rows(pd.DataFrame(seqs), n_resamples, seed, confidence),
+                on="model",
+                how="left",
+            )
         )
     return pd.concat(parts, ignore_index=True)

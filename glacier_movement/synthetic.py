@@ -83,7 +83,11 @@ scene of the run, in time order, i.e. the year files' scenes in year order when 
 ``glacier``, ``seed``  str, int64           what generated it.
 ``persistence``        float64 ()           realistic regime: correlation of the snow-line anomaly
                                             between windows 3 months apart (landscape.py); NaN in
-                                            the motion regime.
+                                            the motion regime. Set by ``synthesize --persistence``.
+``snowline_anomaly``   float64 (N,)         realistic regime: the persistent AR(1) part of each
+                                            scene's snow-line departure, m (storms excluded); NaN
+                                            in the motion regime.
+``anomaly_std_m``      float64 ()           its standard deviation, m (NaN in the motion regime).
 ``summer_ndsi_percentiles`` float64 (5,)    the 5/25/50/75/95th percentiles of the DN-NDSI of the
                                             snow/ice pixels (NDSI ≥ 0.3) of the ROI in the Jul–Sep
                                             scenes, clear (no cloud or cloud shadow) and valid,
@@ -114,7 +118,7 @@ from .catalog import Catalog
 from .config import BANDS, OFFSET, SCALE, GlacierConfig, Paths
 from .errors import GlacierError
 from .plotting import scene_quicklook
-from .settings import glacier_option, option
+from .settings import SettingsError, glacier_option, option
 
 #: Pixel size of the Landsat grid, metres.
 PIXEL_M = 30.0
@@ -1211,6 +1215,12 @@ class Generator:
             glacier=np.array(self.cfg.name),
             seed=np.int64(self.seed),
             persistence=np.float64(self.persistence if self.range is not None else np.nan),
+            snowline_anomaly=(
+                np.asarray(self.anomaly(t), dtype=np.float64)
+                if self.range is not None
+                else np.full(t.shape, np.nan)
+            ),
+            anomaly_std_m=np.float64(self.range.anomaly_m if self.range is not None else np.nan),
         )
 
 
@@ -1250,10 +1260,13 @@ def synthesize(
     only_kept: bool = False,
     force: bool = False,
     regime: str = "realistic",
+    persistence: float = landscape.PERSISTENCE,
 ) -> list[Path]:
     """Write ``<root>/<glacier>/raw/<year>.npz`` for each year and ``<root>/<glacier>/truth.npz``.
 
     ``regime`` (:data:`REGIMES`): ``realistic`` (default) or ``motion`` (the motion benchmark).
+    ``persistence``: the realistic regime's snow-line anomaly correlation ρ between windows 3
+    months apart (AR(1), :class:`landscape.SnowlineAnomaly`; recorded in the truth).
     Besides the files, the truth holds the summer DN-NDSI percentiles of snow/ice pixels and the
     motion share of the clean surface's window means (:class:`WindowMotionShare`).
 
@@ -1263,7 +1276,7 @@ def synthesize(
     ``force`` — a glacier folder that holds scene files but no truth.npz (real downloads).
     """
     first, last = _check_years(years)
-    gen = Generator(cfg, size, seed, regime)
+    gen = Generator(cfg, size, seed, regime, persistence)
     paths = Paths(Path(root), cfg.name)
     existing = sorted(paths.raw_dir.glob("*.npz")) if paths.raw_dir.is_dir() else []
     if existing and not paths.truth.exists() and not force:
@@ -1439,11 +1452,23 @@ class SynthesizeSettings:
     quicklook: bool = option(
         True, flag="--no-quicklook", help="do not write the quick-look figures"
     )
+    persistence: float = option(
+        landscape.PERSISTENCE,
+        metavar="RHO",
+        help="realistic regime: correlation ρ of the snow-line anomaly between windows 3 months "
+        f"apart, 0 <= RHO < 1 (default {landscape.PERSISTENCE}: an AR(1) anomaly that lasts about "
+        "a season; 0 = independent windows; docs/synthetic.md)",
+    )
     force: bool = option(False, help="overwrite scene files that have no truth.npz (acquired data)")
     progress: bool = option(True, cli=False, help="progress bars")
 
     def __post_init__(self) -> None:
         settings.check_choices(self)
+        if not 0.0 <= self.persistence < 1.0:
+            raise SettingsError(
+                "persistence",
+                f"must satisfy 0 <= RHO < 1 (an AR(1) correlation), got {self.persistence}",
+            )
         if self.years is not None:
             config.parse_years(self.years)
 
@@ -1457,7 +1482,7 @@ def run(s: SynthesizeSettings, catalog: Catalog) -> list[Path]:
     with locks.hold(paths.glacier_dir, f"the data of glacier {cfg.name!r}"):
         files = synthesize(
             cfg, catalog.root, size=s.size, years=years, seed=s.seed, progress=s.progress,
-            only_kept=s.only_kept, force=s.force, regime=s.regime,
+            only_kept=s.only_kept, force=s.force, regime=s.regime, persistence=s.persistence,
         )  # fmt: skip
         settings.write(s, paths.settings_file("synthesize"), "synthesize")
         for line in summarize(cfg, catalog.root):

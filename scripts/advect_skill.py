@@ -6,7 +6,10 @@ when missing) it forecasts the whole frame at the test starts (or, with ``--star
 validation starts, on which the tracking settings are chosen) whose 4 target windows are
 observed, with every named tracking setting, and prints the velocity's endpoint error against
 ``truth.npz`` and the skill 1 − MSE / MSE(climatology) on the glacier pixels and the whole frame,
-beside persistence and the true velocity's advection.
+beside persistence, the true velocity's advection and the ``oracle`` (baselines.oracle_scene:
+its factors fitted on the training starts, as in the tables; and, as a measure of how much the
+factors' estimation costs, the same family with factors fitted on the scored starts themselves —
+an in-sample upper bound, never a forecast).
 
     python scripts/advect_skill.py --data-root /tmp/skill/motion --regime motion [--starts val]
     python scripts/advect_skill.py --data-root /tmp/skill/motion /tmp/skill/motion-s1 … \\
@@ -24,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from glacier_movement import advection, config
+from glacier_movement import baselines as bl
 from glacier_movement.baselines import glacier_sequences
 from glacier_movement.io import read_frames
 from glacier_movement.motion import advect, load_truth
@@ -62,6 +66,22 @@ def measure(root: Path, glacier: str, regime: str, which: str, patch: int, strid
         forecasts["persistence"].append(np.repeat(fr.frames[last : last + 1], N_OUT, axis=0))
         forecasts["true"].append(np.where(mask, moved, clim))
         targets.append(fr.frames[last + 1 : last + 1 + N_OUT])
+    ref.mask, ref.velocity = mask, truth.velocity
+    forecasts["oracle"] = [bl.oracle_scene(ref, int(s)) for s in starts]
+    # the same family with factors fitted on the scored starts (in-sample upper bound)
+    deps = np.stack([bl.oracle_departures(ref, int(s) + N_IN - 1) for s in starts]).astype(float)
+    anom = np.stack(targets).astype(float) - np.stack(forecasts["climatology"])
+    best = np.empty((2, N_OUT))
+    for p_, m in enumerate((mask, ~mask)):
+        num = (deps[..., m] * anom[..., m]).sum(axis=(0, 2))
+        den = (deps[..., m] ** 2).sum(axis=(0, 2))
+        best[p_] = np.clip(num / np.maximum(den, 1e-12), 0, 1)
+    fac = np.where(mask[None], best[0][:, None, None], best[1][:, None, None])
+    forecasts["oracle, test-fitted"] = list(
+        np.clip(np.stack(forecasts["climatology"]) + fac[None] * deps, 0, 1)
+    )
+    print(f"{root}: oracle factors (glacier, off) {bl.fit_oracle(ref).round(3).tolist()}, "
+          f"test-fitted {best.round(3).tolist()}")  # fmt: skip
     epe = {}
     for name, s in advection.TRACKING.items():
         out, runs = advection.scene_forecasts(

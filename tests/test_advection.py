@@ -202,3 +202,11 @@ def test_bad_settings_are_named():
         adv.Tracking(tile=7)
     with pytest.raises(GlacierError, match="separations"):
         adv.Tracking(separations=(0,))
+
+
+def test_advect_velocity_errors_are_empty_without_a_truth(tmp_path):
+    from glacier_movement import config
+    from glacier_movement.evaluation import advect_velocity_errors
+
+    paths = config.Paths(tmp_path, "parvati")
+    assert advect_velocity_errors(paths, config.get_glacier("parvati"), 10, 10).empty

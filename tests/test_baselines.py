@@ -156,3 +156,90 @@ def test_one_implementation_of_persistence_and_linear_for_tables_scenes_and_mode
     np.testing.assert_allclose(lin[0], want, atol=1e-6)
     with pytest.raises(bl.GlacierError, match="unknown baseline 'nope'"):
         bl.forecast("nope", ref, np.array([2]), bl.scene_take(ref))
+
+
+def _moving_glacier(t=20, size=48, speed=(0.01, 0.02)):
+    """A textured glacier band moving at a known steady velocity (px/day) over rock, with a
+    seasonal brightness cycle: (frames, window starts, velocity (2, H, W), mask)."""
+    rng = np.random.default_rng(3)
+    import cv2
+
+    tex = cv2.GaussianBlur(rng.random((size, size)).astype(np.float32), (0, 0), 2.0)
+    tex = (tex - tex.min()) / (tex.max() - tex.min())
+    mask = np.zeros((size, size), bool)
+    mask[:, 8:40] = True
+    vel = np.zeros((2, size, size), np.float32)
+    vel[0][mask], vel[1][mask] = speed
+    start = (np.datetime64("2013-01", "M") + 3 * np.arange(t)).astype("datetime64[D]")
+    days = (start - start[0]).astype(np.float64)
+    from glacier_movement.motion import advect
+
+    frames = np.stack(
+        [
+            np.where(mask, 0.3 + 0.6 * advect(tex, vel * np.float32(d)), 0.1 * (k % 4))
+            for k, d in enumerate(days)
+        ]
+    ).astype(np.float32)
+    return frames, start, vel, mask
+
+
+def test_advect_and_oracle_read_no_target_frame_and_crop_like_the_scene(tmp_path):
+    """advect and the oracle are whole-frame forecasts cut to patches (the same numbers as the
+    scene's); neither changes when the target frames change; the oracle needs the truth."""
+    from glacier_movement.evaluation import PatchTake
+
+    frames, start, vel, mask = _moving_glacier()
+    ref = bl.reference(frames, start, 3, np.zeros(len(frames), bool), first_test_target=16)
+    with pytest.raises(Exception, match="truth"):
+        bl.forecast(bl.ORACLE, ref, np.array([10]), bl.scene_take(ref))
+    ref.mask, ref.velocity = mask, vel
+    ds = SequenceDataset(frames, patch=16, stride=16, climatology=ref.clim)
+    idx = np.arange(len(ds))
+    s, r, c = ds.position(idx)
+    for name in ("advect", bl.ORACLE):
+        patches = bl.forecast(name, ref, s, PatchTake(ds, r, c))
+        scenes = bl.forecast(name, ref, s, bl.scene_take(ref))
+        for k in (0, len(idx) // 2, len(idx) - 1):
+            np.testing.assert_array_equal(
+                patches[k], scenes[k][:, r[k] * 16 : r[k] * 16 + 16, c[k] * 16 : c[k] * 16 + 16]
+            )
+        # a start whose targets are changed: the same forecast (fresh caches)
+        changed = frames.copy()
+        changed[16:] = 0.5
+        ref2 = bl.reference(changed, start, 3, np.zeros(len(frames), bool), first_test_target=16)
+        ref2.mask, ref2.velocity = mask, vel
+        st = np.array([12])  # inputs 12…15, targets 16…19: the test period
+        np.testing.assert_array_equal(
+            bl.forecast(name, ref2, st, bl.scene_take(ref2)),
+            bl.forecast(name, ref, st, bl.scene_take(ref)),
+        )
+
+
+def test_oracle_carries_the_departure_by_the_true_motion():
+    """On a glacier that only moves, the oracle's factors on the glacier are ≈ 1 and it beats the
+    climatology and advect there by a wide margin; off the glacier (a pure seasonal cycle) it is
+    the climatology."""
+    frames, start, vel, mask = _moving_glacier()
+    ref = bl.reference(frames, start, 3, np.zeros(len(frames), bool), first_test_target=16)
+    ref.mask, ref.velocity = mask, vel
+    a = bl.fit_oracle(ref)
+    assert a.shape == (2, 4) and (a[0] > 0.8).all()
+    st = np.array([12])
+    take = bl.scene_take(ref)
+    orc = bl.forecast(bl.ORACLE, ref, st, take)[0]
+    clim = bl.forecast("climatology", ref, st, take)[0]
+    target = frames[16:20]
+    inner = mask.copy()
+    inner[:4], inner[-4:] = False, False  # away from the replicated edges
+    err = {n: float(((f - target)[:, inner] ** 2).mean()) for n, f in (("o", orc), ("c", clim))}
+    assert err["o"] < 0.2 * err["c"]
+    np.testing.assert_allclose(orc[:, ~mask], np.clip(clim[:, ~mask], 0, 1), atol=1e-6)
+
+
+def test_attach_truth_without_a_truth_file_leaves_real_data_alone(tmp_path):
+    from glacier_movement.io import Frames  # noqa: F401  (the Frames type attach_truth takes)
+
+    frames, start = stack(12)
+    ref = bl.reference(frames, start, 3, np.zeros(12, bool), first_test_target=9)
+    assert bl.attach_truth(ref, None, tmp_path / "truth.npz").velocity is None  # type: ignore[arg-type]
+    assert bl.ORACLE in bl.REFERENCES and bl.ORACLE not in bl.BASELINES

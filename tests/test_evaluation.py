@@ -14,7 +14,7 @@ from torch import nn
 
 from glacier_movement import evaluation as ev
 from glacier_movement import metrics
-from glacier_movement.baselines import BASELINES
+from glacier_movement.baselines import REFERENCES
 from glacier_movement.sequences import SequenceDataset
 from tests.helpers import Echo, LastFrame, frames
 
@@ -254,7 +254,7 @@ def test_cli_test_writes_scores(trained, capsys):
     assert "| salstm-parvati-tiny |" in out.out and "the same for both splits" in out.err
     res_dir = root / "parvati" / "results"
     res = pd.read_csv(res_dir / f"{run}_results.csv")
-    assert set(res["model"]) == {run, *BASELINES}
+    assert set(res["model"]) == {run, *REFERENCES}  # synthetic: the oracle too
     assert set(res["targets"]) == {"observed", "all"} or set(res["targets"]) == {"all"}
     assert {
         "MSE",
@@ -267,7 +267,7 @@ def test_cli_test_writes_scores(trained, capsys):
         "vs_climatology",
     } <= set(res.columns)
     per = pd.read_csv(res_dir / f"{run}_per_sequence.csv.gz")
-    assert set(per["predictor"]) == {"model", *BASELINES}
+    assert set(per["predictor"]) == {"model", *REFERENCES}
     # persistence on the test sequences, computed here directly
     ds = SequenceDataset(trained[1], patch=10, stride=10)
     from glacier_movement.sequences import split_indices

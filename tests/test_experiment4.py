@@ -46,7 +46,14 @@ def test_results_hold_the_five_models_the_baselines_and_motion_scores(job):
     exp4 = df[df["experiment"] == 4]
     assert {*EXP4_MODELS, "persistence", "climatology"} <= set(exp4["model"])
     assert (exp4["n_clusters"] >= 2).all()
+    # the ceiling and the glaciologist's forecast, with skill columns (docs/evaluation.md)
+    assert {"oracle", "advect"} <= set(exp4["model"])
+    obs = exp4[exp4["targets"] == "observed"].set_index("model")
+    assert obs.loc["oracle", "share_available"] == 1.0
+    assert (obs["available_skill"] == obs.loc["oracle", "skill_climatology"]).all()
+    assert obs.loc["climatology", "skill_climatology"] == 0.0
     text = (job.results / "README.md").read_text()
+    assert "oracle (ceiling, not ranked)" in text and "`advect`'s tracked velocity" in text
     assert "Experiment 4" in text and "Is there motion in the forecasts?" in text
     assert "(zero flow = persistence)" in text and "targets flow" in text
     for m in EXP4_MODELS:

@@ -265,10 +265,19 @@ def test_readme_tables_show_the_values_and_verdicts(written):
         f"{obs.loc['salstm', 'MSE']:.4f} [{obs.loc['salstm', 'MSE_low']:.4f}, "
         f"{obs.loc['salstm', 'MSE_high']:.4f}]"
     )
-    assert row[-1].endswith(": **better**") and row[-1].startswith("-0.0100 [")
-    assert _row(exp1, "convlstm")[-1].endswith(": **worse**")
-    assert _row(exp1, "lstm")[-1].endswith(": **not distinguishable**")
-    assert _row(exp1, "climatology")[-1] == "(itself)"
+    # the verdict against climatology, then skill against climatology and share of available
+    assert row[-3].endswith(": **better**") and row[-3].startswith("-0.0100 [")
+    assert _row(exp1, "convlstm")[-3].endswith(": **worse**")
+    assert _row(exp1, "lstm")[-3].endswith(": **not distinguishable**")
+    assert _row(exp1, "climatology")[-3] == "(itself)"
+    sk = obs.loc["salstm"]
+    assert row[-2] == (
+        f"{sk['skill_climatology']:+.3f} [{sk['skill_climatology_low']:+.3f}, "
+        f"{sk['skill_climatology_high']:+.3f}]"
+    )
+    assert sk["skill_climatology"] > 0 and sk["skill_climatology_low"] > 0  # better: skill > 0
+    assert _row(exp1, "climatology")[-2].startswith("+0.000")
+    assert row[-1] == "–"  # no oracle rows in this fixture: no available skill, no share
     assert "88 sequences in 11 independent clusters" in exp1
     # the verdict sentences under the observed-targets table
     assert "- salstm: **better than persistence** (MSE -0.0200" in exp1
@@ -286,7 +295,7 @@ def test_readme_tables_show_the_values_and_verdicts(written):
     want = [m / 2.5, 2 * m / 2.5, 3 * m / 2.5, 4 * m / 2.5, 2 * m, m / 2]
     np.testing.assert_allclose([float(x) for x in lead[1:]], want, atol=5e-5)
     strict = _row(exp1, "salstm (strict)")
-    assert strict[-1].endswith(": **worse**")
+    assert strict[-3].endswith(": **worse**")
 
 
 def test_readme_headline_is_the_heldout_glacier(written):
@@ -354,3 +363,39 @@ def test_report_without_experiment_1_results_names_the_fix(tmp_path):
     study = Study(preset="tiny", results=tmp_path / "results", bootstrap=10)
     with pytest.raises(Exception, match="run `glacier-movement reproduce`"):
         report.run_report(study, Catalog(tmp_path / "empty"))
+
+
+def test_skill_table_marks_the_oracle_and_words_follow_the_intervals():
+    """The skill table shows skill per lead and on / off the glacier with intervals, the oracle
+    last as a ceiling; the sentences say 'significant share' only when the interval excludes 0."""
+    import pandas as pd
+
+    def row(name, skill, lo, hi, share, slo, shi):
+        r = {"model": name, "skill_climatology": skill, "skill_climatology_low": lo,
+             "skill_climatology_high": hi, "available_skill": 0.2, "share_available": share,
+             "share_available_low": slo, "share_available_high": shi}  # fmt: skip
+        for sfx in ("_l1", "_glacier", "_off"):
+            r |= {f"skill_climatology{sfx}": skill, f"skill_climatology{sfx}_low": lo,
+                  f"skill_climatology{sfx}_high": hi, f"share_available{sfx}": share,
+                  f"share_available{sfx}_low": slo, f"share_available{sfx}_high": shi}  # fmt: skip
+        return r
+
+    t = pd.DataFrame(
+        [
+            row("oracle", 0.2, 0.1, 0.3, 1.0, 1.0, 1.0),
+            row("salstm", 0.1, 0.02, 0.15, 0.5, 0.1, 0.8),
+            row("lstm", -0.01, -0.05, 0.03, -0.05, -0.3, 0.2),
+            row("advect", 0.05, -0.01, 0.1, 0.25, -0.05, 0.5),
+        ]
+    )
+    md = report.skill_table(t)
+    lines = md.splitlines()
+    assert "skill t+1" in lines[0] and "on glacier" in lines[0] and "share off glacier" in lines[0]
+    assert lines[-1].startswith("| oracle (ceiling)")
+    assert "+0.10 [+0.02, +0.15]" in md
+    words = "\n".join(report.skill_sentences(t, ["salstm", "lstm"]))
+    assert "Available skill (oracle, a ceiling, not ranked): +0.200" in words
+    assert "salstm: skill above climatology" in words and "takes a significant share" in words
+    assert "lstm: skill not distinguishable from 0" in words
+    assert "advect: skill not distinguishable from 0" in words
+    assert report.skill_table(t.drop(columns=[c for c in t if c != "model"])) == ""

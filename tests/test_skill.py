@@ -220,3 +220,14 @@ def test_skill_rows_need_the_climatology():
     per = _per_sequence()
     with pytest.raises(GlacierError, match="climatology"):
         skill_rows(per[per["predictor"] != "climatology"], n_resamples=10)
+
+
+def test_share_is_undefined_against_almost_no_available_skill():
+    """An oracle a hair better than climatology (available skill < MIN_AVAILABLE) gives no share:
+    the ratio would be noise."""
+    from glacier_movement.skill import MIN_AVAILABLE
+
+    clim = np.full(8, 1.0)
+    s = skill_scores(np.full(8, 1.2), clim, np.arange(8), clim * (1 - MIN_AVAILABLE / 2))
+    assert 0 < s.available.mean < MIN_AVAILABLE
+    assert math.isnan(s.share.mean) and math.isnan(s.share.low) and math.isnan(s.share.high)

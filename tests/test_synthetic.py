@@ -18,6 +18,7 @@ from glacier_movement import io, motion
 from glacier_movement.cli import main
 from glacier_movement.config import BANDS, GREEN, OFFSET, SCALE, SWIR16, Paths, get_glacier
 from glacier_movement.errors import GlacierError
+from glacier_movement.settings import SettingsError
 from glacier_movement.synthetic import (
     MAX_SPEED,
     NDSI_PERCENTILES,
@@ -25,6 +26,7 @@ from glacier_movement.synthetic import (
     REGIMES,
     SPECTRA,
     Generator,
+    SynthesizeSettings,
     WindowMotionShare,
     geotransform,
     quicklooks,
@@ -573,6 +575,23 @@ def test_only_kept_writes_what_acquisition_would_keep(tmp_path):
 
 
 # -------------------------------------------------------------------------------------- CLI
+def test_persistence_is_recorded_with_the_anomaly(parvati, tmp_path):
+    """``--persistence``: the default ρ and the anomaly the oracle needs are in the truth; another
+    ρ changes the anomaly's persistence (its lag-1 window correlation) and is recorded."""
+    _, _, t = parvati
+    assert float(t["persistence"]) == 0.5 and float(t["anomaly_std_m"]) > 0
+    assert t["snowline_anomaly"].shape == t["scene_times"].shape
+    assert np.isfinite(t["snowline_anomaly"]).all()
+    cfg = get_glacier("parvati")
+    synthesize(cfg, tmp_path, size=(32, 32), years=(2015, 2015), progress=False, persistence=0.0)
+    t0 = io.load_npz(Paths(tmp_path, "parvati").truth)
+    assert float(t0["persistence"]) == 0.0
+    assert not np.allclose(t0["snowline_anomaly"], t["snowline_anomaly"][: len(t0["scene_times"])])
+    with pytest.raises(SettingsError, match="persistence"):
+        SynthesizeSettings(glacier="parvati", persistence=1.0)
+    assert SynthesizeSettings(glacier="parvati").persistence == 0.5
+
+
 def test_cli_synthesize(tmp_path, capsys):
     rc = main(
         [
@@ -610,6 +629,8 @@ def test_cli_synthesize(tmp_path, capsys):
         (["--glacier", "parvati", "--years", "1999-2001"], "Landsat 8"),
         (["--glacier", "parvati", "--years", "20x5"], "year range"),
         (["--glacier", "parvati", "--size", "16", "16"], "too small"),
+        (["--glacier", "parvati", "--persistence", "1.0"], "--persistence"),
+        (["--glacier", "parvati", "--persistence", "-0.1"], "--persistence"),
         (["--glacier", "parvati", "--size", "64"], "--size"),  # argparse: needs H and W
         ([], "--glacier"),  # argparse: required
     ],
