@@ -72,7 +72,7 @@ from .checkpoints import (
 from .errors import DataError, GlacierError
 from .models import MODELS, TRAINABLE, Persistence, build_model, count_parameters
 from .models.convlstm import resolve_channels
-from .presets import Preset, TrainConfig, get_preset, override
+from .presets import Preset, TrainConfig, check_train_bounds, get_preset, override
 from .sequences import ConcatSequences, IndexBatchSampler, split_indices
 from .settings import SettingsError, device_option, option, wandb_option
 
@@ -395,24 +395,6 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     raise GlacierError(f"unknown optimizer {cfg.optimizer!r}: use adam (AdamW) or rmsprop")
-
-
-def _check_train_config(cfg: TrainConfig) -> None:
-    checks = [
-        (cfg.batch_size >= 1, f"batch size must be ≥ 1 (got {cfg.batch_size})"),
-        (cfg.epochs >= 1, f"epochs must be ≥ 1 (got {cfg.epochs})"),
-        (cfg.lr > 0, f"learning rate must be > 0 (got {cfg.lr})"),
-        (cfg.weight_decay >= 0, f"weight decay must be ≥ 0 (got {cfg.weight_decay})"),
-        (
-            cfg.max_steps is None or cfg.max_steps >= 1,
-            f"max steps must be ≥ 1 (got {cfg.max_steps})",
-        ),
-        (cfg.val_every >= 1 and cfg.ckpt_every >= 1, "val_every and ckpt_every must be ≥ 1"),
-        (cfg.clip_value > 0, f"clip value must be > 0 (got {cfg.clip_value})"),
-    ]
-    for ok, msg in checks:
-        if not ok:
-            raise GlacierError(msg)
 
 
 @dataclass
@@ -827,7 +809,6 @@ def fit(
     ``torchrun`` with several processes.
     """
     t_start = time.perf_counter()
-    _check_train_config(cfg)
     run_dir = Path(run_dir)
     if device is None or str(device) == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -986,33 +967,13 @@ def _last_epoch_train(path: Path) -> float:
 
 
 # ------------------------------------------------------------------------------ entry point
-def train_model(
-    model: str,
-    glaciers: str | Sequence[str],
-    preset: str | Preset = "demo",
-    *,
-    root: str | os.PathLike | None = None,
-    split: str = "paper",
-    run_name: str | None = None,
-    resume: bool = False,
-    overwrite: bool = False,
-    init_from: str | os.PathLike | None = None,
-    wandb: str = "offline",
-    amp: bool = False,
-    device: str | None = None,
-    progress: bool = True,
-    patch: int | None = None,
-    stride: int | None = None,
-    convlstm: str | tuple[int, ...] | None = None,
-    climatology_input: bool = False,
-    **overrides,
-) -> TrainResult:
-    """Train ``model`` on the sequences of ``glaciers`` (one name, or several to mix them) at a
-    preset; the Python form of ``glacier-movement train``.
+def train_model(s: TrainSettings, root: str | os.PathLike | None = None) -> TrainResult:
+    """Train ``s.model`` on the sequences of ``s.glacier`` (one name, or several to mix them) at
+    ``s.preset``; the Python form of ``glacier-movement train`` (its settings were checked when
+    ``s`` was made).
 
-    ``overrides`` are :class:`TrainConfig` fields (``epochs``, ``batch_size``, ``lr``,
-    ``weight_decay``, ``optimizer``, ``max_steps``, ``val_every``, ``ckpt_every``, ``seed``,
-    ``clip_value``); None values keep the preset's. ``init_from`` loads only the weights of a
+    :attr:`TrainSettings.overrides` (``epochs``, ``batch_size``, ``lr``, …) change the preset's
+    :class:`TrainConfig`; None values keep the preset's. ``init_from`` loads only the weights of a
     checkpoint of the same model (experiment 2's fine-tuning). With ``resume`` a run continues
     from its ``last.pt`` with its stored settings (only ``epochs``, ``max_steps``, ``val_every`` and
     ``ckpt_every`` may change); an existing run is otherwise refused unless ``overwrite``.
@@ -1020,50 +981,48 @@ def train_model(
     ``<model>+clim-…``).
     Returns the :class:`TrainResult` (run directory, final losses, persistence baseline).
     """
-    if model not in MODELS:
-        raise GlacierError(f"unknown model {model!r}: choose one of {', '.join(TRAINABLE)}")
-    if model not in TRAINABLE:
-        raise GlacierError(
-            f"{model} has no parameters to train: choose one of {', '.join(TRAINABLE)}"
-        )
-    pre = get_preset(preset) if isinstance(preset, str) else preset
-    if convlstm is not None:
+    pre = get_preset(s.preset)
+    if s.convlstm is not None:
         try:
-            pre = override(pre, model=override(pre.model, convlstm=resolve_channels(convlstm)))
+            pre = override(pre, model=override(pre.model, convlstm=resolve_channels(s.convlstm)))
         except ValueError as e:
             raise GlacierError(str(e)) from None
-    pre = override(pre, patch=patch, stride=stride)
-    if climatology_input:
+    pre = override(pre, patch=s.patch, stride=s.stride)
+    if s.climatology_input:
         pre = override(pre, model=override(pre.model, climatology_input=True))
-    gl = [glaciers] if isinstance(glaciers, str) else list(glaciers)
-    cfgs = [config.get_glacier(g, root) for g in gl]
+    cfgs = [config.get_glacier(g, root) for g in s.glacier]
     gl = [cfg.name for cfg in cfgs]
     root = config.data_root(root)
-    label = model + ("+clim" if pre.model.climatology_input else "")
-    name = run_name or default_run_name(label, gl, pre.name, split, finetuned=init_from is not None)
+    label = s.model + ("+clim" if pre.model.climatology_input else "")
+    name = s.run_name or default_run_name(
+        label, gl, pre.name, s.split, finetuned=s.init_from is not None
+    )
     run_dir = Catalog(root).run_dir(name)
-    cfg = override(pre.train_config(model), **overrides)
+    cfg = override(pre.train_config(s.model), **s.overrides)
     # one writer per run: rank 0 holds <run>/.lock for the whole run (torchrun's other ranks join it)
     first = int(os.environ.get("RANK", "0")) == 0
     with locks.hold(run_dir, f"run {name!r}") if first else contextlib.nullcontext():
-        return _train_locked(
-            model, pre, cfgs, root, name, run_dir, cfg, overrides, split=split, resume=resume,
-            overwrite=overwrite, init_from=init_from, wandb=wandb, amp=amp, device=device,
-            progress=progress,
-        )  # fmt: skip
+        return _train_locked(s, pre, cfgs, root, name, run_dir, cfg)
 
 
 def _train_locked(
-    model, pre, cfgs, root, name, run_dir, cfg, overrides, *, split, resume, overwrite, init_from,
-    wandb, amp, device, progress,
-) -> TrainResult:  # fmt: skip
-    """The rest of :func:`train_model`, under the run's lock."""
+    s: TrainSettings,
+    pre: Preset,
+    cfgs: list[config.GlacierConfig],
+    root: Path,
+    name: str,
+    run_dir: Path,
+    cfg: TrainConfig,
+) -> TrainResult:
+    """The rest of :func:`train_model`, under the run's lock: ``pre`` is the preset with the
+    settings' sizes, ``cfgs`` the glaciers, ``cfg`` the optimisation settings."""
+    model, split = s.model, s.split
     gl = [c.name for c in cfgs]
     label = model + ("+clim" if pre.model.climatology_input else "")
     last = run_dir / "last.pt"
     rank = int(os.environ.get("RANK", "0"))
-    if last.is_file() and not resume:
-        if not overwrite:
+    if last.is_file() and not s.resume:
+        if not s.overwrite:
             raise GlacierError(
                 f"run {name!r} already exists ({last}): pass --resume to continue it, --overwrite to "
                 "start it again, or another --run-name"
@@ -1071,9 +1030,9 @@ def _train_locked(
         if rank == 0:
             for f in ("last.pt", "best.pt", "losses.csv", "epochs.csv", "summary.json"):
                 (run_dir / f).unlink(missing_ok=True)
-    if resume and last.is_file():
-        cfg = _resumed_config(name, last, overrides, model, pre, gl, split)
-    elif resume and rank == 0:
+    if s.resume and last.is_file():
+        cfg = _resumed_config(name, last, s.overrides, model, pre, gl, split)
+    elif s.resume and rank == 0:
         print(
             f"note: {last} does not exist yet; starting run {name!r} from the beginning",
             file=sys.stderr,
@@ -1084,14 +1043,15 @@ def _train_locked(
     )
     seed_all(cfg.seed)  # the same initial weights for the same seed
     net = build_model(model, pre)
-    if init_from is not None:
-        init_from = resolve_checkpoint(root, init_from)
+    init_from = None
+    if s.init_from is not None:
+        init_from = resolve_checkpoint(root, s.init_from)
         src = load_checkpoint(init_from)
         if src.get("model_name") != model:
             raise GlacierError(
                 f"--init-from {init_from} holds a {src.get('model_name')!r} model, not {model!r}: pick a checkpoint of a {model} run"
             )
-        if not (resume and last.is_file()):
+        if not (s.resume and last.is_file()):
             load_weights(net, src["model"], init_from)
     record = {
         "preset": pre.name,
@@ -1104,7 +1064,7 @@ def _train_locked(
         "n_sequences": info["n_sequences"],
         "climatology_val_loss": info["climatology_val_loss"],
     }
-    if rank == 0 and progress:
+    if rank == 0 and s.progress:
         print(
             f"training {label} ({count_parameters(net):,} parameters) on {'+'.join(gl)}: "
             f"{info['train']:,} training / {info['val']:,} validation sequences of {pre.patch}×{pre.patch} px, "
@@ -1121,12 +1081,12 @@ def _train_locked(
         cfg,
         run_dir,
         record=record,
-        resume=resume,
-        wandb_mode=wandb,
+        resume=s.resume,
+        wandb_mode=s.wandb,
         wandb_root=root,
-        device=device,
-        amp=amp,
-        progress=progress,
+        device=s.device,
+        amp=s.amp,
+        progress=s.progress,
     )
 
 
@@ -1234,10 +1194,18 @@ class TrainSettings:
     progress: bool = option(True, flag="--no-progress", help="no progress bar")
 
     def __post_init__(self) -> None:
+        if isinstance(self.glacier, str):  # TrainSettings(glacier="parvati") from Python
+            object.__setattr__(self, "glacier", (self.glacier,))
+        if self.model in MODELS and self.model not in TRAINABLE:
+            raise SettingsError(
+                "model",
+                f"{self.model} has no parameters to train: choose one of {', '.join(TRAINABLE)}",
+            )
         settings.check_choices(self)
         get_preset(self.preset)
         if not self.glacier:
             raise SettingsError("glacier", "needs at least one glacier")
+        check_train_bounds(self.overrides)
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -1250,12 +1218,7 @@ def run(s: TrainSettings, catalog: Catalog) -> TrainResult:
     dev = announce_device(s.device).type
     if s.amp and dev != "cuda":
         print("note: --amp works on CUDA only; training in float32", file=sys.stderr)
-    res = train_model(
-        s.model, s.glacier, s.preset, root=catalog.root, split=s.split, run_name=s.run_name,
-        resume=s.resume, overwrite=s.overwrite, init_from=s.init_from, wandb=s.wandb, amp=s.amp,
-        device=s.device, progress=s.progress, patch=s.patch, stride=s.stride,
-        convlstm=s.convlstm, climatology_input=s.climatology_input, **s.overrides,
-    )  # fmt: skip
+    res = train_model(s, catalog.root)
     if int(os.environ.get("RANK", "0")) == 0:
         settings.write(s, res.run_dir / "train.settings.toml", "train")
         clim = json.loads((res.run_dir / "summary.json").read_text())["config"].get(
