@@ -79,12 +79,14 @@ _MEMORY_SHARE = 0.5
 # ----------------------------------------------------------------------------------- settings
 @dataclass(frozen=True)
 class AcquireRequest:
-    """What to acquire and how.
+    """What to acquire and how: :class:`AcquireSettings` resolved to one glacier by
+    :func:`resolve` (which alone makes it; every value was checked by the settings or the
+    glacier's config, so nothing here checks again).
 
     ``bbox`` is (west, south, east, north) in degrees (WGS 84); ``years`` an inclusive pair;
     ``max_cloud`` the largest ``eo:cloud_cover`` kept (percent, inclusive); ``max_missing`` the
     missing-pixel fraction (DN 0 on the green band) a scene must stay *below*; ``epsg`` the UTM
-    zone of the output grid; ``scheduler`` ``"threads"`` (default), ``"local"`` (a
+    zone of the output grid; ``scheduler`` ``"threads"``, ``"local"`` (a
     ``distributed.LocalCluster``) or a ``dask.distributed`` scheduler address.
     """
 
@@ -92,47 +94,23 @@ class AcquireRequest:
     bbox: tuple[float, float, float, float]
     years: tuple[int, int]
     epsg: int
-    collection: str = DEFAULT_COLLECTION
-    stac_url: str = PC_STAC_URL
-    max_cloud: float = 20.0
-    max_missing: float = 0.5
-    resolution: float = RESOLUTION
-    force: bool = False
-    scheduler: str = "threads"
-    threads: int = 8
+    collection: str
+    stac_url: str
+    max_cloud: float
+    max_missing: float
+    force: bool
+    scheduler: str
+    threads: int
     #: HTTP retries of every STAC request and the back-off factor (sleeps 0, 2f, 4f, … seconds).
-    retries: int = 3
+    retries: int
     backoff: float = 0.5
+    resolution: float = RESOLUTION
     #: (connect, read) time-outs of STAC requests, seconds.
     timeout: tuple[float, float] = (10.0, 60.0)
 
 
 # The checks of a glacier's settings live in config (a config file is checked the same way).
 validate_bbox, utm_epsg, validate_epsg = config.validate_bbox, config.utm_epsg, config.validate_epsg
-
-
-def validate_settings(s: AcquireRequest) -> AcquireRequest:
-    """Check everything that can be checked before touching the network."""
-    config.validate_name(s.name, "name", shipped=True)
-    validate_bbox(s.bbox)
-    config.parse_years(f"{s.years[0]}-{s.years[1]}")
-    if s.collection not in COLLECTIONS:
-        raise GlacierError(
-            f"unknown collection {s.collection!r}: use {DEFAULT_COLLECTION} (current Planetary "
-            f"Computer) or {LEGACY_COLLECTION} (the original's legacy id)"
-        )
-    validate_epsg(s.epsg)
-    if not 0 <= s.max_cloud <= 100:
-        raise GlacierError(f"--max-cloud {s.max_cloud} is not a percentage: give 0 to 100")
-    if not 0 < s.max_missing <= 1:
-        raise GlacierError(
-            f"--max-missing {s.max_missing} is not a fraction: give a number in (0, 1]"
-        )
-    if s.threads < 1 or s.retries < 0 or s.backoff < 0:
-        raise GlacierError("--threads must be ≥ 1 and --retries ≥ 0")
-    if urlparse(s.stac_url).scheme not in ("http", "https"):
-        raise GlacierError(f"--stac-url {s.stac_url!r} is not an http(s) URL of a STAC API")
-    return s
 
 
 # ------------------------------------------------------------------------------------- search
@@ -798,7 +776,6 @@ def acquire(
 
     Raises GlacierError when nothing at all was found or kept (after printing the table).
     """
-    validate_settings(s)
     loader = loader or StackstacLoader()
     paths = config.Paths(Path(root), s.name)
     years = range(s.years[0], s.years[1] + 1)
@@ -957,36 +934,65 @@ class AcquireSettings:
     force: bool = option(False, help="download years whose files exist again")
 
     def __post_init__(self) -> None:
+        """Every check that needs no glacier config and no network (the one home of the
+        acquire bounds; :func:`resolve` only adds what a configured glacier decides)."""
         if self.glacier is None and self.bbox is None:
             raise SettingsError("glacier", "or --bbox is required: say where to download")
         if self.glacier is not None and self.bbox is not None:
             raise SettingsError("glacier", "and --bbox exclude each other: give one of them")
+        if self.bbox is not None:
+            object.__setattr__(self, "bbox", validate_bbox(self.bbox))
+            if not self.name:
+                raise SettingsError("bbox", "needs --name NAME (the folder the scenes go to)")
+        if self.name is not None:
+            config.validate_name(self.name, "name")
+        if self.years is not None:
+            config.parse_years(self.years)
+        if self.collection not in COLLECTIONS:
+            raise SettingsError(
+                "collection",
+                f"{self.collection!r} is an unknown collection: use {DEFAULT_COLLECTION} (current "
+                f"Planetary Computer) or {LEGACY_COLLECTION} (the original's legacy id)",
+            )
+        if self.epsg is not None:
+            validate_epsg(self.epsg)
+        if not 0 <= self.max_cloud <= 100:
+            raise SettingsError("max_cloud", f"{self.max_cloud} is not a percentage: give 0 to 100")
+        if not 0 < self.max_missing <= 1:
+            raise SettingsError(
+                "max_missing", f"{self.max_missing} is not a fraction: give a number in (0, 1]"
+            )
+        if self.threads < 1:
+            raise SettingsError("threads", f"must be ≥ 1 (got {self.threads})")
+        if self.retries < 0:
+            raise SettingsError("retries", f"must be ≥ 0 (got {self.retries})")
+        if urlparse(self.stac_url).scheme not in ("http", "https"):
+            raise SettingsError(
+                "stac_url", f"{self.stac_url!r} is not an http(s) URL of a STAC API"
+            )
 
 
 def resolve(s: AcquireSettings, root: str | os.PathLike | None) -> AcquireRequest:
-    """The request of the stage's settings (a configured glacier, or a bbox and a name), checked
-    before anything touches the network."""
+    """The request of the stage's settings (a configured glacier, or a bbox and a name); the
+    settings checked their values when they were made, the glacier's config its own."""
     if s.glacier:
         g = config.get_glacier(s.glacier, root)
         bbox, name, epsg, years = g.bbox, g.name, g.epsg, g.years
         if s.name and s.name != g.name:
             raise SettingsError("name", "goes with --bbox; a named --glacier uses its own name")
     else:
-        bbox = validate_bbox(s.bbox)
-        if not s.name:
-            raise SettingsError("bbox", "needs --name NAME (the folder the scenes go to)")
-        config.validate_name(s.name, "name")
-        name, years = s.name, (2013, 2021)
+        assert s.bbox is not None and s.name is not None  # AcquireSettings.__post_init__
+        bbox, name, years = s.bbox, s.name, (2013, 2021)
         epsg = config.default_epsg(bbox)
     if s.years:
         years = config.parse_years(s.years)
-    req = AcquireRequest(
-        name=name, bbox=tuple(float(v) for v in bbox), years=years, epsg=s.epsg or epsg,
+    w, south, e, n = (float(v) for v in bbox)
+    return AcquireRequest(
+        name=name, bbox=(w, south, e, n), years=years, epsg=s.epsg or epsg,
         collection=s.collection, stac_url=s.stac_url, max_cloud=s.max_cloud,
         max_missing=s.max_missing, force=s.force, scheduler=s.scheduler, threads=s.threads,
         retries=s.retries,
     )  # fmt: skip
-    return validate_settings(req)
 
 
 def bbox_glacier(
