@@ -462,70 +462,84 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def align_scenes(
-    scenes: list[np.ndarray] | np.ndarray,
-    *,
-    method: str = "phase",
-    rounds: int = PHASE_ROUNDS,
-    upsample: int = PHASE_UPSAMPLE,
-    chain_init: bool = False,
-    iterations: int = ECC_ITERATIONS,
-    eps: float = ECC_EPS,
-    gauss_filt_size: int = ECC_GAUSS_FILT_SIZE,
-    on_failure: str = "keep",
-    template: str = "swir",
-    standardize: bool = True,
-    motion: str = "homography",
-    stop_px: float | None = ECC_STOP_PX,
-    workers: int | None = None,
-    inplace: bool = False,
-    progress: bool = False,
-    labels: Sequence[str] | None = None,
-) -> tuple[list[np.ndarray], Alignment]:
-    """Align every scene (green, swir16; (2, H, W), DN) to a template made from all of them.
+@dataclass(frozen=True)
+class AlignOptions:
+    """How :func:`align_scenes` aligns: the typed alignment part of :class:`PreprocessSettings`
+    (:meth:`PreprocessSettings.alignment` makes it), which checks its choices and bounds here.
 
     ``method="phase"`` (default): a translation per scene by phase correlation
-    (:func:`phase_shift`, to 1/``upsample`` px) of its standardized gray image (:func:`scene_gray`) against the
-    template, first :func:`ecc_template`, then, for each further of ``rounds`` rounds, the mean of
-    the scenes' gray images aligned by the previous round (sharper, so the next estimate is
-    better). Measured on the synthetic glaciers' true warps, this is the most accurate setting and
-    never diverges (docs/preprocessing.md); ``cc`` is the correlation of the aligned gray image
-    with the last template.
+    (:func:`phase_shift`, to 1/``upsample`` px) of its standardized gray image (:func:`scene_gray`)
+    against the template, first :func:`ecc_template`, then, for each further of ``rounds`` rounds,
+    the mean of the scenes' gray images aligned by the previous round (sharper, so the next
+    estimate is better). Measured on the synthetic glaciers' true warps, this is the most accurate
+    setting and never diverges (docs/preprocessing.md).
 
     ``method="ecc"``: the paper's ECC, :func:`find_warp` against :func:`ecc_template` (a homography
     by default, ``motion``; identity initial guess, ``chain_init`` reuses the previous successful
     warp as the original did; ``iterations``, ``eps``, ``gauss_filt_size``, ``standardize``,
     ``stop_px`` as there); ``template`` picks the template's third channel.
 
-    Where the estimate raises ``cv2.error`` the scene is handled by ``on_failure``: ``"keep"``
-    leaves it unaligned (identity warp, ``used`` True), ``"drop"`` marks it unused. Scenes are
-    aligned by ``workers`` threads (default: all cores; OpenCV releases the GIL); each scene's
-    result depends only on its own image and the template, so any number of workers gives the
-    same output, in order. ``chain_init`` makes each scene depend on the previous one: it runs
-    serially. Each scene is resampled with :func:`warp_scene`.
+    ``on_failure``: where the estimate raises ``cv2.error``, ``"keep"`` leaves the scene unaligned
+    (identity warp, ``used`` True), ``"drop"`` marks it unused. ``workers`` threads (default: all
+    cores) align the scenes; the result does not depend on their number.
+    """
+
+    method: str = "phase"
+    rounds: int = PHASE_ROUNDS
+    upsample: int = PHASE_UPSAMPLE
+    chain_init: bool = False
+    iterations: int = ECC_ITERATIONS
+    eps: float = ECC_EPS
+    gauss_filt_size: int = ECC_GAUSS_FILT_SIZE
+    on_failure: str = "keep"
+    template: str = "swir"
+    standardize: bool = True
+    motion: str = "homography"
+    stop_px: float | None = ECC_STOP_PX
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.on_failure not in ECC_POLICIES:
+            raise ValueError(f"on_failure must be one of {ECC_POLICIES}, got {self.on_failure!r}")
+        if self.method not in ALIGN_METHODS:
+            raise ValueError(f"method must be one of {ALIGN_METHODS}, got {self.method!r}")
+        if self.motion not in ECC_MOTIONS:
+            raise ValueError(f"motion must be one of {tuple(ECC_MOTIONS)}, got {self.motion!r}")
+        if self.rounds < 1:
+            raise ValueError(f"rounds must be at least 1, got {self.rounds}")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}")
+
+
+def align_scenes(
+    scenes: list[np.ndarray] | np.ndarray,
+    options: AlignOptions = AlignOptions(),  # noqa: B008 - frozen, so one shared default is safe
+    *,
+    inplace: bool = False,
+    progress: bool = False,
+    labels: Sequence[str] | None = None,
+) -> tuple[list[np.ndarray], Alignment]:
+    """Align every scene (green, swir16; (2, H, W), DN) to a template made from all of them, as
+    ``options`` (:class:`AlignOptions`) say; ``cc`` is the correlation of the aligned gray image
+    with the last template.
+
+    Each scene's result depends only on its own image and the template, so any number of workers
+    gives the same output, in order. ``chain_init`` makes each scene depend on the previous one:
+    it runs serially. Each scene is resampled with :func:`warp_scene`.
 
     Returns (aligned scenes, :class:`Alignment`): a list of float32 (2, H, W); with ``inplace`` the
     input list's arrays are replaced (saves memory for long stacks).
     """
-    if on_failure not in ECC_POLICIES:
-        raise ValueError(f"on_failure must be one of {ECC_POLICIES}, got {on_failure!r}")
-    if method not in ALIGN_METHODS:
-        raise ValueError(f"method must be one of {ALIGN_METHODS}, got {method!r}")
-    if motion not in ECC_MOTIONS:
-        raise ValueError(f"motion must be one of {tuple(ECC_MOTIONS)}, got {motion!r}")
-    if rounds < 1:
-        raise ValueError(f"rounds must be at least 1, got {rounds}")
-    workers = default_workers() if workers is None else int(workers)
-    if workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
-    template_img = ecc_template(scenes, template)
+    o = options
+    workers = default_workers() if o.workers is None else int(o.workers)
+    template_img = ecc_template(scenes, o.template)
     state = _SceneAligner(scenes, workers, progress, labels, inplace)
-    if method == "phase":
-        template_img = state.phase(template_img, rounds, upsample)
+    if o.method == "phase":
+        template_img = state.phase(template_img, o.rounds, o.upsample)
     else:
-        ecc_options = (iterations, eps, gauss_filt_size, standardize, motion, stop_px)
-        state.ecc(template_img, ecc_options, chain_init)
-    used = state.success | (on_failure == "keep")
+        ecc_options = (o.iterations, o.eps, o.gauss_filt_size, o.standardize, o.motion, o.stop_px)
+        state.ecc(template_img, ecc_options, o.chain_init)
+    used = state.success | (o.on_failure == "keep")
     return state.out, Alignment(
         state.warps, state.cc, state.success, used, template_img, state.errors, state.seconds
     )
@@ -1234,7 +1248,7 @@ def run_preprocessing(
     times, starts, windex = _scene_windows(records, files, wm)
     labels = [r.label for r in records]
     aligned, alignment = align_scenes(
-        scenes, **opts.align_kwargs(workers), inplace=True, progress=opts.progress, labels=labels
+        scenes, opts.alignment(workers), inplace=True, progress=opts.progress, labels=labels
     )
     fr = window_frames(cfg.name, aligned, alignment, windex, starts, wm, info, opts)
     del aligned
@@ -1665,9 +1679,9 @@ class PreprocessSettings:
         """The alignment method in words: 'ECC' or 'phase correlation'."""
         return "ECC" if self.align == "ecc" else "phase correlation"
 
-    def align_kwargs(self, workers: int) -> dict:
-        """:func:`align_scenes`' keyword arguments for these choices and ``workers`` threads."""
-        return dict(
+    def alignment(self, workers: int) -> AlignOptions:
+        """The :class:`AlignOptions` of these choices with ``workers`` threads."""
+        return AlignOptions(
             method=self.align,
             rounds=self.align_rounds,
             workers=workers,
@@ -1726,6 +1740,7 @@ def _motion_share_line(truth_path: Path, fr: io.Frames) -> str:
 
 
 __all__ = [
+    "AlignOptions",
     "Alignment",
     "AlignmentError",
     "Preprocessed",
