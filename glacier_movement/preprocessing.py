@@ -1437,7 +1437,7 @@ def write_outputs(
     """
     fr, alignment, records, error = result.frames, result.alignment, result.scenes, result.error
     written = []
-    with io.atomic_path(paths.glacier_dir / "alignment.npz", suffix=".tmp.npz") as tmp:
+    with io.atomic_path(paths.alignment, suffix=".tmp.npz") as tmp:
         np.savez(
             tmp,
             times=times,
@@ -1455,7 +1455,7 @@ def write_outputs(
             settings=np.array(settings),
         )
         written.append(io.write_frames(paths.frames, fr))
-    written.insert(0, paths.glacier_dir / "alignment.npz")
+    written.insert(0, paths.alignment)
     if figures:
         written += write_figures(fr, paths.frames_figure)
     return written

@@ -959,7 +959,7 @@ def _run_locked(s: SequencesSettings, cfg: config.GlacierConfig, paths: config.P
         "val_fraction": s.val_fraction,
         **summarize(ds, splits, fr),
     }
-    out_json = paths.glacier_dir / "sequences.json"
+    out_json = paths.sequences_summary
     with io.atomic_path(out_json) as tmp:
         tmp.write_text(json.dumps(summary, indent=2) + "\n")
     settings.write(s, paths.settings_file("sequences"), "sequences")
@@ -968,7 +968,7 @@ def _run_locked(s: SequencesSettings, cfg: config.GlacierConfig, paths: config.P
     _print_table(ds, splits, s.split)
     print(f"wrote {out_json}")
     if s.examples > 0:
-        print(f"wrote {_examples_figure(ds, fr, s.examples, paths.figures_dir, cfg.name)}")
+        print(f"wrote {_examples_figure(ds, fr, s.examples, paths.sequence_examples, cfg.name)}")
     if s.export_files:
         out = export_files(ds, s.export_files, splits=splits)
         print(f"exported {len(ds):,} sequences to {out}")
@@ -976,9 +976,10 @@ def _run_locked(s: SequencesSettings, cfg: config.GlacierConfig, paths: config.P
 
 
 def _examples_figure(
-    ds: SequenceDataset, fr: io.Frames, k: int, folder: Path, glacier: str
+    ds: SequenceDataset, fr: io.Frames, k: int, fig_path: Path, glacier: str
 ) -> Path:
-    """``folder/sequence_examples.png``: ``k`` example sequences at the ice edge."""
+    """``fig_path`` (``<glacier>/figures/sequence_examples.png``): ``k`` example sequences at the
+    ice edge."""
     ex = _example_indices(ds, k)
     x, y = ds.batch(ex)
     s, r, c = ds.position(ex)
@@ -987,7 +988,6 @@ def _examples_figure(
         f"start {si} · patch ({ri}, {ci})\nat y {ri * ds.stride}, x {ci * ds.stride} px"
         for si, ri, ci in zip(s.tolist(), r.tolist(), c.tolist(), strict=True)
     ]
-    fig_path = folder / "sequence_examples.png"
     plot_sequence_examples(
         x.numpy(),
         y.numpy(),

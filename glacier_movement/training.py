@@ -52,7 +52,7 @@ from tqdm import tqdm
 
 from . import config, io, locks, settings, signals
 from .baselines import forecast, glacier_sequences
-from .catalog import Catalog
+from .catalog import Catalog, RunPaths
 from .checkpoints import (
     CHECKPOINT_FORMAT,
     announce_device,
@@ -479,11 +479,11 @@ class Trainer:
 
     @property
     def last_path(self) -> Path:
-        return self.run_dir / "last.pt"
+        return RunPaths(self.run_dir).last
 
     @property
     def best_path(self) -> Path:
-        return self.run_dir / "best.pt"
+        return RunPaths(self.run_dir).best
 
     @property
     def steps_per_epoch(self) -> int:
@@ -585,7 +585,7 @@ class Trainer:
         ):  # resumed a finished run: nothing trained, just score
             self.val_loss = self.evaluate()
         if self.dd.main and not math.isfinite(final_train):
-            final_train = _last_epoch_train(self.run_dir / "epochs.csv")
+            final_train = _last_epoch_train(RunPaths(self.run_dir).epochs)
         self.save(self.last_path)
         n_all = self.cfg.epochs * self.steps_per_epoch
         result = TrainResult(
@@ -605,7 +605,7 @@ class Trainer:
             or (self.cfg.max_steps is not None and s.step >= self.cfg.max_steps),
         )
         if self.dd.main:
-            with io.atomic_path(self.run_dir / "summary.json") as tmp:
+            with io.atomic_path(RunPaths(self.run_dir).summary) as tmp:
                 summary = {**result.as_dict(), "config": self.record}
                 tmp.write_text(json.dumps(summary, indent=2, default=str) + "\n")
         for cb in self.callbacks:
@@ -658,12 +658,12 @@ class CsvLogs(Callback):
     def __init__(self, t: Trainer, resumed: bool):
         step0, epochs0 = t.state.step, t.state.epoch
         self.steps = _Csv(
-            t.run_dir / "losses.csv",
+            RunPaths(t.run_dir).losses,
             ("step", "train_loss", "val_loss"),
             keep=lambda s: s <= step0 if resumed else False,
         )
         self.epochs = _Csv(
-            t.run_dir / "epochs.csv",
+            RunPaths(t.run_dir).epochs,
             ("epoch", "train_loss", "val_loss"),
             keep=lambda e: e <= epochs0 if resumed else False,
         )
@@ -916,7 +916,7 @@ def _restore(
     """The model (moved to ``device``), a new optimizer and state, with the weights, optimizer
     state, training state and RNG states of ``<run_dir>/last.pt`` when resuming; and whether
     they were restored. A fresh run deletes an old ``last.pt``/``best.pt`` (rank 0)."""
-    last_path = run_dir / "last.pt"
+    last_path = RunPaths(run_dir).last
     ckpt = load_checkpoint(last_path) if resume and last_path.is_file() else None
     model.to(device)
     if ckpt is not None:
@@ -929,7 +929,7 @@ def _restore(
     state = TrainState()
     if ckpt is None:
         if dd.main:
-            for f in (last_path, run_dir / "best.pt"):
+            for f in (last_path, RunPaths(run_dir).best):
                 f.unlink(missing_ok=True)
         return opt, state, False
     opt.load_state_dict(ckpt["optimizer"])
@@ -1019,7 +1019,8 @@ def _train_locked(
     model, split = s.model, s.split
     gl = [c.name for c in cfgs]
     label = model + ("+clim" if pre.model.climatology_input else "")
-    last = run_dir / "last.pt"
+    files = RunPaths(run_dir)
+    last = files.last
     rank = int(os.environ.get("RANK", "0"))
     if last.is_file() and not s.resume:
         if not s.overwrite:
@@ -1028,8 +1029,8 @@ def _train_locked(
                 "start it again, or another --run-name"
             )
         if rank == 0:
-            for f in ("last.pt", "best.pt", "losses.csv", "epochs.csv", "summary.json"):
-                (run_dir / f).unlink(missing_ok=True)
+            for f in files.outputs:
+                f.unlink(missing_ok=True)
     if s.resume and last.is_file():
         cfg = _resumed_config(name, last, s.overrides, model, pre, gl, split)
     elif s.resume and rank == 0:
@@ -1220,8 +1221,8 @@ def run(s: TrainSettings, catalog: Catalog) -> TrainResult:
         print("note: --amp works on CUDA only; training in float32", file=sys.stderr)
     res = train_model(s, catalog.root)
     if int(os.environ.get("RANK", "0")) == 0:
-        settings.write(s, res.run_dir / "train.settings.toml", "train")
-        clim = json.loads((res.run_dir / "summary.json").read_text())["config"].get(
+        settings.write(s, RunPaths(res.run_dir).settings_file("train"), "train")
+        clim = json.loads(RunPaths(res.run_dir).summary.read_text())["config"].get(
             "climatology_val_loss", math.nan
         )
         print(
