@@ -381,7 +381,8 @@ class StackstacLoader:
             bounds=grid_bounds(items, bbox, epsg, resolution),
             snap_bounds=False,
             dtype=np.dtype("uint16"),
-            fill_value=np.uint16(0),  # stackstac's NaN default cannot be cast to uint16
+            # stackstac's NaN default cannot be cast to uint16 (its hint says int | float)
+            fill_value=np.uint16(0),  # pyright: ignore[reportArgumentType]
             rescale=False,
             sortby_date=False,  # keep index i = items[i]
             properties=False,
@@ -448,7 +449,7 @@ class Computer:
         if self.client is not None:
             from distributed import as_completed
 
-            futures = self.client.compute(list(arrays))
+            futures: Any = self.client.compute(list(arrays))  # a list of futures
             index = {f.key: i for i, f in enumerate(futures)}
             try:
                 for fut, result in as_completed(futures, with_results=True):
@@ -681,13 +682,13 @@ def acquire_year(
         items,
         s,
         lambda d, i: d[i, others],
-        list(keep),
+        keep.tolist(),
         f"{year} download",
         resign,
         progress,
     )
     data = np.empty((len(keep), len(config.BANDS), h, w), dtype=np.uint16)
-    for j, i in enumerate(keep):
+    for j, i in enumerate(keep.tolist()):
         data[j, others] = rest[i]
         data[j, config.GREEN] = green[i]
     scenes = io.Scenes(
@@ -1036,6 +1037,7 @@ def run(s: AcquireSettings, catalog: Catalog) -> list[YearReport]:
         f"skipped, under {paths.raw_dir} in {time.perf_counter() - t0:.0f} s"
     )
     if new:
+        assert glacier is not None  # bbox_glacier made it
         path = write_glacier(
             glacier, catalog.root, comment="written by `glacier-movement acquire --bbox`"
         )

@@ -381,7 +381,7 @@ def _wandb_start(
             resume="allow" if run_id else None,
             mode=mode,
         )
-    except wandb.errors.UsageError as e:
+    except wandb.errors.UsageError as e:  # pyright: ignore[reportAttributeAccessIssue] - lazy module
         raise GlacierError(
             f"wandb {mode} failed ({str(e).splitlines()[0][:120]}): run `wandb login` first, or use "
             "--wandb offline (upload later with `wandb sync`) or --wandb disabled"
@@ -618,6 +618,7 @@ class Trainer:
         rngs = rng_states(self.dd.rank, self.dd.world)
         if not self.dd.main:
             return
+        assert rngs is not None  # rank 0 holds every rank's states
         save_checkpoint(
             {
                 "format": CHECKPOINT_FORMAT,
@@ -893,8 +894,9 @@ def _trainer(
             "torch": torch.__version__,
         }
     )
+    zoo: Any = model  # every model of the zoo has patch, n_in and n_out (nn.Module's hints do not)
     persistence = evaluate_loss(
-        Persistence(model.patch, model.n_in, model.n_out), val, cfg.batch_size, device, False,
+        Persistence(zoo.patch, zoo.n_in, zoo.n_out), val, cfg.batch_size, device, False,
         dd.rank, dd.world,
     )  # fmt: skip
     trainer = Trainer(

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import cast
 
 import cv2
 import numpy as np
@@ -160,8 +161,15 @@ def find_warp(
         n = min(step, remaining)
         criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, n, float(eps))
         before = _as3x3(warp)
-        cc, warp = cv2.findTransformECC(
-            template, image, warp, mode, criteria, None, int(gauss_filt_size)
+        # OpenCV's stubs want an inputMask array; None (no mask) is what its C++ API takes
+        cc, warp = cv2.findTransformECC(  # pyright: ignore[reportCallIssue]
+            template,
+            image,
+            warp,
+            mode,
+            criteria,
+            None,  # pyright: ignore[reportArgumentType]
+            int(gauss_filt_size),
         )
         remaining -= n
         if not np.isfinite(warp).all() or not np.isfinite(cc):
@@ -367,7 +375,10 @@ class _SceneAligner:
     ) -> None:
         n = self.n = len(scenes)
         self.scenes, self.workers, self.progress, self.labels = scenes, workers, progress, labels
-        self.out = scenes if (inplace and isinstance(scenes, list)) else [None] * n
+        # every index is set (aligned or kept) before align_scenes returns it
+        self.out: list[np.ndarray] = (
+            scenes if (inplace and isinstance(scenes, list)) else cast(list[np.ndarray], [None] * n)
+        )
         self.warps = np.repeat(np.eye(3)[None], n, axis=0)
         self.cc = np.full(n, np.nan)
         self.success = np.zeros(n, dtype=bool)
@@ -407,7 +418,7 @@ class _SceneAligner:
             self.success,
             self.seconds,
         )
-        grays: list[np.ndarray | None] = [None] * n
+        grays = cast(list[np.ndarray], [None] * n)  # all set by gray() before they are read
 
         def gray(i: int) -> None:
             t0 = time.perf_counter()

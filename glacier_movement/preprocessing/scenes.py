@@ -7,6 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -143,7 +144,8 @@ def load_scenes(
         r0, r1, c0, c1 = roi_used
         for i in chosen:
             crops.append(s.data[i, [GREEN, SWIR16], r0:r1, c0:c1].copy())
-            records.append(SceneRecord(path, int(i), s.times[i], float(s.cloud_cover[i])))
+            t = cast(np.datetime64, s.times[i])  # one element of datetime64[ns] times
+            records.append(SceneRecord(path, int(i), t, float(s.cloud_cover[i])))
         del s
     if not records:
         raise GlacierError(
@@ -152,6 +154,7 @@ def load_scenes(
             "--max-cloud / --max-missing"
         )
 
+    assert grid is not None  # set with roi_used by the first file (records is not empty)
     order = np.argsort(np.array([r.time for r in records], dtype="datetime64[ns]"), kind="stable")
     records = [records[i] for i in order]
     crops = [crops[i] for i in order]

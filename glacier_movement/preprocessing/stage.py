@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -109,7 +110,7 @@ def run_preprocessing(
         cfg,
         paths,
         select_scenes=opts.select_scenes,
-        roi=opts.roi,
+        roi=cast("tuple[int, int, int, int] | None", opts.roi),  # parse_roi gives four
         max_cloud=opts.max_cloud,
         max_missing=opts.max_missing,
         progress=opts.progress,
@@ -216,7 +217,7 @@ def window_frames(
         glacier=glacier,
         epsg=int(info["epsg"]),
         transform=tuple(info["transform"]),
-        roi=tuple(int(v) for v in info["roi"]),
+        roi=cast("tuple[int, int, int, int]", tuple(int(v) for v in info["roi"])),
     )
 
 
@@ -262,6 +263,7 @@ def _alignment_summary(alignment: Alignment, opts: PreprocessSettings, workers: 
             *[f"  {e}" for e in alignment.errors if e],
         ]
     ok = alignment.cc[alignment.success]
+    assert alignment.seconds is not None  # align_scenes times every scene
     how = (
         f"phase correlation ({align_rounds} round{'s' if align_rounds > 1 else ''})"
         if opts.align == "phase"
@@ -320,7 +322,7 @@ def write_outputs(
             used=alignment.used,
             template=alignment.template,
             roi=np.asarray(fr.roi, dtype=np.int64),
-            **_error_arrays(error),
+            **_error_arrays(error),  # pyright: ignore[reportArgumentType] - arrays, not allow_pickle
             settings=np.array(settings),
         )
         written.append(io.write_frames(paths.frames, fr))

@@ -42,8 +42,9 @@ def window_index(times: np.ndarray, first_year: int, window_months: int) -> np.n
 
 def window_label(start: np.datetime64, window_months: int) -> str:
     """'Jan–Mar 2013' for a 3-month window starting 2013-01-01 (one month: 'Jan 2013')."""
-    m = int(np.datetime64(start, "M").astype(np.int64) % 12)
-    y = int(np.datetime64(start, "Y").astype(np.int64) + 1970)
+    # numpy's hints miss datetime64(datetime64, unit)
+    m = int(np.datetime64(start, "M").astype(np.int64) % 12)  # pyright: ignore[reportCallIssue, reportArgumentType]
+    y = int(np.datetime64(start, "Y").astype(np.int64) + 1970)  # pyright: ignore[reportCallIssue, reportArgumentType]
     last = _MONTHS[min(m + window_months - 1, 11)]
     return f"{_MONTHS[m]} {y}" if window_months == 1 else f"{_MONTHS[m]}–{last} {y}"
 
