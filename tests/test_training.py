@@ -201,7 +201,7 @@ def test_resumed_checkpoint_is_dropped_before_training(tmp_path, monkeypatch):
             return self[torch.as_tensor(idx)]
 
     ds = tensor_data()
-    monkeypatch.setattr(training, "load_checkpoint", spy)
+    monkeypatch.setattr(training.runner, "load_checkpoint", spy)  # where _restore reads it
     cfg = override(get_preset("tiny").train_config("salstm"), batch_size=6, max_steps=5)
     torch.manual_seed(0)
     fit("salstm", build_model("salstm", "tiny"), (Watched(*ds.tensors), np.arange(32)),
