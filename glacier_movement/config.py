@@ -523,9 +523,14 @@ def data_root(path: str | os.PathLike | None = None) -> Path:
     return Path(path)
 
 
+#: A scene folder's record (``<glacier>/results/<label>/``), written last by ``infer``.
+SCENE_META = "scene.json"
+
+
 @dataclass(frozen=True)
 class Paths:
-    """The on-disk layout under the data root, for one glacier."""
+    """The on-disk layout under the data root, for one glacier (the data-folder half of
+    catalog.py's catalog: ``Catalog.glacier(name)``)."""
 
     root: Path
     glacier: str
@@ -587,6 +592,23 @@ class Paths:
         """``flow``'s end-point errors against the true motion (synthetic glaciers)."""
         return self.scene_dir(label) / "flow_epe.csv"
 
+    def flow_epe_summary(self, label: str) -> Path:
+        """``flow``'s mean end-point errors (JSON) beside :meth:`flow_epe`."""
+        return self.scene_dir(label) / "flow_epe.json"
+
+    def flow_arrays(self, label: str) -> Path:
+        """``flow``'s flow fields and backgrounds (compressed npz)."""
+        return self.scene_dir(label) / "flow.npz"
+
+    def scene_meta(self, label: str) -> Path:
+        """``infer``'s scene record (scores, structure, metadata), written last: its presence
+        marks a complete scene folder."""
+        return self.scene_dir(label) / SCENE_META
+
+    def scene_settings_file(self, label: str, command: str) -> Path:
+        """The resolved settings a scene stage (``flow``) writes into the scene folder."""
+        return self.scene_dir(label) / f"{command}.settings.toml"
+
     def scene_scores(self, name: str) -> Path:
         return self.results_dir / f"{name}_scene_scores.csv"
 
@@ -596,6 +618,20 @@ class Paths:
     @property
     def frames_figure(self) -> Path:
         return self.figures_dir / "frames.png"
+
+    @property
+    def alignment(self) -> Path:
+        """``preprocess``'s alignment record (per scene warp, cc, window; the template)."""
+        return self.glacier_dir / "alignment.npz"
+
+    @property
+    def sequences_summary(self) -> Path:
+        """``sequences``' description of the patch sequences (JSON)."""
+        return self.glacier_dir / "sequences.json"
+
+    @property
+    def sequence_examples(self) -> Path:
+        return self.figures_dir / "sequence_examples.png"
 
     def settings_file(self, command: str) -> Path:
         """The resolved settings the data stages write (``<glacier>/<command>.settings.toml``)."""

@@ -145,7 +145,7 @@ def run(s: FlowSettings, catalog: Catalog) -> pd.DataFrame | None:
         flows["truth"] = true
         backgrounds["truth"] = scene.targets[1:]
         arrays |= {"flow_truth": true, "glacier_mask": truth.mask}
-    save_npz(out_dir / "flow.npz", compress=True, **arrays)
+    save_npz(sel.paths.flow_arrays(sel.label), compress=True, **arrays)
     fig = flow_quiver_figure(
         backgrounds,
         flows,
@@ -155,9 +155,9 @@ def run(s: FlowSettings, catalog: Catalog) -> pd.DataFrame | None:
         title=f"{sel.label} on {sel.glacier.name}: Farneback optical flow",
         pdf=s.pdf,
     )
-    settings.write(s, out_dir / "flow.settings.toml", "flow")
+    settings.write(s, sel.paths.scene_settings_file(sel.label, "flow"), "flow")
     if table is not None:
-        write_csv(table, out_dir / "flow_epe.csv")
+        write_csv(table, sel.paths.flow_epe(sel.label))
         mean = table[table["pair"] == "mean"].set_index("source")
         summary = {
             "unit": "pixels per window",
@@ -168,16 +168,16 @@ def run(s: FlowSettings, catalog: Catalog) -> pd.DataFrame | None:
             "farneback": s.farneback,
             "glacier_pixels": int(truth.mask.sum()),
         }
-        write_text(json.dumps(summary, indent=2) + "\n", out_dir / "flow_epe.json")
+        write_text(json.dumps(summary, indent=2) + "\n", sel.paths.flow_epe_summary(sel.label))
         print(
             "endpoint error of the flow against the true displacement on the glacier (px per window):"
         )
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-        print(f"wrote {out_dir / 'flow_epe.csv'} and {out_dir / 'flow_epe.json'}")
+        print(f"wrote {sel.paths.flow_epe(sel.label)} and {sel.paths.flow_epe_summary(sel.label)}")
     else:
         print(f"no {sel.paths.truth}: the true motion is unknown (real data), so no endpoint error")
         for k in ("target", "prediction"):
             f = flows[k]
             print(f"mean flow length, {k}: {np.hypot(f[:, 0], f[:, 1]).mean():.3f} px per window")
-    print(f"wrote {out_dir / 'flow.npz'} and {fig[0]}")
+    print(f"wrote {sel.paths.flow_arrays(sel.label)} and {fig[0]}")
     return table

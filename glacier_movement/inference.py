@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from . import metrics
 from .baselines import BASELINES, forecast, glacier_sequences, scene_take
 from .checkpoints import resolve_device
+from .config import SCENE_META
 from .errors import DataError, GlacierError
 from .io import Frames, read_frames, save_array, save_grayscale, write_geotiff, write_text
 from .models.baselines import persist
@@ -171,7 +172,7 @@ def save_scene(scene: Scene, out_dir: Path, frames: Frames, pdf: bool = False) -
 
     ``scene.json`` is written after everything else, so its presence marks a complete set.
     """
-    (out_dir / "scene.json").unlink(missing_ok=True)  # an interrupted rewrite is not complete
+    (out_dir / SCENE_META).unlink(missing_ok=True)  # an interrupted rewrite is not complete
     written = []
     for name in ("inputs", "targets", "predictions", "persistence"):
         written.append(save_array(getattr(scene, name), out_dir / f"{name}.npy"))
@@ -201,13 +202,13 @@ def save_scene(scene: Scene, out_dir: Path, frames: Frames, pdf: bool = False) -
         "scores": scene_scores(scene).to_dict(orient="records"),
         "structure": structure_scores(scene).to_dict(orient="records"),
     }
-    written.append(write_text(json.dumps(meta, indent=2) + "\n", out_dir / "scene.json"))
+    written.append(write_text(json.dumps(meta, indent=2) + "\n", out_dir / SCENE_META))
     return written
 
 
 def load_scene(out_dir: Path) -> Scene | None:
     """Read a scene written by :func:`save_scene`, or None when it is absent or incomplete."""
-    meta_path = out_dir / "scene.json"
+    meta_path = out_dir / SCENE_META
     if not meta_path.is_file():
         return None
     try:

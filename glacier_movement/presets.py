@@ -13,6 +13,31 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .errors import GlacierError
+from .settings import SettingsError
+
+#: The bounds of the optimisation settings, by field: (holds, words). One home for every check:
+#: :class:`TrainConfig` applies them to itself and ``training.TrainSettings`` to the values it
+#: sets, so a bad ``--lr`` is refused with its name before any data is read. ``not (v > 0)``
+#: style checks also refuse NaN.
+TRAIN_BOUNDS: dict[str, tuple[Any, str]] = {
+    "batch_size": (lambda v: v >= 1, "must be ≥ 1"),
+    "epochs": (lambda v: v >= 1, "must be ≥ 1"),
+    "lr": (lambda v: v > 0, "must be > 0"),
+    "weight_decay": (lambda v: v >= 0, "must be ≥ 0"),
+    "max_steps": (lambda v: v >= 1, "must be ≥ 1"),
+    "val_every": (lambda v: v >= 1, "must be ≥ 1"),
+    "ckpt_every": (lambda v: v >= 1, "must be ≥ 1"),
+    "clip_value": (lambda v: v > 0, "must be > 0"),
+}
+
+
+def check_train_bounds(values: Mapping[str, Any]) -> None:
+    """A :class:`SettingsError` naming the first of ``values`` (TrainConfig field names; None
+    values are unset and pass) outside :data:`TRAIN_BOUNDS`."""
+    for name, (holds, words) in TRAIN_BOUNDS.items():
+        v = values.get(name)
+        if v is not None and not holds(v):
+            raise SettingsError(name, f"{words} (got {v})")
 
 
 @dataclass(frozen=True)
@@ -31,6 +56,9 @@ class TrainConfig:
     seed: int = 0
     #: feed the true frames to the decoder steps in training (the original); off = the model's own
     teacher_forcing: bool = True
+
+    def __post_init__(self) -> None:
+        check_train_bounds({f.name: getattr(self, f.name) for f in fields(self)})
 
 
 @dataclass(frozen=True)

@@ -108,10 +108,10 @@ def select(choice: ModelChoice, catalog: Catalog, with_model: bool = True) -> Se
     """
     if not choice.checkpoint:
         assert choice.run is not None  # ModelChoice requires a run or a checkpoint
-        run_dir = catalog.run_dir(choice.run)
-        path = run_dir / ("best.pt" if choice.best else "last.pt")
+        files = catalog.run(choice.run)
+        path = files.best if choice.best else files.last
         if not path.is_file():
-            runs = sorted(p.parent.name for p in catalog.models_dir.glob("*/last.pt"))
+            runs = catalog.runs()
             hint = (
                 f"trained runs: {', '.join(runs)}"
                 if runs

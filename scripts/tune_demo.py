@@ -17,7 +17,7 @@ from glacier_movement import config
 from glacier_movement.models import PAPER_MODELS
 from glacier_movement.preprocessing import preprocess
 from glacier_movement.synthetic import synthesize
-from glacier_movement.training import train_model
+from glacier_movement.training import TrainSettings, train_model
 
 MODELS = tuple(PAPER_MODELS)
 
@@ -38,10 +38,11 @@ def main() -> None:
         for m in a.models:
             for lr in a.lrs:
                 name = f"tune-{m}{'+clim' if clim == 'on' else ''}-lr{lr:g}"
-                res = train_model(
-                    m, "parvati", "demo", root=root, run_name=name, overwrite=True, lr=lr,
-                    wandb="disabled", progress=False, climatology_input=clim == "on",
+                s = TrainSettings(
+                    model=m, glacier=("parvati",), preset="demo", run_name=name, overwrite=True,
+                    lr=lr, wandb="disabled", progress=False, climatology_input=clim == "on",
                 )  # fmt: skip
+                res = train_model(s, root)
                 cfg = json.loads((res.run_dir / "summary.json").read_text())["config"]
                 rows.append((name, lr, res.val_loss, res.best_val_loss, res.persistence_val_loss, cfg["climatology_val_loss"], res.seconds))  # fmt: skip
                 print(

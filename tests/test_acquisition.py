@@ -216,8 +216,11 @@ def test_distributed_scheduler(stac, tmp_path):
             np.testing.assert_array_equal(s.data[k], _expected(truth[sid], s))
         # An open Client (how a Coiled cluster is used) is used and left open.
         with Client(cluster) as client:
-            settings = acq.AcquireRequest(
-                name="other", bbox=BBOX, years=(2016, 2016), epsg=EPSG, stac_url=server.url
+            settings = acq.resolve(
+                acq.AcquireSettings(
+                    bbox=BBOX, name="other", years="2016", epsg=EPSG, stac_url=server.url
+                ),
+                tmp_path,
             )
             acq.acquire(settings, tmp_path, client=client, progress=False)
             assert client.status == "running"
@@ -260,8 +263,11 @@ def test_expired_signature_is_resigned(stac, tmp_path, capsys):
     """A 403 from a signed href re-signs the items and retries (here: the real file server wants
     ?token=fresh; the re-signer stands in for the Planetary Computer's SAS token service)."""
     server, files, truth = stac
-    settings = acq.AcquireRequest(
-        name="testglacier", bbox=BBOX, years=(2019, 2019), epsg=EPSG, stac_url=server.url
+    settings = acq.resolve(
+        acq.AcquireSettings(
+            bbox=BBOX, name="testglacier", years="2019", epsg=EPSG, stac_url=server.url
+        ),
+        tmp_path,
     )
     with pytest.raises(
         GlacierError, match=r"403.*|.*403"
@@ -339,7 +345,10 @@ def test_nothing_passes_the_filters(stac, tmp_path, capsys):
         (["--glacier", "parvati", "--years", "2020-2015"], ["FIRST <= LAST"]),
         (["--glacier", "parvati", "--collection", "sentinel-2-l2a"], ["unknown collection"]),
         (["--bbox", "77", "31", "78", "32"], ["--name"]),
-        (["--glacier", "aletsch", "--max-cloud", "150"], ["percentage"]),
+        (["--glacier", "aletsch", "--max-cloud", "150"], ["--max-cloud 150.0 is not a percentage"]),
+        (["--glacier", "aletsch", "--max-missing", "0"], ["--max-missing 0.0 is not a fraction"]),
+        (["--glacier", "aletsch", "--threads", "0"], ["--threads must be ≥ 1"]),
+        (["--glacier", "aletsch", "--retries", "-1"], ["--retries must be ≥ 0"]),
         (["--glacier", "aletsch", "--epsg", "4326"], ["metres"]),
     ],
 )

@@ -209,20 +209,15 @@ def write_glacier(root, n_frames=12):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A data root with frames, truth and a tiny SA-LSTM run (3 optimisation steps)."""
-    from glacier_movement.training import train_model
+    from glacier_movement.training import TrainSettings, train_model
 
     root = tmp_path_factory.mktemp("root")
     frames = write_glacier(root)
-    train_model(
-        "salstm",
-        "parvati",
-        "tiny",
-        root=root,
-        max_steps=3,
-        wandb="disabled",
-        progress=False,
-        device="cpu",
-    )
+    s = TrainSettings(
+        model="salstm", glacier=("parvati",), preset="tiny", max_steps=3, wandb="disabled",
+        progress=False, device="cpu",
+    )  # fmt: skip
+    train_model(s, root)
     return root, frames
 
 

@@ -12,10 +12,9 @@ PACKAGE = Path(glacier_movement.__file__).parent
 
 
 def _module(path: Path) -> str:
-    parts = path.relative_to(PACKAGE).with_suffix("").parts
-    if parts[0] == "models":  # the model zoo is one layer
-        return "models"
-    return parts[0]
+    """The layer of ``path``: its module, or the package folder it lies in (the model zoo and
+    preprocessing/ are one layer each)."""
+    return path.relative_to(PACKAGE).with_suffix("").parts[0]
 
 
 def _imports(path: Path) -> list[tuple[str, bool]]:
@@ -37,10 +36,9 @@ def _imports_in(source: str, base: tuple[str, ...]) -> list[tuple[str, bool]]:
             for name in names:
                 full = [*pkg, *name.split(".")]
                 target = "models" if full[0] == "models" else full[0]
-                if (
-                    target != "__init__"
-                    and (PACKAGE / f"{target}.py").exists()
-                    or target == "models"
+                # a module file, or a package folder (models/, preprocessing/): one layer each
+                if target != "__init__" and (
+                    (PACKAGE / f"{target}.py").exists() or (PACKAGE / target).is_dir()
                 ):
                     out.append((target, id(node) in top))
         elif isinstance(node, ast.Import | ast.ImportFrom) and not getattr(node, "level", 0):

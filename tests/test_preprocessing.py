@@ -13,6 +13,7 @@ from glacier_movement.cli import main
 from glacier_movement.config import BANDS, GREEN, SWIR16, Paths, get_glacier
 from glacier_movement.errors import GlacierError
 from glacier_movement.preprocessing import (
+    AlignOptions,
     _standardize,
     align_scenes,
     alignment_error,
@@ -232,9 +233,8 @@ def test_align_scenes_registers_shifted_scenes_and_applies_failure_policy():
     # The template is the mean: the warps are relative to the mean position.
     mean_shift = np.mean(shifts, axis=0)
     for policy in ("keep", "drop"):
-        aligned, al = align_scenes(
-            [s.copy() for s in scenes], method="ecc", on_failure=policy, iterations=200
-        )
+        opts = AlignOptions(method="ecc", on_failure=policy, iterations=200)
+        aligned, al = align_scenes([s.copy() for s in scenes], opts)
         np.testing.assert_array_equal(al.success, [True] * 5 + [False])
         np.testing.assert_array_equal(al.used, [True] * 5 + [policy == "keep"])
         assert "Iterations do not converge" in al.errors[5] and np.isnan(al.cc[5])
@@ -250,10 +250,10 @@ def test_align_scenes_registers_shifted_scenes_and_applies_failure_policy():
         after = np.mean([np.abs(aligned[i] - aligned[0])[inner].mean() for i in range(1, 5)])
         assert after < 0.2 * before
     assert ecc_template(scenes).shape == (h, w)
-    _, chained = align_scenes(scenes[:5], method="ecc", chain_init=True, iterations=200)
+    _, chained = align_scenes(scenes[:5], AlignOptions("ecc", chain_init=True, iterations=200))
     assert chained.success.all()
     with pytest.raises(ValueError, match="method"):
-        align_scenes(scenes, method="sift")
+        AlignOptions(method="sift")
 
 
 def test_phase_alignment_recovers_shifts_and_applies_failure_policy():
@@ -269,7 +269,8 @@ def test_phase_alignment_recovers_shifts_and_applies_failure_policy():
         scenes.append(warp_scene(base, np.linalg.inv(m)) + rng.normal(0, 30, (2, h, w)))
     scenes.append(np.full((2, h, w), 12000, np.float32))  # uniform (cloud): no peak, fails
     for policy in ("keep", "drop"):
-        aligned, al = align_scenes([s.copy() for s in scenes], on_failure=policy, workers=2)
+        opts = AlignOptions(on_failure=policy, workers=2)
+        aligned, al = align_scenes([s.copy() for s in scenes], opts)
         np.testing.assert_array_equal(al.success, [True] * 5 + [False])
         np.testing.assert_array_equal(al.used, [True] * 5 + [policy == "keep"])
         assert "uniform" in al.errors[5] and np.isnan(al.cc[5])

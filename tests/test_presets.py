@@ -33,11 +33,11 @@ def test_override_changes_only_the_given_fields_and_returns_a_new_object():
 
 
 def test_override_ignores_none_but_keeps_falsy_values():
-    base = TrainConfig(max_steps=7)
+    base = TrainConfig(max_steps=7, seed=3)
     assert override(base, lr=None, max_steps=None) == base
-    # 0, 0.0 and False are settings, not "not given"
-    new = override(base, weight_decay=0.0, max_steps=0, teacher_forcing=False)
-    assert (new.weight_decay, new.max_steps, new.teacher_forcing) == (0.0, 0, False)
+    # 0, 0.0 and False are settings, not "not given" (max_steps=0 is out of bounds: TRAIN_BOUNDS)
+    new = override(base, weight_decay=0.0, seed=0, teacher_forcing=False)
+    assert (new.weight_decay, new.seed, new.teacher_forcing) == (0.0, 0, False)
 
 
 def test_override_rejects_unknown_fields_naming_them_and_the_class():

@@ -71,9 +71,11 @@ def test_sigusr1_checkpoints_and_training_goes_on(tmp_path, monkeypatch, capsys)
     calls = []
     import glacier_movement.training as training
 
-    real = training.save_checkpoint
+    real = training.loop.save_checkpoint  # where Trainer.save writes through
     monkeypatch.setattr(
-        training, "save_checkpoint", lambda obj, path: (calls.append(obj["step"]), real(obj, path))
+        training.loop,
+        "save_checkpoint",
+        lambda obj, path: (calls.append(obj["step"]), real(obj, path)),
     )
     _signal_at_step(monkeypatch, 5, signal.SIGUSR1)
     tiny_fit(tmp_path / "usr1")

@@ -22,8 +22,10 @@ from glacier_movement import checkpoints, cli, config, io, training
 from glacier_movement.errors import DataError, GlacierError
 from glacier_movement.models import build_model
 from glacier_movement.presets import get_preset, override
+from glacier_movement.settings import SettingsError
 from glacier_movement.training import (
     CHECKPOINT_FORMAT,
+    TrainSettings,
     default_run_name,
     fit,
     load_checkpoint,
@@ -199,7 +201,7 @@ def test_resumed_checkpoint_is_dropped_before_training(tmp_path, monkeypatch):
             return self[torch.as_tensor(idx)]
 
     ds = tensor_data()
-    monkeypatch.setattr(training, "load_checkpoint", spy)
+    monkeypatch.setattr(training.runner, "load_checkpoint", spy)  # where _restore reads it
     cfg = override(get_preset("tiny").train_config("salstm"), batch_size=6, max_steps=5)
     torch.manual_seed(0)
     fit("salstm", build_model("salstm", "tiny"), (Watched(*ds.tensors), np.arange(32)),
@@ -302,32 +304,28 @@ def test_two_glaciers_and_fine_tuning(tmp_path):
     root = tmp_path / "data"
     write_frames(root, "parvati", seed=1)
     write_frames(root, "aletsch", t=10, size=30, seed=2)
+    quiet = dict(preset="tiny", wandb="disabled", progress=False)
     mixed = train_model(
-        "convlstm",
-        ["parvati", "aletsch"],
-        "tiny",
-        root=root,
-        wandb="disabled",
-        progress=False,
-        max_steps=2,
+        TrainSettings(model="convlstm", glacier=("parvati", "aletsch"), max_steps=2, **quiet),
+        root,
     )
     assert mixed.run_dir.name == "convlstm-parvati+aletsch-tiny"
     # parvati 12 frames of 40² → 5 starts × 16 patches; aletsch 10 of 30² → 3 × 9; each split 80/20 then 90/10
     assert mixed.n_train == int(int(80 * 0.8) * 0.9) + int(int(27 * 0.8) * 0.9)
 
     base = train_model(
-        "lstm", "parvati", "tiny", root=root, wandb="disabled", progress=False, max_steps=2
+        TrainSettings(model="lstm", glacier=("parvati",), max_steps=2, **quiet), root
     )
     tuned = train_model(
-        "lstm",
-        "aletsch",
-        "tiny",
-        root=root,
-        wandb="disabled",
-        progress=False,
-        init_from=base.last,
-        max_steps=1,
-        lr=1e-12,
+        TrainSettings(
+            model="lstm",
+            glacier=("aletsch",),
+            init_from=str(base.last),
+            max_steps=1,
+            lr=1e-12,
+            **quiet,
+        ),
+        root,
     )
     assert tuned.run_dir.name == "lstm-aletsch-tiny-finetuned"
     a, b = load_checkpoint(base.last)["model"], load_checkpoint(tuned.last)["model"]
@@ -335,14 +333,10 @@ def test_two_glaciers_and_fine_tuning(tmp_path):
     assert load_checkpoint(tuned.last)["config"]["init_from"] == str(base.last)
     with pytest.raises(GlacierError, match="holds a 'convlstm' model, not 'lstm'"):
         train_model(
-            "lstm",
-            "aletsch",
-            "tiny",
-            root=root,
-            wandb="disabled",
-            progress=False,
-            init_from=mixed.last,
-            run_name="x",
+            TrainSettings(
+                model="lstm", glacier=("aletsch",), init_from=str(mixed.last), run_name="x", **quiet
+            ),
+            root,
         )
 
 
@@ -383,9 +377,29 @@ def test_simvp_trains_saves_and_loads_through_the_cli(tmp_path, capsys, monkeypa
     assert "| simvp-parvati-tiny |" in capsys.readouterr().out
 
 
-def test_persistence_is_not_trainable(tmp_path):
-    with pytest.raises(GlacierError, match="no parameters to train"):
-        train_model("persistence", "parvati", "tiny", root=tmp_path)
+def test_persistence_is_not_trainable():
+    with pytest.raises(SettingsError, match="model persistence has no parameters to train"):
+        TrainSettings(model="persistence", glacier=("parvati",), preset="tiny")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [("lr", 0.0, "lr must be > 0"), ("lr", float("nan"), "lr must be > 0"),
+     ("batch_size", 0, "batch_size must be ≥ 1"), ("max_steps", 0, "max_steps must be ≥ 1")],
+)  # fmt: skip
+def test_train_settings_name_the_setting_out_of_bounds(field, value, words):
+    """The bounds live in the settings (presets.TRAIN_BOUNDS): a bad value is refused when the
+    settings are made, with the setting's name (the command line shows its flag)."""
+    with pytest.raises(SettingsError, match=words) as e:
+        TrainSettings(model="lstm", glacier=("parvati",), **{field: value})
+    assert e.value.field == field
+    with pytest.raises(SettingsError, match=words):
+        override(get_preset("tiny").train_config("lstm"), **{field: value})
+
+
+def test_cli_names_the_lr_flag(capsys):
+    assert cli.main(["train", "--glacier", "parvati", "--model", "lstm", "--lr", "-1"]) == 2
+    assert "--lr must be > 0 (got -1.0)" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------------- DDP

@@ -283,13 +283,15 @@ def frames_root(raw_root: Path, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_root(frames_root: Path, tmp_path_factory) -> Path:
     """``frames_root`` + a tiny SA-LSTM run (3 steps): ``models/salstm-parvati-tiny/last.pt``."""
-    from glacier_movement.training import train_model
+    from glacier_movement.training import TrainSettings, train_model
 
     def build(root: Path) -> None:
         copy_root(frames_root, root)
-        train_model(
-            "salstm", "parvati", "tiny", root=root, max_steps=3, wandb="disabled", progress=False
-        )
+        s = TrainSettings(
+            model="salstm", glacier=("parvati",), preset="tiny", max_steps=3, wandb="disabled",
+            progress=False,
+        )  # fmt: skip
+        train_model(s, root)
 
     root = built_once(tmp_path_factory, "robust-trained", build)
     assert (root / "models" / RUN / "last.pt").is_file()
