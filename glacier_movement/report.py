@@ -759,6 +759,7 @@ def _experiment5_md(root: Path, results: Path, rs: Study) -> tuple[list[str], li
         clusters += int(obs["n_clusters"].iloc[0])
         r = obs.set_index("model")
         o = r.loc[ORACLE] if ORACLE in r.index else None
+        epe = _advect_epe(root, glaciers, get_preset(rs.preset))
         for m in [*EXP5_MODELS, "advect"]:
             if m not in r.index:
                 continue
@@ -772,6 +773,7 @@ def _experiment5_md(root: Path, results: Path, rs: Study) -> tuple[list[str], li
                     else _skill_cell(o.to_dict(), "skill_climatology", "+.3f"),
                     _skill_cell(x.to_dict(), "skill_climatology", "+.3f"),
                     _skill_cell(x.to_dict(), "share_available"),
+                    f"{epe[0]:.2f}" if m == "advect" and epe is not None else "",
                 ]
             )
             if o is not None and m in EXP5_MODELS:
@@ -789,17 +791,27 @@ def _experiment5_md(root: Path, results: Path, rs: Study) -> tuple[list[str], li
                 )
                 if float(x.get("share_available_low", math.nan)) > 0:
                     summary[m].append(w)
-        md += [f"### {w} ({world_label(w)})", "", *skill_sentences(obs, list(EXP5_MODELS))]
-        epe = _advect_epe(root, glaciers, get_preset(rs.preset))
+        md += [
+            f"### {w} ({world_label(w)})",
+            "",
+            *_score_section(t, list(EXP5_MODELS), f"{len(glaciers)} held-out replicate(s) pooled"),
+        ]
         if epe is not None:
-            md.append(
-                f"- `advect`'s tracked velocity against the truth: endpoint error {epe[0]:.2f} "
-                f"px/window (no motion: {epe[1]:.2f}; {epe[2]} starts)."
-            )
-        md.append("")
+            md += [
+                f"`advect`'s tracked velocity against the truth: endpoint error {epe[0]:.2f} "
+                f"px/window (no motion: {epe[1]:.2f}; {epe[2]} starts).",
+                "",
+            ]
     if not rows:
         return [*md[:2], "Not run yet.", ""], []
-    head = ["world", "model", "available skill (oracle)", "skill", "share of available"]
+    head = [
+        "world",
+        "model",
+        "available skill (oracle)",
+        "skill",
+        "share of available",
+        "advect EPE (px/window)",
+    ]
     md += ["### The sweep", "", markdown_table(head, table), ""]
     md += [
         f"{clusters} clusters in all (observed targets). Where each model takes a significant "
