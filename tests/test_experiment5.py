@@ -121,3 +121,48 @@ def test_results_figure_and_words(job):
     state = json.loads(state_path(job).read_text())
     assert state["fingerprint"]["experiments"] == [5]
     assert all(s["status"] == "done" for s in state["stages"].values())
+
+
+def test_the_words_follow_the_share_intervals(tmp_path, monkeypatch):
+    """The section names a world for a model only where its share's interval lies above 0."""
+    from glacier_movement import report
+    from glacier_movement.study import Study
+
+    share = {  # world → lstm+clim's share interval; unet+clim never takes a share
+        "rho0": (np.nan, np.nan, np.nan),
+        "rho90": (0.4, 0.1, 0.7),
+        "motion": (0.3, -0.1, 0.6),
+    }
+
+    def fake_pooled(root, glaciers, runs, n_bootstrap, seed=0):
+        w = next(w for w in WORLDS if glaciers[0].startswith(world_glacier(w) + "-"))
+        rows = []
+        for m, (s, lo, hi) in [
+            ("oracle", (0.2, 0.1, 0.3)),
+            ("lstm+clim", share[w]),
+            ("unet+clim", (-0.5, -0.9, -0.2)),
+            ("advect", (0.0, -0.1, 0.1)),
+        ]:
+            rows.append(
+                {
+                    "model": m, "targets": "observed", "n_clusters": 36,
+                    "skill_climatology": 0.2 * s if m != "oracle" else 0.2,
+                    "skill_climatology_low": 0.2 * lo if m != "oracle" else 0.1,
+                    "skill_climatology_high": 0.2 * hi if m != "oracle" else 0.3,
+                    "available_skill": 0.2,
+                    "share_available": s, "share_available_low": lo, "share_available_high": hi,
+                }
+            )  # fmt: skip
+        return pd.DataFrame(rows), pd.DataFrame()
+
+    monkeypatch.setattr(report, "pooled_scores", fake_pooled)
+    monkeypatch.setattr(report, "_score_section", lambda *a, **k: [])
+    monkeypatch.setattr(report, "_advect_epe", lambda *a, **k: None)
+    rs = Study(preset="tiny", experiments=(5,), heldout=6, bootstrap=0).resolved()
+    md, rows = report._experiment5_md(tmp_path, tmp_path, rs)
+    text = "\n".join(md)
+    assert "- lstm+clim: rho90." in text  # motion's interval includes 0, rho0's is undefined
+    assert "- unet+clim: in no world." in text
+    assert "108 clusters in all" in text
+    assert {r["test_set"] for r in rows} == set(WORLDS) and {r["experiment"] for r in rows} == {5}
+    assert (tmp_path / "figures" / "experiment5_skill.png").is_file()
