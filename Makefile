@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST := $(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile
 
-.PHONY: install reproduce reproduce-motion test test-slow test-cluster lint typecheck bench clean
+.PHONY: install reproduce reproduce-motion reproduce-predictability test test-slow test-cluster lint typecheck bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ reproduce: $(STAMP)
 # experiment 4, the motion benchmark (beyond the paper); adds its section to results/README.md
 reproduce-motion: $(STAMP)
 	$(BIN)/glacier-movement reproduce --preset $(PRESET) --experiments 4
+
+# experiment 5, the predictability sweep (beyond the paper; ~20-26 min at the demo preset on 2
+# cores, estimated: docs/evaluation.md); adds its section and figure to results/README.md
+reproduce-predictability: $(STAMP)
+	$(BIN)/glacier-movement reproduce --preset $(PRESET) --experiments 5
 
 test: $(STAMP)
 	$(PYTEST) -m "not slow and not cluster"

@@ -95,10 +95,16 @@ def validate_name(name: str, what: str = "glacier name", shipped: bool = False) 
             f"{what} {name!r} is a shipped glacier of the paper: use --glacier {name.lower()} as "
             "it is, or choose another name"
         )
-    if HELDOUT in name.lower():
+    for tag, kind in ((HELDOUT, "a held-out replicate"), (TRAIN, "a training replicate")):
+        if tag in name.lower():
+            raise GlacierError(
+                f"{what} {name!r} reads as {kind} (<glacier>{tag}<k>): choose a name without "
+                f"{tag!r}"
+            )
+    if WORLD in name.lower():
         raise GlacierError(
-            f"{what} {name!r} reads as a held-out replicate (<glacier>{HELDOUT}<k>): choose a "
-            f"name without {HELDOUT!r}"
+            f"{what} {name!r} reads as an experiment-5 world (<glacier>{WORLD}<label>): choose a "
+            f"name without {WORLD!r}"
         )
     if name.lower() in RESERVED_NAMES:
         raise GlacierError(
@@ -440,9 +446,25 @@ HELDOUT = "-heldout-"
 MOTION = "-motion"
 
 
+#: ``<glacier>-train-<k>``: the k-th training replicate of a glacier (k ≥ 2; the glacier itself is
+#: the first): the same configuration and world, another seed (``reproduce --train-glaciers N``).
+TRAIN = "-train-"
+
+
+#: ``<glacier>-world-<label>``: a shipped glacier's configuration in one of experiment 5's worlds
+#: (the predictability sweep; ``study.WORLDS`` gives each label's regime and persistence).
+WORLD = "-world-"
+
+
 def heldout_name(base: str, k: int) -> str:
     """Name of the k-th held-out replicate of ``base`` (``parvati-heldout-1``)."""
     return f"{base}{HELDOUT}{k}"
+
+
+def train_name(base: str, k: int) -> str:
+    """Name of the k-th training replicate of ``base`` (``parvati-train-2``); the first is
+    ``base`` itself."""
+    return base if k == 1 else f"{base}{TRAIN}{k}"
 
 
 def is_config_path(name: str) -> bool:
@@ -454,8 +476,9 @@ def get_glacier(name: str, root: str | os.PathLike | None = None) -> GlacierConf
     """The configuration of a glacier: a shipped name (parvati, aletsch; case-insensitive), a
     name added under the data root (``<root>/glaciers/<name>.toml``, ``root`` as
     :func:`data_root`), or the path of a config file (ends in .toml or holds a '/').
-    ``<glacier>-heldout-<k>`` is a held-out replicate with the configuration of ``<glacier>``;
-    ``<glacier>-motion`` the configuration of a shipped glacier for the motion regime."""
+    ``<glacier>-heldout-<k>`` is a held-out replicate with the configuration of ``<glacier>``,
+    ``<glacier>-train-<k>`` a training replicate; ``<glacier>-motion`` the configuration of a
+    shipped glacier for the motion regime, ``<glacier>-world-<label>`` for an experiment-5 world."""
     name = str(name)
     if is_config_path(name):
         return load_glacier_file(name)
@@ -467,6 +490,13 @@ def get_glacier(name: str, root: str | os.PathLike | None = None) -> GlacierConf
     if sep and k.isdigit() and base:
         cfg = get_glacier(name[: len(base)], root)
         return replace(cfg, name=heldout_name(cfg.name, int(k)))
+    base, sep, k = name.lower().rpartition(TRAIN)
+    if sep and k.isdigit() and int(k) >= 2 and base:
+        cfg = get_glacier(name[: len(base)], root)
+        return replace(cfg, name=train_name(cfg.name, int(k)))
+    base, sep, label = name.lower().partition(WORLD)
+    if sep and base in GLACIERS and re.fullmatch(r"[a-z0-9]+", label):
+        return replace(GLACIERS[base], name=name.lower())
     files = user_glacier_files(root)
     for path in [f for f in files if f.stem == name] or [
         f for f in files if f.stem.lower() == name.lower()

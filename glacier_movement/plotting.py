@@ -407,3 +407,56 @@ def scene_quicklook(
             title, fontsize=9, y=1.0 - 0.08 * top / (canvas.shape[0] / dpi + top), va="top"
         )
     return save_figure(fig, path, pdf=pdf, dpi=dpi)
+
+
+def _bars(v: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Error bars (2, n) from an interval [low, high] around v (0 where not defined)."""
+    return np.abs(np.nan_to_num(np.vstack([v - low, high - v])))
+
+
+def skill_sweep_figure(
+    points: list[dict], path: str | os.PathLike, pdf: bool = False
+) -> list[Path]:
+    """Experiment 5's figure: each model's skill against climatology (y) against the available
+    (oracle) skill (x) of every world, one line per model across the worlds, the oracle as the
+    diagonal, 95 % intervals as error bars (x: the oracle's, y: the model's).
+
+    ``points``: dicts with ``model``, ``world``, ``available`` / ``available_low`` /
+    ``available_high`` and ``skill`` / ``skill_low`` / ``skill_high``."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+
+    def finite(*keys: str) -> list[float]:
+        return [float(p[k]) for p in points for k in keys if np.isfinite(p[k])]
+
+    xs = finite("available", "available_low", "available_high")
+    ys = finite("skill", "skill_low", "skill_high")
+    # the skill axis is cut at -1: a diverged run must not hide the rest
+    x0, x1 = min([0.0, *xs]), max([0.05, *xs])
+    y0, y1 = max(min([0.0, *ys]), -1.0), min(max([x1, *ys]), 1.0)
+    pad_x, pad_y = 0.05 * (x1 - x0), 0.05 * (y1 - y0)
+    d0, d1 = min(x0, y0), max(x1, y1)
+    ax.plot([d0, d1], [d0, d1], "k--", lw=1, label="oracle (ceiling: skill = available skill)")
+    ax.axhline(0.0, color="0.6", lw=0.8)
+    for model in dict.fromkeys(p["model"] for p in points):
+        mine = sorted((p for p in points if p["model"] == model), key=lambda p: p["available"])
+        x = np.array([p["available"] for p in mine])
+        y = np.array([p["skill"] for p in mine])
+
+        xl = np.array([p["available_low"] for p in mine])
+        xh = np.array([p["available_high"] for p in mine])
+        yl = np.array([p["skill_low"] for p in mine])
+        yh = np.array([p["skill_high"] for p in mine])
+        ax.errorbar(
+            x, y, xerr=_bars(x, xl, xh), yerr=_bars(y, yl, yh),
+            marker="o", capsize=3, label=model,
+        )  # fmt: skip
+        for p in mine:
+            ax.annotate(p["world"], (p["available"], p["skill"]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")  # fmt: skip
+    ax.set_xlim(x0 - pad_x, x1 + pad_x)
+    ax.set_ylim(y0 - pad_y, y1 + pad_y)
+    ax.set_xlabel("available skill (oracle's skill against climatology)")
+    ax.set_ylabel("model's skill against climatology")
+    ax.set_title("Experiment 5: skill taken against skill available")
+    ax.legend(fontsize=7)
+    return save_figure(fig, path, pdf=pdf)

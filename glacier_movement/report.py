@@ -32,11 +32,20 @@ from .inference import scene_scores as scene_forecast_scores
 from .io import atomic_path, load_npz, markdown_table, write_csv, write_text
 from .models import MODELS as REGISTRY
 from .motion import load_flow_errors, threshold
-from .plotting import scene_panels_figure
+from .plotting import scene_panels_figure, skill_sweep_figure
 from .presets import Preset, get_preset
 from .settings import glacier_option, option
 from .skill import SKILL_COLUMNS, skill_rows
-from .study import EXP4_MODELS, MODELS, MOTION_GLACIER, Study, run_name
+from .study import (
+    EXP4_MODELS,
+    EXP5_MODELS,
+    MODELS,
+    MOTION_GLACIER,
+    WORLDS,
+    Study,
+    run_name,
+    world_glacier,
+)
 
 #: docs/evaluation.md: Parvati test set, the original (non-chronological) split.
 PAPER_SCORES = pd.DataFrame(
@@ -705,13 +714,155 @@ def _experiment4_md(root: Path, rs: Study) -> tuple[list[str], list[dict]]:
     return md, rows
 
 
-def _settings_for(results: Path, rs: Study) -> tuple[Study | None, Study | None]:
-    """The settings of the paper's experiments (1–3) and of experiment 4 to report: this call's
-    for the experiments it ran, the stored ones (``<results>/report.json``) for the others — a
-    job that runs only experiment 4 adds its section beside the earlier experiments 1–3."""
+#: Experiment 5's figure, under the report folder.
+EXP5_FIGURE = "figures/experiment5_skill.png"
+
+
+def world_label(world: str) -> str:
+    """A world's words: ``realistic, ρ = 0.9`` or ``motion regime``."""
+    regime, rho = WORLDS[world]
+    return "motion regime" if regime == "motion" else f"realistic, ρ = {rho:g}"
+
+
+def _experiment5_md(root: Path, results: Path, rs: Study) -> tuple[list[str], list[dict]]:
+    """Experiment 5's section (the predictability sweep), its figure and its rows of
+    ``results.csv`` (``test_set`` = the world's label, ``glacier`` = its held-out replicates)."""
+    md = [
+        "## Experiment 5 — the predictability sweep (beyond the paper)",
+        "",
+        f"In {len(WORLDS)} synthetic worlds of known predictability (docs/evaluation.md), "
+        f"{', '.join(EXP5_MODELS)} ({rs.seeds} seed(s) each) trained on the world's Parvati"
+        + (f" and {rs.train_glaciers - 1} training replicate(s)" if rs.train_glaciers > 1 else "")
+        + f", scored on {rs.heldout} held-out replicate(s) of that world (other seeds; clusters "
+        "= forecast start × glacier, seeds resampled too). Skill = 1 − MSE / MSE(climatology); "
+        "the available skill is the oracle's (a ceiling, not ranked); the share is skill / "
+        "available skill. Observed targets; clustered paired 95 % intervals.",
+        "",
+    ]
+    rows, points, summary, clusters = [], [], {m: [] for m in EXP5_MODELS}, 0
+    table = []
+    for w in WORLDS:
+        g = world_glacier(w)
+        glaciers = [config.heldout_name(g, k) for k in range(1, rs.heldout + 1)]
+        runs = {
+            m: [run_name(5, m, rs.preset, seed_index=k, glacier=g) for k in range(rs.seeds)]
+            for m in EXP5_MODELS
+        }
+        t, _ = pooled_scores(root, glaciers, runs, rs.bootstrap) if glaciers else (None, None)
+        if t is None or t.empty:
+            md += [f"### {w} ({world_label(w)})", "", "Not run yet.", ""]
+            continue
+        rows += results_rows(5, f"{g}+heldout", w, t)
+        obs = t[t["targets"] == "observed"]
+        if obs.empty:
+            continue
+        clusters += int(obs["n_clusters"].iloc[0])
+        r = obs.set_index("model")
+        o = r.loc[ORACLE] if ORACLE in r.index else None
+        epe = _advect_epe(root, glaciers, get_preset(rs.preset))
+        for m in [*EXP5_MODELS, "advect"]:
+            if m not in r.index:
+                continue
+            x = r.loc[m]
+            table.append(
+                [
+                    f"{w} ({world_label(w)})",
+                    m,
+                    _skill_cell(x.to_dict(), "available_skill", "+.3f")
+                    if o is None
+                    else _skill_cell(o.to_dict(), "skill_climatology", "+.3f"),
+                    _skill_cell(x.to_dict(), "skill_climatology", "+.3f"),
+                    _skill_cell(x.to_dict(), "share_available"),
+                    f"{epe[0]:.2f}" if m == "advect" and epe is not None else "",
+                ]
+            )
+            if o is not None and m in EXP5_MODELS:
+                points.append(
+                    {
+                        "model": m,
+                        "world": w,
+                        "available": float(o["skill_climatology"]),
+                        "available_low": float(o["skill_climatology_low"]),
+                        "available_high": float(o["skill_climatology_high"]),
+                        "skill": float(x["skill_climatology"]),
+                        "skill_low": float(x["skill_climatology_low"]),
+                        "skill_high": float(x["skill_climatology_high"]),
+                    }
+                )
+                if float(x.get("share_available_low", math.nan)) > 0:
+                    summary[m].append(w)
+        md += [
+            f"### {w} ({world_label(w)})",
+            "",
+            *_score_section(t, list(EXP5_MODELS), f"{len(glaciers)} held-out replicate(s) pooled"),
+        ]
+        if epe is not None:
+            md += [
+                f"`advect`'s tracked velocity against the truth: endpoint error {epe[0]:.2f} "
+                f"px/window (no motion: {epe[1]:.2f}; {epe[2]} starts).",
+                "",
+            ]
+    if not rows:
+        return [*md[:2], "Not run yet.", ""], []
+    head = [
+        "world",
+        "model",
+        "available skill (oracle)",
+        "skill",
+        "share of available",
+        "advect EPE (px/window)",
+    ]
+    md += ["### The sweep", "", markdown_table(head, table), ""]
+    md += [
+        f"{clusters} clusters in all (observed targets). Where each model takes a significant "
+        "share of the available skill (the share's 95 % interval above 0; an undefined share — "
+        "too little available skill — counts as no):",
+        "",
+        *(
+            f"- {m}: " + (", ".join(summary[m]) if summary[m] else "in no world") + "."
+            for m in EXP5_MODELS
+        ),
+        "",
+    ]
+    if points:
+        skill_sweep_figure(points, results / EXP5_FIGURE)
+        md += [
+            f"![Experiment 5: skill against available skill]({EXP5_FIGURE})",
+            "",
+            "*Each model's skill against climatology against the available (oracle) skill, one "
+            "line per model across the worlds; the dashed diagonal is the oracle; bars are the "
+            "clustered 95 % intervals; the skill axis is cut at −1 (the table gives every "
+            "value).*",
+            "",
+        ]
+    return md, rows
+
+
+def _advect_epe(root: Path, glaciers: list[str], pre: Preset) -> tuple[float, float, int] | None:
+    """``advect``'s velocity endpoint error against the truth at the test forecast starts of
+    ``glaciers`` (mean px/window, the same for zero motion, number of starts); None when none."""
+    epe = pd.concat(
+        [
+            ev.advect_velocity_errors(
+                config.Paths(root, g), config.get_glacier(g, root), pre.patch, pre.stride
+            )
+            for g in glaciers
+        ],
+        ignore_index=True,
+    )
+    if not len(epe):
+        return None
+    return float(epe["epe_px_window"].mean()), float(epe["zero_epe_px_window"].mean()), len(epe)
+
+
+def _settings_for(results: Path, rs: Study) -> tuple[Study | None, Study | None, Study | None]:
+    """The settings of the paper's experiments (1–3), of experiment 4 and of experiment 5 to
+    report: this call's for the experiments it ran, the stored ones (``<results>/report.json``)
+    for the others — a job that runs only experiment 4 (or 5) adds its section beside the earlier
+    experiments."""
     stored = _read_json(results / "report.json")
     groups = {}
-    for key, exps in (("paper", {1, 2, 3}), ("motion", {4})):
+    for key, exps in (("paper", {1, 2, 3}), ("motion", {4}), ("predictability", {5})):
         if exps & set(rs.experiments):
             groups[key] = settings.plain(rs) | {"experiments": sorted(exps & set(rs.experiments))}
         elif key in stored:
@@ -725,18 +876,20 @@ def _settings_for(results: Path, rs: Study) -> tuple[Study | None, Study | None]
             return None
         return settings.build(Study, {k: v for k, v in d.items() if k in names})
 
-    return load(groups.get("paper")), load(groups.get("motion"))
+    return load(groups.get("paper")), load(groups.get("motion")), load(groups.get("predictability"))
 
 
 def write_report(root: Path, results: Path, rs: Study) -> tuple[Path, Path]:
     """Write ``<results>/README.md``, ``results.csv`` and ``results_per_seed.csv`` from the
     stages' outputs."""
     results.mkdir(parents=True, exist_ok=True)
-    paper, motion = _settings_for(results, rs)
+    paper, motion, sweep = _settings_for(results, rs)
     exp4_md, exp4_rows = _experiment4_md(root, motion) if motion else ([], [])
+    exp5_md, exp5_rows = _experiment5_md(root, results, sweep) if sweep else ([], [])
+    md, rows = [*exp4_md, *exp5_md], [*exp4_rows, *exp5_rows]
     if paper is None:
-        return _write_motion_only(root, results, motion, exp4_md, exp4_rows)
-    return _write_paper(root, results, paper, exp4_md, exp4_rows)
+        return _write_motion_only(root, results, motion or sweep or rs, md, rows)
+    return _write_paper(root, results, paper, md, rows)
 
 
 def _write_motion_only(
@@ -810,7 +963,7 @@ def _paper_tables(root: Path, rs: Study) -> _PaperTables:
     return _PaperTables(g1, labels, runs, heldout, t1, seeds1, t1s, th, seedsh, t3, s2, s3)
 
 
-def _write_paper_csv(results: Path, p: _PaperTables) -> Path:
+def _write_paper_csv(results: Path, p: _PaperTables, extra_rows: list[dict]) -> Path:
     """Write ``results.csv`` (experiments 1–3) and ``results_per_seed.csv``; the former's path."""
     g1, t1, t1s, th, t3 = p.g1, p.t1, p.t1s, p.th, p.t3
     csv_rows = results_rows(1, g1, f"{g1}-test", t1)
@@ -832,6 +985,7 @@ def _write_paper_csv(results: Path, p: _PaperTables) -> Path:
             csv_rows += results_rows(
                 exp, "aletsch", "aletsch-scene", df[own].assign(targets="all", n_seeds=1)
             )
+    csv_rows += extra_rows  # experiments 4 and 5
     csv_path = write_csv(
         pd.DataFrame(csv_rows, columns=RESULT_COLUMNS), results / "results.csv", "%.6g"
     )
@@ -1116,20 +1270,21 @@ def _settings_md(pre: Preset, state: dict) -> list[str]:
 
 
 def _write_paper(
-    root: Path, results: Path, rs: Study, exp4_md: list[str], exp4_rows: list[dict]
+    root: Path, results: Path, rs: Study, extra_md: list[str], extra_rows: list[dict]
 ) -> tuple[Path, Path]:
-    """Write the report of experiments 1–3 (and ``exp4_md``, experiment 4's section, when run):
-    ``results.csv``, ``results_per_seed.csv`` and ``README.md``; returns (README, results.csv)."""
+    """Write the report of experiments 1–3 (and ``extra_md``/``extra_rows``, the sections and
+    rows of experiments 4 and 5, when run): ``results.csv``, ``results_per_seed.csv`` and
+    ``README.md``; returns (README, results.csv)."""
     pre = get_preset(rs.preset)
     p = _paper_tables(root, rs)
     g1 = p.g1
     flow_md, flow_rows = _flow_md(root, [run_name(1, m, rs.preset, glacier=g1) for m in MODELS], g1)
-    csv_path = _write_paper_csv(results, p)
+    csv_path = _write_paper_csv(results, p, extra_rows)
     state = _read_json(results / "reproduce.json")
     md = [*_intro_md(rs), *_heldout_md(p, rs), *_experiment1_md(root, p, rs)]
     md += _flow_section(flow_md, flow_rows)
     md += _aletsch_md(p, rs)
-    md += exp4_md
+    md += extra_md
     md += _paper_numbers_md(rs, pre)
     md += _figures_md(root, results, rs, p.labels)
     md += _settings_md(pre, state)

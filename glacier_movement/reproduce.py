@@ -15,7 +15,9 @@ Experiments (docs/evaluation.md; runs and glaciers are named in ``study.py``):
 2. transfer to Aletsch: the experiment-1 SA-LSTM before and after fine-tuning on Aletsch;
 3. mixed training: SA-LSTM from scratch on Parvati + Aletsch training sequences (both test sets
    excluded), tested on the Parvati test sequences and the Aletsch full scenes;
-4. (beyond the paper) the motion benchmark.
+4. (beyond the paper) the motion benchmark;
+5. (beyond the paper) the predictability sweep: models trained and scored in synthetic worlds of
+   known predictability (``study.WORLDS``), their skill against the available (oracle) skill.
 """
 
 from __future__ import annotations
@@ -57,12 +59,16 @@ from .study import (
     data_glaciers,
     exp1_runs,
     exp4_runs,
+    exp5_runs,
     heldout_glaciers,
     motion_glaciers,
     paper_experiments,
     run_name,
     scene_label,
+    train_replicates,
     variants,
+    world_glacier,
+    world_of,
 )
 
 __all__ = ["Job", "STAGES", "reproduce", "run", "run_steps"]
@@ -205,13 +211,18 @@ def stage_data(job: Job) -> list[Any]:
         return [acquisition.AcquireSettings(glacier=g, years=job.years) for g in job.glaciers]
     size = job.settings.scene_size or {}
     steps = []
+    motion = {*motion_glaciers(job), *train_replicates(job, MOTION_GLACIER)}
     for k, g in enumerate(data_glaciers(job)):
-        base = g.split(config.HELDOUT)[0].removesuffix(config.MOTION)
+        base = g.split(config.HELDOUT)[0].split(config.TRAIN)[0].removesuffix(config.MOTION)
+        base = base.split(config.WORLD)[0]
+        # experiment 5's worlds set regime and persistence; the others keep the defaults
+        regime, rho = world_of(g) or ("motion" if g in motion else "realistic", None)
         step = synthetic.SynthesizeSettings(
             glacier=g, years=job.years, seed=job.seed + k,
             # a custom glacier's synthetic stand-in takes the preset's Parvati size
             size=tuple(size.get(base, size.get("parvati"))) if size else None,
-            regime="motion" if g in motion_glaciers(job) else "realistic",
+            regime=regime,
+            **({"persistence": rho} if rho is not None and regime == "realistic" else {}),
         )  # fmt: skip
         steps.append(step)
     return steps
@@ -221,19 +232,41 @@ def stage_preprocess(job: Job) -> list[Any]:
     return [preprocessing.PreprocessSettings(glacier=g) for g in data_glaciers(job)]
 
 
+def _training_glaciers(job: Job) -> list[str]:
+    """Every glacier a run trains on, replicates (``--train-glaciers``) included."""
+    out = [*(job.glaciers if paper_experiments(job) else ())]
+    if 1 in job.experiments:
+        out += train_replicates(job, job.glacier or "parvati")[1:]
+    if motion_glaciers(job):
+        out += train_replicates(job, MOTION_GLACIER)
+    for w in exp5_runs(job):
+        out += train_replicates(job, world_glacier(w))
+    return out
+
+
 def stage_sequences(job: Job) -> list[Any]:
-    glaciers = [*(job.glaciers if paper_experiments(job) else ()), *motion_glaciers(job)[:1]]
-    return [sequences.SequencesSettings(glacier=g, preset=job.preset) for g in glaciers]
+    return [
+        sequences.SequencesSettings(glacier=g, preset=job.preset) for g in _training_glaciers(job)
+    ]
 
 
 def stage_train(job: Job) -> list[Any]:
-    return [
-        _train(job, r.model, [job.glacier], r.name, r.split, seed=r.seed_index)
-        for r in exp1_runs(job)
-    ] + [
-        _train(job, r.model, [MOTION_GLACIER], r.name, r.split, seed=r.seed_index)
-        for r in exp4_runs(job)
-    ]
+    """Experiment 1, 4 and 5's runs, each on its glacier and its training replicates."""
+    exp1 = train_replicates(job, job.glacier or "parvati")
+    return (
+        [_train(job, r.model, exp1, r.name, r.split, seed=r.seed_index) for r in exp1_runs(job)]
+        + [
+            _train(job, r.model, train_replicates(job, MOTION_GLACIER), r.name, r.split,
+                   seed=r.seed_index)
+            for r in exp4_runs(job)
+        ]
+        + [
+            _train(job, r.model, train_replicates(job, world_glacier(w)), r.name, r.split,
+                   seed=r.seed_index)
+            for w, runs in exp5_runs(job).items()
+            for r in runs
+        ]
+    )  # fmt: skip
 
 
 def stage_test(job: Job) -> list[Any]:
@@ -251,6 +284,12 @@ def stage_test(job: Job) -> list[Any]:
         _test(job, r.name, g, flow="tuned", **boot)
         for g in motion_glaciers(job)
         for r in exp4_runs(job)
+    ]
+    steps += [  # experiment 5: each world's runs on its held-out replicates (pooled in the report)
+        _test(job, r.name, g, bootstrap=0)
+        for w, runs in exp5_runs(job).items()
+        for g in heldout_glaciers(job, world_glacier(w))
+        for r in runs
     ]
     return steps
 
@@ -381,7 +420,8 @@ def run_stage(job: Job, name: str, steps: list[Any]) -> None:
 
 def state_path(job: Job) -> Path:
     """``<results>/reproduce.json`` for the paper's experiments; another set of experiments keeps
-    its own (``reproduce-exp4.json``), so running experiment 4 does not undo experiments 1–3."""
+    its own (``reproduce-exp4.json``, ``reproduce-exp5.json``), so running experiment 4 or 5 does
+    not undo experiments 1–3."""
     if job.experiments == (1, 2, 3):
         return job.results / "reproduce.json"
     return job.results / f"reproduce-exp{''.join(map(str, job.experiments))}.json"

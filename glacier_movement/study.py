@@ -4,7 +4,7 @@
 commands cannot drift apart), and this module names the runs and glaciers of the experiments
 (docs/evaluation.md): experiment 1 on Parvati (the four models, their ``+clim`` variants, several
 seeds, a strict-split run, held-out synthetic glaciers), 2 the transfer to Aletsch, 3 mixed
-training, 4 the motion benchmark.
+training, 4 the motion benchmark, 5 the predictability sweep (worlds of known predictability).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import config, settings
 from .catalog import Catalog
+from .landscape import PERSISTENCE
 from .models import EXP4_MODELS, PAPER_MODELS
 from .presets import Preset, get_preset
 from .settings import SettingsError, option
@@ -26,16 +27,34 @@ MODELS = PAPER_MODELS
 #: Experiment 4's glacier: Parvati's configuration, synthesized in the motion regime.
 MOTION_GLACIER = "parvati" + config.MOTION
 SOURCES = ("synthetic", "planetary-computer")
+#: The experiments ``--experiments`` takes.
+EXPERIMENTS = (1, 2, 3, 4, 5)
+
+#: Experiment 5's worlds (the predictability sweep): label → (regime, persistence ρ of the
+#: snow-line anomaly). Chosen before any score, to span the available skill: ρ = 0 (the realistic
+#: world with nothing to know beyond the seasonal cycle: no anomaly persists to the next window),
+#: ρ = 0.9 (a persistent snow-cover anomaly a forecaster can carry forward), and the motion
+#: regime (moving ice under a fixed snow line: skill from known motion; ρ does not apply there).
+WORLDS: dict[str, tuple[str, float]] = {
+    "rho0": ("realistic", 0.0),
+    "rho90": ("realistic", 0.9),
+    "motion": ("motion", PERSISTENCE),
+}
+#: Experiment 5's models: the two `+clim` variants with the lowest final validation MSE at their
+#: chosen demo learning rates (docs/models.md: U-Net+clim 0.0191, LSTM+clim 0.0207; the `+clim`
+#: variants are far below the plain models on validation), which are also the two fastest to
+#: train (233 and 243 seq/s): the sweep must fit in 30 min on 2 cores.
+EXP5_MODELS = ("lstm+clim", "unet+clim")
 
 
 def parse_experiments(text: str) -> tuple[int, ...]:
-    """``1,2,3`` → (1, 2, 3); each of 1–4, at least one."""
+    """``1,2,3`` → (1, 2, 3); each of 1–5, at least one."""
     try:
         out = tuple(sorted({int(t) for t in text.split(",") if t.strip()}))
     except ValueError:
         out = ()
-    if not out or not set(out) <= {1, 2, 3, 4}:
-        raise ValueError(f"{text!r}: give a comma-separated list of 1, 2, 3, 4")
+    if not out or not set(out) <= set(EXPERIMENTS):
+        raise ValueError(f"{text!r}: give a comma-separated list of 1, 2, 3, 4, 5")
     return out
 
 
@@ -59,7 +78,8 @@ class Study:
     seeds: int | None = option(
         None,
         metavar="N",
-        help="training seeds of every experiment-1 model (default: 3; tiny preset 1)",
+        help="training seeds of every model (default: 3 with experiment 1 at a preset other than "
+        "tiny, else 2 with experiment 5, else 1)",
     )
     heldout: int | None = option(
         None,
@@ -85,7 +105,15 @@ class Study:
         parse=parse_experiments,
         metavar="LIST",
         help="comma-separated experiments: 1-3 are the paper's (default 1,2,3); 4 is the motion "
-        "benchmark (beyond the paper: the five models on a motion-regime glacier)",
+        "benchmark (beyond the paper: the five models on a motion-regime glacier); 5 the "
+        "predictability sweep (worlds of known predictability, skill against the available skill)",
+    )
+    train_glaciers: int = option(
+        1,
+        metavar="N",
+        help="synthetic training replicates of the training glacier's world that experiments 1, 4 "
+        "and 5 train on (the glacier and N-1 others, other seeds than the held-out replicates; "
+        "default 1)",
     )
     glacier: str | None = option(
         None,
@@ -105,22 +133,24 @@ class Study:
                 f"has unknown model(s) {unknown}: use {', '.join(MODELS)}, all or none",
             )
         e = set(self.experiments)
-        if not e or not e <= {1, 2, 3, 4}:
-            raise SettingsError("experiments", f"must be among 1, 2, 3, 4, not {self.experiments}")
+        if not e or not e <= set(EXPERIMENTS):
+            raise SettingsError(
+                "experiments", f"must be among 1, 2, 3, 4, 5, not {self.experiments}"
+            )
         if (2 in e or 3 in e) and 1 not in e or (3 in e and 2 not in e):
             raise SettingsError(
                 "experiments",
                 "2 builds on experiment 1's models and 3 on both: run 1,2,3 together "
                 "(--experiments 1,2,3), with or without 4",
             )
-        for name, least in (("seeds", 1), ("heldout", 0), ("bootstrap", 0)):
+        for name, least in (("seeds", 1), ("heldout", 0), ("bootstrap", 0), ("train_glaciers", 1)):
             value = getattr(self, name)
             if value is not None and value < least:
                 raise SettingsError(name, f"must be at least {least}, got {value}")
 
     def resolved(self, root: Path | None = None):
-        """The same study with every default filled in: seeds (3; 1 for tiny or without
-        experiment 1), held-out glaciers (6; tiny 1), the glacier's name (parvati), and
+        """The same study with every default filled in: seeds (3; without experiment 1 or at
+        tiny: 2 with experiment 5, else 1), held-out glaciers (6; tiny 1), the glacier's name (parvati), and
         experiment 1 only for another glacier."""
         glacier, experiments = "parvati", self.experiments
         if self.glacier not in (None, "parvati"):
@@ -129,11 +159,11 @@ class Study:
                 raise SettingsError(
                     "glacier",
                     "runs experiment 1 on that glacier: drop --experiments (2 and 3 are the "
-                    "paper's Aletsch experiments, 4 the motion benchmark)",
+                    "paper's Aletsch experiments, 4 the motion benchmark, 5 the sweep)",
                 )
             experiments = (1,)
         tiny = self.preset == "tiny"
-        seeds = self.seeds or (3 if not tiny and 1 in experiments else 1)
+        seeds = self.seeds or (3 if not tiny and 1 in experiments else 2 if 5 in experiments else 1)
         heldout = self.heldout if self.heldout is not None else (1 if tiny else 6)
         return dataclasses.replace(
             self, glacier=glacier, experiments=experiments, seeds=seeds, heldout=heldout
@@ -161,10 +191,23 @@ def run_name(
     """The training run of an experiment (also the label of its outputs): ``salstm-parvati-demo``,
     ``…-strict``, ``salstm-aletsch-demo-finetuned`` (experiment 2), ``salstm-parvati+aletsch-demo``
     (3); ``model`` may carry ``+clim``; the k-th extra seed adds ``-seed<k>``."""
-    glaciers = {1: [glacier], 2: ["aletsch"], 3: ["parvati", "aletsch"], 4: [MOTION_GLACIER]}[
-        experiment
-    ]
+    glaciers = {1: [glacier], 2: ["aletsch"], 3: ["parvati", "aletsch"], 4: [MOTION_GLACIER]}.get(
+        experiment, [glacier]
+    )
     return Catalog.run_name(model, glaciers, preset, split, experiment == 2, seed_index)
+
+
+def world_glacier(world: str, base: str = "parvati") -> str:
+    """Experiment 5's training glacier of a world (``parvati-world-rho90``)."""
+    return f"{base}{config.WORLD}{world}"
+
+
+def world_of(glacier: str) -> tuple[str, float] | None:
+    """(regime, persistence) of an experiment-5 world's glacier or of its replicates; None for
+    any other glacier."""
+    base = glacier.split(config.HELDOUT)[0].split(config.TRAIN)[0]
+    _, sep, label = base.partition(config.WORLD)
+    return WORLDS.get(label) if sep else None
 
 
 def scene_label(experiment: int, what: str, preset: str) -> str:
@@ -203,6 +246,22 @@ def motion_glaciers(study: Study) -> list[str]:
     return [MOTION_GLACIER, *heldout_glaciers(study, MOTION_GLACIER)]
 
 
+def train_replicates(study: Study, base: str) -> list[str]:
+    """The training glaciers of a run on ``base``: ``base`` and its ``--train-glaciers`` − 1
+    training replicates (synthetic data only)."""
+    n = study.train_glaciers if study.source == "synthetic" else 1
+    return [config.train_name(base, k) for k in range(1, n + 1)]
+
+
+def exp5_glaciers(study: Study) -> list[str]:
+    """Experiment 5's glaciers: per world its training glacier and held-out replicates."""
+    if 5 not in study.experiments or study.source != "synthetic":
+        return []
+    return [
+        g for w in WORLDS for g in (world_glacier(w), *heldout_glaciers(study, world_glacier(w)))
+    ]
+
+
 def paper_experiments(study: Study) -> bool:
     return bool({1, 2, 3} & set(study.experiments))
 
@@ -210,7 +269,23 @@ def paper_experiments(study: Study) -> bool:
 def data_glaciers(study: Study) -> list[str]:
     """Every glacier whose data the study needs, in the order they are made."""
     paper = [*study.glaciers, *heldout_glaciers(study)] if paper_experiments(study) else []
-    return [*paper, *motion_glaciers(study)]
+    # the training replicates and experiment 5 come last: the glaciers before keep their seeds
+    extra = [
+        *(
+            train_replicates(study, study.glacier or "parvati")[1:]
+            if 1 in study.experiments
+            else []
+        ),
+        *(train_replicates(study, MOTION_GLACIER)[1:] if motion_glaciers(study) else []),
+        *exp5_glaciers(study),
+        *(
+            g
+            for w in WORLDS
+            for g in train_replicates(study, world_glacier(w))[1:]
+            if exp5_glaciers(study)
+        ),
+    ]
+    return [*paper, *motion_glaciers(study), *extra]
 
 
 def exp1_runs(study: Study) -> list[Run]:
@@ -241,3 +316,17 @@ def exp4_runs(study: Study) -> list[Run]:
         for m in EXP4_MODELS
         for k in range(study.seeds or 1)
     ]
+
+
+def exp5_runs(study: Study) -> dict[str, list[Run]]:
+    """Experiment 5: per world, the models of :data:`EXP5_MODELS` at every seed."""
+    if 5 not in study.experiments or study.source != "synthetic":
+        return {}
+    return {
+        w: [
+            Run(m, "paper", k, run_name(5, m, study.preset, seed_index=k, glacier=world_glacier(w)))
+            for m in EXP5_MODELS
+            for k in range(study.seeds or 1)
+        ]
+        for w in WORLDS
+    }

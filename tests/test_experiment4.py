@@ -78,7 +78,7 @@ def test_experiment_lists():
     assert experiments("1,2,3") == (1, 2, 3)
     assert experiments("4") == (4,)
     assert experiments("4,1,2,3") == (1, 2, 3, 4)
-    for bad in ("5", "x", ""):  # not a list of experiments
+    for bad in ("6", "x", ""):  # not a list of experiments
         with pytest.raises(ValueError, match="give a comma-separated list"):
             experiments(bad)
     for bad in ("2", "1,3"):  # 2 needs 1's models, 3 needs 1 and 2

@@ -543,3 +543,19 @@ def test_loader_with_worker_processes():
     serial = [x for x, _ in make_loader(ds, idx, 4, seed=1)]
     parallel = [x for x, _ in make_loader(ds, idx, 4, seed=1, num_workers=2)]
     assert all(torch.equal(a, b) for a, b in zip(serial, parallel, strict=True))
+
+
+def test_concat_batches_carry_the_climatology_of_clim_models():
+    """A +clim model trains on several glaciers (experiment 5's --train-glaciers): the batch of a
+    ConcatSequences holds each part's extra climatology channels."""
+    fa, fb = _frames(t=12, seed=1), _frames(t=12, h=30, w=30, seed=2)
+    a = SequenceDataset(fa, patch=10, stride=5, climatology=fa * 0.5, clim_input=True)
+    b = SequenceDataset(fb, patch=10, stride=5, climatology=fb * 0.5, clim_input=True)
+    both = ConcatSequences([a, b])
+    idx = np.array([0, len(a) + 1, 1])
+    x, y = both.batch(idx)
+    assert x.shape == (3, 2 * a.n_in + a.n_out, 10, 10) and y.shape == (3, a.n_out, 10, 10)
+    for k, i in enumerate(idx):
+        part, j = (a, i) if i < len(a) else (b, i - len(a))
+        assert torch.equal(x[k], part[int(j)][0]) and torch.equal(y[k], part[int(j)][1])
+    assert both.batch(np.array([], dtype=np.int64))[0].shape[0] == 0

@@ -120,12 +120,14 @@ def test_config_file_then_command_line(tmp_path, capsys):
 
 
 def test_the_job_prints_command_lines_that_run_its_steps(tmp_path):
-    """Every step of the demo job (all four experiments): the command line ``reproduce`` prints
-    parses back to the settings the job runs."""
+    """Every step of the demo job (all five experiments, with training replicates): the command
+    line ``reproduce`` prints parses back to the settings the job runs (the workers of --jobs
+    run the command lines)."""
     from glacier_movement import stages
     from glacier_movement.reproduce import STAGES
 
-    job = Job(preset="demo", experiments=(1, 2, 3, 4), root=tmp_path).resolved()
+    job = Job(preset="demo", experiments=(1, 2, 3, 4, 5), root=tmp_path, train_glaciers=2)
+    job = job.resolved()
     steps = [step for stage in STAGES.values() for step in stage(job)]
     assert len(steps) > 100
     for step in steps:

@@ -274,9 +274,16 @@ class ConcatSequences(Dataset):
             raise IndexError(f"sequence index out of range for {n} sequences")
         part, local = self.locate(idx % n if n else idx)
         p = self.patch
-        x = torch.empty((idx.size, self.n_in, p, p), dtype=torch.float32)
-        y = torch.empty((idx.size, self.n_out, p, p), dtype=torch.float32)
+        x = y = None
         for k in np.unique(part):
             sel = torch.from_numpy(np.flatnonzero(part == k))
-            x[sel], y[sel] = self.parts[int(k)].batch(local[sel.numpy()])
+            xk, yk = self.parts[int(k)].batch(local[sel.numpy()])
+            if x is None or y is None:
+                # the parts' channels: n_in frames, and the climatology too for the +clim models
+                x = torch.empty((idx.size, *xk.shape[1:]), dtype=torch.float32)
+                y = torch.empty((idx.size, *yk.shape[1:]), dtype=torch.float32)
+            x[sel], y[sel] = xk, yk
+        if x is None or y is None:
+            x = torch.empty((0, self.n_in, p, p), dtype=torch.float32)
+            y = torch.empty((0, self.n_out, p, p), dtype=torch.float32)
         return x, y
