@@ -305,7 +305,7 @@ def ci_text(low: float, high: float, digits: int = 4) -> str:
     )
 
 
-def _with_ci(r: dict, col: str, fmt: str) -> str:
+def with_ci(r: dict, col: str, fmt: str = "+.2f") -> str:
     """``r[col]`` and its interval ``col_low``, ``col_high`` as table text ("–" when NaN)."""
     v = r.get(col, math.nan)
     if v is None or not np.isfinite(v):
@@ -347,8 +347,8 @@ def results_markdown(results: pd.DataFrame, versus: Sequence[str] = REFERENCE_BA
                 )
         if skill:
             cells += [
-                _with_ci(r, "skill_climatology", "+.3f"),
-                _with_ci(r, "share_available", ".2f"),
+                with_ci(r, "skill_climatology", "+.3f"),
+                with_ci(r, "share_available", ".2f"),
             ]
         rows.append(cells)
     first = results.iloc[0]

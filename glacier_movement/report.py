@@ -281,16 +281,6 @@ def lead_table(table: pd.DataFrame) -> str:
     return markdown_table(head, rows)
 
 
-def _skill_cell(r: dict, col: str, fmt: str = "+.2f") -> str:
-    """``col`` of a row with its ``_low``/``_high`` interval (see :data:`skill.SKILL_COLUMNS`)."""
-    v = r.get(col, math.nan)
-    if v is None or not np.isfinite(v):
-        return "–"
-    lo, hi = r.get(f"{col}_low", math.nan), r.get(f"{col}_high", math.nan)
-    ci = f" [{lo:{fmt}}, {hi:{fmt}}]" if np.isfinite(lo) and np.isfinite(hi) else ""
-    return f"{v:{fmt}}{ci}"
-
-
 def skill_table(table: pd.DataFrame) -> str:
     """Skill against climatology per lead time and on / off the glacier, with the clustered,
     paired 95 % intervals; the oracle's (available) skill and each predictor's share of it
@@ -320,11 +310,11 @@ def skill_table(table: pd.DataFrame) -> str:
         rows.append(
             [
                 name,
-                _skill_cell(r, "skill_climatology"),
-                *[_skill_cell(r, c) for c in leads],
-                *[_skill_cell(r, c) for c in parts],
-                _skill_cell(r, "share_available"),
-                *[_skill_cell(r, c.replace("skill_climatology", "share_available")) for c in parts],
+                ev.with_ci(r, "skill_climatology"),
+                *[ev.with_ci(r, c) for c in leads],
+                *[ev.with_ci(r, c) for c in parts],
+                ev.with_ci(r, "share_available"),
+                *[ev.with_ci(r, c.replace("skill_climatology", "share_available")) for c in parts],
             ]
         )
     return markdown_table(head, rows)
@@ -768,11 +758,11 @@ def _experiment5_md(root: Path, results: Path, rs: Study) -> tuple[list[str], li
                 [
                     f"{w} ({world_label(w)})",
                     m,
-                    _skill_cell(x.to_dict(), "available_skill", "+.3f")
+                    ev.with_ci(x.to_dict(), "available_skill", "+.3f")
                     if o is None
-                    else _skill_cell(o.to_dict(), "skill_climatology", "+.3f"),
-                    _skill_cell(x.to_dict(), "skill_climatology", "+.3f"),
-                    _skill_cell(x.to_dict(), "share_available"),
+                    else ev.with_ci(o.to_dict(), "skill_climatology", "+.3f"),
+                    ev.with_ci(x.to_dict(), "skill_climatology", "+.3f"),
+                    ev.with_ci(x.to_dict(), "share_available"),
                     f"{epe[0]:.2f}" if m == "advect" and epe is not None else "",
                 ]
             )
