@@ -26,6 +26,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -151,7 +152,7 @@ def set_statistics(
             lag = None if ff.per_year is None else years * ff.per_year
             row[key] = _mse(x, ff.frames[t - lag]) if lag is not None and t >= lag else float("nan")
         rows.append(row)
-    table = pd.DataFrame(rows, columns=["frame", *FRAME_STATS])
+    table = pd.DataFrame(rows, columns=pd.Index(["frame", *FRAME_STATS]))
     means = {k: float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
              for k, v in table[list(FRAME_STATS)].items()}  # fmt: skip
     return pd.concat([table, pd.DataFrame([{"frame": "mean", **means}])], ignore_index=True)
@@ -170,7 +171,7 @@ def departure_correlation(ff: FrameFile, lags: tuple[int, ...] = LAGS) -> dict[i
     t_all = x.shape[0]
     if p is None or t_all < MIN_YEARS * p:
         return None
-    known = np.isfinite(x).all(axis=(1, 2))
+    known = np.asarray(np.isfinite(x).all(axis=(1, 2)))
     season = np.arange(t_all) % p
     if min(int(known[season == s].sum()) for s in range(p)) < MIN_YEARS:
         return None
@@ -200,12 +201,13 @@ def statistics(
 ) -> pd.DataFrame:
     """Long table ``set, frame, statistic, value`` of every set (None: all frames as one set) and,
     under set ``all``, the departure correlations (``departure_corr_lag<k>``) when computable."""
-    sets = sets or (tuple(range(ff.frames.shape[0])),)
+    every: tuple[tuple[int, ...], ...] = sets or (tuple(range(ff.frames.shape[0])),)
     parts = []
-    for frames in sets:
+    for frames in every:
         wide = set_statistics(ff, frames, threshold)
         long = wide.melt(id_vars="frame", var_name="statistic", value_name="value")
-        long.insert(0, "set", f"{frames[0]}-{frames[-1]}" if len(frames) > 1 else str(frames[0]))
+        first, last = frames[0], frames[-1]
+        long.insert(0, "set", f"{first}-{last}" if len(frames) > 1 else str(first))
         parts.append(long)
     corr = departure_correlation(ff)
     if corr is not None:
@@ -239,9 +241,10 @@ def format_table(table: pd.DataFrame, name: str, other: str | None = None) -> st
     if other is not None:
         head += f"   {other + ' (per frame)':<34} {'mean':>7} {'ratio':>6}"
     lines.append(head)
-    for (set_, stat), g in table.groupby(["set", "statistic"], sort=False):
-        per = g[g["frame"] != "mean"]
-        mean = g[g["frame"] == "mean"]
+    for key, g in table.groupby(["set", "statistic"], sort=False):
+        set_, stat = cast(tuple[str, str], key)
+        per = g.loc[g["frame"] != "mean"]
+        mean = g.loc[g["frame"] == "mean"]
         mean_v = float(mean["value"].iloc[0]) if len(mean) else float(per["value"].iloc[0])
         values = " ".join(fmt(v) for v in per["value"]) if set_ != "all" else ""
         line = f"{set_:<8} {stat:<24} {values:<34} {fmt(mean_v):>7}"

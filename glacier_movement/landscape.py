@@ -273,7 +273,7 @@ class SnowlineAnomaly:
     def __call__(self, t_days: float | np.ndarray) -> np.ndarray:
         """The anomaly (m) at ``t_days`` (days since the time origin; linear between grid steps)."""
         grid = np.arange(self.values.size) * ANOMALY_STEP_DAYS
-        return np.interp(t_days, grid, self.values)
+        return np.asarray(np.interp(t_days, grid, self.values))
 
 
 def snowline_season(

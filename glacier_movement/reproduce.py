@@ -217,12 +217,14 @@ def stage_data(job: Job) -> list[Any]:
         base = base.split(config.WORLD)[0]
         # experiment 5's worlds set regime and persistence; the others keep the defaults
         regime, rho = world_of(g) or ("motion" if g in motion else "realistic", None)
+        # a custom glacier's synthetic stand-in takes the preset's Parvati size
+        wh = size.get(base, size.get("parvati"))
+        extra: dict[str, Any] = (
+            {"persistence": rho} if rho is not None and regime == "realistic" else {}
+        )
         step = synthetic.SynthesizeSettings(
             glacier=g, years=job.years, seed=job.seed + k,
-            # a custom glacier's synthetic stand-in takes the preset's Parvati size
-            size=tuple(size.get(base, size.get("parvati"))) if size else None,
-            regime=regime,
-            **({"persistence": rho} if rho is not None and regime == "realistic" else {}),
+            size=(wh[0], wh[1]) if wh else None, regime=regime, **extra,
         )  # fmt: skip
         steps.append(step)
     return steps
@@ -273,7 +275,7 @@ def stage_test(job: Job) -> list[Any]:
     """Every experiment-1 run on its glacier's test sequences, and on each held-out glacier's
     (the report pools those with clustered intervals: no per-run bootstrap there)."""
     boot = {"bootstrap": job.bootstrap, "seed": job.seed}
-    steps = [_test(job, r.name, job.glacier, split=r.split, **boot) for r in exp1_runs(job)]
+    steps = [_test(job, r.name, _glacier(job), split=r.split, **boot) for r in exp1_runs(job)]
     steps += [
         _test(job, r.name, g, bootstrap=0)
         for g in heldout_glaciers(job)
@@ -296,7 +298,7 @@ def stage_test(job: Job) -> list[Any]:
 
 def stage_infer(job: Job) -> list[Any]:
     return [
-        _infer(job, _exp1(job, m), job.glacier) for m in variants(job) if 1 in job.experiments
+        _infer(job, _exp1(job, m), _glacier(job)) for m in variants(job) if 1 in job.experiments
     ] + [
         _infer(job, run_name(4, m, job.preset), MOTION_GLACIER)
         for m in EXP4_MODELS
@@ -305,12 +307,17 @@ def stage_infer(job: Job) -> list[Any]:
 
 
 def stage_flow(job: Job) -> list[Any]:
-    return [_flow(job, _exp1(job, m), job.glacier) for m in MODELS if 1 in job.experiments]
+    return [_flow(job, _exp1(job, m), _glacier(job)) for m in MODELS if 1 in job.experiments]
 
 
 def _exp1(job: Job, model: str) -> str:
     """Experiment 1's first-seed run of ``model``."""
-    return run_name(1, model, job.preset, glacier=job.glacier)
+    return run_name(1, model, job.preset, glacier=_glacier(job))
+
+
+def _glacier(job: Job) -> str:
+    """Experiment 1's glacier (a resolved job names it; parvati otherwise)."""
+    return job.glacier or "parvati"
 
 
 def stage_experiment2(job: Job) -> list[Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -142,12 +143,15 @@ class SequenceDataset(Dataset):
 
     def position(self, i):
         """(start, row, col) of sequence index ``i`` (an int or an int array, vectorised)."""
-        scalar = np.ndim(i) == 0
-        i = np.asarray(i, dtype=np.int64)
+        s, r, c = self.positions(np.asarray(i, dtype=np.int64))
+        if np.ndim(i) == 0:
+            return int(s), int(r), int(c)
+        return s, r, c
+
+    def positions(self, i: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(start, row, col) arrays of the int64 index array ``i``."""
         s, rem = np.divmod(i, self.n_positions)
         r, c = np.divmod(rem, self.grid[1])
-        if scalar:
-            return int(s), int(r), int(c)
         return s, r, c
 
     def index(self, start, row, col):
@@ -171,8 +175,8 @@ class SequenceDataset(Dataset):
             raise IndexError(f"sequence index {bad} out of range for {n} sequences")
         return np.where(idx < 0, idx + n, idx)
 
-    def __getitem__(self, i):
-        if isinstance(i, list | tuple | np.ndarray | torch.Tensor) and np.ndim(i) > 0:
+    def __getitem__(self, i: Any):
+        if np.ndim(i) > 0 and isinstance(i, list | tuple | np.ndarray | torch.Tensor):
             return self.batch(i)
         i = int(i)
         i = int(self._check(np.array([i]))[0])
@@ -196,7 +200,7 @@ class SequenceDataset(Dataset):
         """Whether every target window of sequence(s) ``i`` was observed (not interpolated)."""
         first, _ = self.target_frames(i)
         first = np.asarray(first).reshape(-1, 1)
-        return ~self.interpolated[first + np.arange(self.n_out)].any(axis=1)
+        return np.asarray(~self.interpolated[first + np.arange(self.n_out)].any(axis=1))
 
     def batch(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
         """Sequences ``indices`` as one batch: x (B, n_in, P, P), y (B, n_out, P, P), float32.
@@ -207,11 +211,13 @@ class SequenceDataset(Dataset):
         if isinstance(indices, torch.Tensor):
             indices = indices.cpu().numpy()
         idx = self._check(np.asarray(indices, dtype=np.int64).reshape(-1))
-        s, r, c = self.position(idx)
+        s, r, c = self.positions(idx)
         r, c = r[:, None], c[:, None]
         x = self._np_windows[s[:, None] + np.arange(self.n_in), r, c]
         y = self._np_windows[s[:, None] + np.arange(self.n_in, self.length), r, c]
         if self.clim_input:
+            if self._np_clim is None:
+                raise GlacierError("this dataset has no climatology: build it with climatology=…")
             x = np.concatenate([x, self._np_clim[s[:, None] + np.arange(self.length), r, c]], 1)
         return torch.from_numpy(x), torch.from_numpy(y)
 
@@ -255,8 +261,8 @@ class ConcatSequences(Dataset):
         part = np.searchsorted(self.offsets, i, side="right") - 1
         return part, i - self.offsets[part]
 
-    def __getitem__(self, i):
-        if isinstance(i, list | tuple | np.ndarray | torch.Tensor) and np.ndim(i) > 0:
+    def __getitem__(self, i: Any):
+        if np.ndim(i) > 0 and isinstance(i, list | tuple | np.ndarray | torch.Tensor):
             return self.batch(i)
         i = int(i)
         n = len(self)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -211,7 +212,7 @@ class IndexBatchSampler(Sampler):
                     "or explicit num_replicas and rank"
                 )
             self._dist = DistributedSampler(
-                range(len(self.indices)),
+                cast(Any, range(len(self.indices))),  # it needs only len()
                 num_replicas=num_replicas,
                 rank=rank,
                 shuffle=shuffle,

@@ -189,7 +189,7 @@ def summarize(
         if not isinstance(sp, Split):
             out["splits"][mode] = {"unavailable": sp}
             continue
-        a, b = sp.test_target_frames
+        a, b = _target_frames(sp)
         out["splits"][mode] = {
             **sp.counts,
             "train_range": [int(sp.train[0]), int(sp.train[-1])] if len(sp.train) else None,
@@ -202,14 +202,21 @@ def summarize(
     return out
 
 
+def _target_frames(sp: Split) -> tuple[int, int]:
+    """(first, last) frame that a test sequence of one glacier's split predicts."""
+    if sp.test_target_frames is None:  # only a mix of glaciers has none
+        raise GlacierError(f"the {sp.mode} split has no test target frames: it mixes glaciers")
+    return sp.test_target_frames
+
+
 def _example_indices(ds: SequenceDataset, k: int) -> np.ndarray:
     """``k`` sequences worth looking at: spread over the starts, each at the patch whose ice
     fraction in its last input frame is closest to one half (the ice edge, where motion shows)."""
     starts = np.unique(np.linspace(0, ds.n_starts - 1, k).round().astype(np.int64))
     out = []
     for s in starts:
-        frac = (extract_patches(ds.frames[s + ds.n_in - 1], ds.patch, ds.stride) > 0).mean(
-            axis=(-2, -1)
+        frac = np.mean(
+            extract_patches(ds.frames[s + ds.n_in - 1], ds.patch, ds.stride) > 0, (-2, -1)
         )
         r, c = np.unravel_index(np.argmin(np.abs(frac - 0.5)), frac.shape)
         out.append(ds.index(s, r, c))
@@ -236,7 +243,7 @@ def _print_table(ds: SequenceDataset, splits: dict[str, Split | str], chosen: st
         if not isinstance(sp, Split):
             print(f"{mode + mark:<8} unavailable: {sp}")
             continue
-        a, b = sp.test_target_frames
+        a, b = _target_frames(sp)
         c = sp.counts
         print(
             f"{mode + mark:<8} {c['train']:>9,} {c['val']:>9,} {c['test']:>9,} {c['dropped']:>9,}  frames {a}–{b}"
@@ -317,7 +324,7 @@ def _examples_figure(
     ice edge."""
     ex = _example_indices(ds, k)
     x, y = ds.batch(ex)
-    s, r, c = ds.position(ex)
+    s, r, c = ds.positions(ex)
     labels = [[str(fr.window_start[k])[:7] for k in range(si, si + ds.length)] for si in s.tolist()]
     titles = [
         f"start {si} · patch ({ri}, {ci})\nat y {ri * ds.stride}, x {ci * ds.stride} px"
