@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from . import io
+from .catalog import Catalog
 from .errors import DataError, GlacierError
 from .models import MODELS, build_model
 from .presets import ModelConfig, Preset
@@ -89,7 +90,7 @@ def save_checkpoint(obj: dict[str, Any], path: Path) -> Path:
 def resolve_checkpoint(root: Path, ref: str | os.PathLike) -> Path:
     """A checkpoint file, or a run name under ``<root>/models/`` standing for its ``last.pt``."""
     path = Path(ref)
-    run_last = root / "models" / str(ref) / "last.pt"
+    run_last = Catalog(root).run(str(ref)).last
     if not path.is_file() and os.sep not in str(ref) and run_last.is_file():
         return run_last
     return path

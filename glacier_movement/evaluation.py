@@ -37,7 +37,7 @@ from .baselines import (
     glacier_mask,
     glacier_sequences,
 )
-from .catalog import Catalog
+from .catalog import Catalog, RunPaths
 from .checkpoints import resolve_device
 from .errors import DataError, GlacierError
 from .flow import motion_errors
@@ -377,9 +377,9 @@ def load_epoch_losses(models_dir: Path, runs: Sequence[str] | None = None) -> pd
     """
     models_dir = Path(models_dir)
     files = (
-        [models_dir / r / "epochs.csv" for r in runs]
+        [RunPaths(models_dir / r).epochs for r in runs]
         if runs
-        else sorted(models_dir.glob("*/epochs.csv"))
+        else sorted(models_dir.glob(f"*/{RunPaths(Path()).epochs}"))
     )
     missing = [str(f) for f in files if not f.is_file()]
     if missing:

@@ -324,7 +324,7 @@ def stage_experiment2(job: Job) -> list[Any]:
     if 2 not in job.experiments:
         return []
     before, after = (scene_label(2, w, job.preset) for w in ("before", "after"))
-    pretrained = Catalog(job.root).run_dir(run_name(1, "salstm", job.preset)) / "last.pt"
+    pretrained = Catalog(job.root).run(run_name(1, "salstm", job.preset)).last
     tuned = run_name(2, "salstm", job.preset)
     return [
         _train(job, "salstm", ["aletsch"], tuned, "paper", init_from=str(pretrained)),
