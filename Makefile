@@ -28,8 +28,9 @@ reproduce: $(STAMP)
 reproduce-motion: $(STAMP)
 	$(BIN)/glacier-movement reproduce --preset $(PRESET) --experiments 4
 
-# experiment 5, the predictability sweep (beyond the paper; ~20-26 min at the demo preset on 2
-# cores, estimated: docs/evaluation.md); adds its section and figure to results/README.md
+# experiment 5, the predictability sweep (beyond the paper; 31.6 min measured at the demo preset on
+# 2 cores with other work beside it: docs/evaluation.md); adds its section and figure to
+# results/README.md
 reproduce-predictability: $(STAMP)
 	$(BIN)/glacier-movement reproduce --preset $(PRESET) --experiments 5
 
