@@ -608,6 +608,12 @@ class Paths:
         }
         return self.results_dir / names[kind]
 
+    def baseline_cache(self, patch: int, stride: int) -> Path:
+        """``test``'s per-sequence rows of the baselines on the test sequences of ``patch`` px
+        patches every ``stride`` px: the same for every run tested here, so written once and
+        reused while its fingerprint (frames, truth, code) holds."""
+        return self.results_dir / f"baselines_{patch}px_stride{stride}.npz"
+
     def scene_dir(self, label: str) -> Path:
         """``infer``'s full-scene prediction of ``label`` (arrays, images, GeoTIFFs)."""
         return self.results_dir / label

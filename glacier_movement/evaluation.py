@@ -14,6 +14,8 @@ Commands: ``glacier-movement test``, ``infer`` and ``loss-curves``.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 import sys
 from collections.abc import Sequence
@@ -49,7 +51,7 @@ from .inference import (
     infer,
     scene_scores,
 )
-from .io import markdown_table, read_frames, write_csv, write_text
+from .io import load_npz, markdown_table, read_frames, save_npz, write_csv, write_text
 from .models import Persistence
 from .models.baselines import persist
 from .motion import FARNEBACK_SETTINGS, Truth, load_truth, window_days
@@ -519,25 +521,83 @@ def test_scores(
             file=sys.stderr,
         )
     per = evaluate(model, ds, test, batch_size, device, progress, ref, mask, baselines=False)
-    key = (str(paths.frames.resolve()), paths.frames.stat().st_mtime_ns, sel.patch, sel.stride)
-    per = pd.concat([per, _baseline_rows(key, ds, ref, test, mask)], ignore_index=True)
+    per = pd.concat([per, baseline_rows(paths, glacier, ds, ref, test, mask)], ignore_index=True)
     return per, summarize(per, sel.label, glacier.name, n_bootstrap, seed)
 
 
-_BASELINE_CACHE: dict[tuple, pd.DataFrame] = {}
+#: Baseline rows already read or computed in this process (a job's worker tests many runs),
+#: by fingerprint: a few glaciers' worth, oldest out.
+_BASELINE_CACHE: dict[str, pd.DataFrame] = {}
 
 
-def _baseline_rows(key: tuple, ds, ref: Reference, test: np.ndarray, mask) -> pd.DataFrame:
+@functools.cache
+def _code_digest() -> str:
+    """A digest of the package's source: a cached baseline computed by other code is stale."""
+    h = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    for f in sorted(package.rglob("*.py")):
+        h.update(f.relative_to(package).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def baseline_fingerprint(
+    paths: config.Paths, glacier: config.GlacierConfig, patch: int, stride: int
+) -> str:
+    """What the baselines' rows on a glacier's test sequences depend on: the frames and truth
+    files' bytes, the glacier's training frames, patch, stride and the package's code."""
+    h = hashlib.sha256(f"{glacier.train_frames}|{patch}|{stride}|{_code_digest()}".encode())
+    for f in (paths.frames, paths.truth):
+        h.update(f.read_bytes() if f.is_file() else b"absent")
+    return h.hexdigest()
+
+
+def baseline_rows(
+    paths: config.Paths, glacier: config.GlacierConfig, ds, ref: Reference, test: np.ndarray, mask
+) -> pd.DataFrame:
     """The baselines' rows of :func:`evaluate` on a glacier's test sequences. They are the same
-    for every model tested on the same frames, patch and stride, so a job that tests many runs
-    (``reproduce``) computes them once per glacier (``key``: frames file, its mtime, patch,
-    stride)."""
-    if key not in _BASELINE_CACHE:
+    for every model tested on the same data, patch and stride, so they are computed once and kept
+    in ``paths.baseline_cache`` (npz, written atomically, no pickle) under their
+    :func:`baseline_fingerprint`: the demo job's 169 tests on 7 glaciers compute them 7 times, in
+    whichever worker comes first; a changed frame, truth or code file computes them again."""
+    fingerprint = baseline_fingerprint(paths, glacier, ds.patch, ds.stride)
+    if fingerprint in _BASELINE_CACHE:
+        return _BASELINE_CACHE[fingerprint]
+    cache = paths.baseline_cache(ds.patch, ds.stride)
+    rows = _read_baseline_cache(cache, fingerprint)
+    if rows is None:
         rows = evaluate(Persistence(ds.patch), ds, test, 500, "cpu", False, ref, mask)
-        while len(_BASELINE_CACHE) >= 8:  # a few glaciers' worth, oldest out
-            del _BASELINE_CACHE[next(iter(_BASELINE_CACHE))]
-        _BASELINE_CACHE[key] = rows.loc[rows["predictor"] != "model"].reset_index(drop=True)
-    return _BASELINE_CACHE[key]
+        rows = rows.loc[rows["predictor"] != "model"].reset_index(drop=True)
+        arrays = {f"c{k}": _npz_column(rows[c]) for k, c in enumerate(rows.columns)}
+        arrays |= {"fingerprint": np.array(fingerprint), "names": np.array(rows.columns, dtype=str)}
+        save_npz(cache, False, **arrays)
+    while len(_BASELINE_CACHE) >= 8:
+        del _BASELINE_CACHE[next(iter(_BASELINE_CACHE))]
+    _BASELINE_CACHE[fingerprint] = rows
+    return rows
+
+
+def _npz_column(col: pd.Series) -> np.ndarray:
+    """A column as an array npz keeps without pickle (text as fixed-width unicode)."""
+    return col.to_numpy().astype(str) if col.dtype == object else col.to_numpy()
+
+
+def _read_baseline_cache(path: Path, fingerprint: str) -> pd.DataFrame | None:
+    """The cached rows at ``path`` when they were written under ``fingerprint``, else None (no
+    file, another fingerprint, or an unreadable file: computed again and overwritten)."""
+    if not path.is_file():
+        return None
+    try:
+        data = load_npz(path, {"fingerprint": "the rows' fingerprint", "names": "column names"})
+    except DataError:
+        return None
+    if str(data["fingerprint"]) != fingerprint:
+        return None
+    names = [str(n) for n in data["names"]]
+    columns = {
+        n: data[f"c{k}"].astype(object) if data[f"c{k}"].dtype.kind == "U" else data[f"c{k}"]
+        for k, n in enumerate(names)
+    }
+    return pd.DataFrame(columns)
 
 
 def test_motion(

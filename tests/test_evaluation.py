@@ -279,6 +279,70 @@ def test_cli_test_writes_scores(trained, capsys):
     assert pd.read_csv(res_dir / f"{run}_results.csv")["MSE_low"].isna().all()
 
 
+def test_baseline_rows_are_cached_on_disk_and_invalidated_by_their_fingerprint(
+    trained, monkeypatch, capsys
+):
+    """The baselines' rows are computed once per data (a miss writes the cache), read back
+    exactly by a fresh process (a hit: the model alone is evaluated, the per-sequence rows are
+    the same), and computed again when the cache's fingerprint or file is wrong."""
+    import gzip
+
+    from glacier_movement import config
+    from glacier_movement.io import save_npz
+    from glacier_movement.models import Persistence
+
+    root, _ = trained
+    run = "salstm-parvati-tiny"
+    paths = config.Paths(root, "parvati")
+    cache = paths.baseline_cache(10, 10)
+    per_file = paths.result_file(run, "per_sequence")
+    calls: list[bool] = []
+    evaluate = ev.evaluate
+
+    def spy(model, *a, **kw):
+        calls.append(isinstance(model, Persistence))  # True: the baselines' pass
+        return evaluate(model, *a, **kw)
+
+    monkeypatch.setattr(ev, "evaluate", spy)
+
+    def test_run() -> str:
+        ev._BASELINE_CACHE.clear()  # as in a new worker process
+        calls.clear()
+        assert cli(root, "test", "--run", run, "--bootstrap", "20") == 0
+        return gzip.decompress(per_file.read_bytes()).decode()
+
+    cache.unlink(missing_ok=True)
+    computed = test_run()
+    assert calls == [False, True] and cache.is_file()  # miss: computed and written
+    assert test_run() == computed and calls == [False]  # hit: the same rows, read back
+    # a stale fingerprint (other frames, truth or code) or a broken file: computed again
+    data = dict(np.load(cache))
+    save_npz(cache, **{**data, "fingerprint": np.array("stale")})
+    assert test_run() == computed and calls == [False, True]
+    assert str(np.load(cache)["fingerprint"]) != "stale"  # rewritten
+    cache.write_bytes(b"not an npz")
+    assert test_run() == computed and calls == [False, True]
+    capsys.readouterr()
+
+
+def test_baseline_fingerprint_follows_the_data_and_the_patches(trained, tmp_path):
+    import shutil
+
+    from glacier_movement import config
+
+    root, _ = trained
+    copy = tmp_path / "parvati"
+    shutil.copytree(root / "parvati", copy, ignore=shutil.ignore_patterns("results", "figures"))
+    a, b = config.Paths(root, "parvati"), config.Paths(tmp_path, "parvati")
+    glacier = config.get_glacier("parvati", root)
+    fp = ev.baseline_fingerprint(a, glacier, 10, 10)
+    assert ev.baseline_fingerprint(b, glacier, 10, 10) == fp  # the same bytes: the same rows
+    assert ev.baseline_fingerprint(a, glacier, 10, 5) != fp
+    with open(b.truth, "ab") as f:
+        f.write(b"\0")
+    assert ev.baseline_fingerprint(b, glacier, 10, 10) != fp
+
+
 def test_cli_infer_and_flow(trained, capsys):
     root, frames = trained
     run = "salstm-parvati-tiny"
