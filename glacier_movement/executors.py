@@ -39,11 +39,12 @@ import json
 import logging
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -163,6 +164,7 @@ def _start_log(task: Task) -> None:
 class Backend(Protocol):
     def submit(self, task: Task) -> Any: ...
     def poll(self, handle: Any) -> int | None: ...
+    def wait(self, timeout: float) -> None: ...
     def stop(self, task: Task, handle: Any) -> None: ...
     def kill(self, task: Task, handle: Any) -> None: ...
     def close(self) -> None: ...
@@ -229,6 +231,15 @@ class LocalBackend:
     def poll(self, handle: _Worker) -> int | None:
         return handle.status()
 
+    def wait(self, timeout: float) -> None:
+        """Until a busy worker answers (or dies), at most ``timeout`` s: the job hands out the next
+        step at once instead of at the next look (169 short test runs in the demo job)."""
+        pipes = [w.proc.stdout for w in self.workers if w.task is not None and w.proc.stdout]
+        if pipes:
+            select.select(pipes, [], [], timeout)
+        else:
+            time.sleep(timeout)
+
     def stop(self, task: Task, handle: _Worker) -> None:
         if handle.proc.poll() is None:
             handle.proc.send_signal(signal.SIGTERM)
@@ -252,6 +263,9 @@ class LocalBackend:
 
 class _RemoteBackend:
     """Shared by SLURM and dask: a step is stopped by its ``.stop`` file."""
+
+    def wait(self, timeout: float) -> None:
+        time.sleep(timeout)
 
     def stop(self, task: Task, handle: Any) -> None:
         task.stop_file.touch()
@@ -420,6 +434,32 @@ def dependencies(steps: Sequence[Any]) -> list[set[int]]:
     return deps
 
 
+#: Relative time of a model's runs: the demo job's training runs took about 120 s (ConvLSTM),
+#: 95 s (SA-LSTM), 80 s (U-Net) and 55 s (LSTM) each, two at a time (docs/benchmarks.md).
+MODEL_COST = {"convlstm": 2.2, "salstm": 1.7, "unet": 1.5, "lstm": 1.0}
+#: What a training run costs beside a test, an inference or a flow step of the same model.
+TRAIN_COST = 20.0
+
+
+def cost(step: Any) -> float:
+    """A rough relative run time of ``step``, to start the longest first: a stage of unequal
+    runs ends sooner when no long run starts last beside an idle worker. The model is the
+    training run's, or the leading name of the run a test, inference or flow reads."""
+    model = getattr(step, "model", None)
+    run = getattr(step, "run", None)
+    if model is None and isinstance(run, str):
+        model = re.split(r"[^a-z]", run, maxsplit=1)[0]
+    c = MODEL_COST.get(str(model), 1.0)
+    return c * TRAIN_COST if getattr(step, "run_name", None) else c
+
+
+def start_order(steps: Sequence[Any]) -> list[int]:
+    """The order in which ready steps start: the costliest first (:func:`cost`), ties in list
+    order. Dependencies still hold: a step starts only once those it waits for are done."""
+    costs = [cost(s) for s in steps]
+    return sorted(range(len(steps)), key=lambda i: (-costs[i], i))
+
+
 # ---------------------------------------------------------------------------------- display
 def last_line(log: Path, limit: int = 4096) -> str:
     """The last line a step printed (a progress bar's current state: after its last ``\\r``)."""
@@ -495,6 +535,18 @@ class _Display:
 
 
 # ------------------------------------------------------------------------------------- the loop
+@contextlib.contextmanager
+def local_workers(threads: int) -> Iterator[LocalBackend]:
+    """Local workers that outlive a stage: the job passes them to every stage's
+    :func:`run_parallel`, so Python's, torch's and the package's start (about 4 CPU s a worker)
+    is paid once per job, not once per stage; they end with the block."""
+    backend = LocalBackend(threads)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
 def run_parallel(
     steps: Sequence[Any],
     root: Path,
@@ -504,12 +556,16 @@ def run_parallel(
     logs: Path,
     cluster: Cluster | None = None,
     stage: str = "steps",
+    workers: LocalBackend | None = None,
 ) -> None:
     """Run ``steps`` (stage settings) with up to ``jobs`` at once, each in its own process with
-    ``threads`` threads, in dependency order; logs under ``logs``. Raises
-    :class:`GlacierError` with the first failed step's one-line error, or
+    ``threads`` threads, in dependency order; logs under ``logs``; with ``workers``
+    (:func:`local_workers`, the local executor only), in those, left running for the next stage.
+    Raises :class:`GlacierError` with the first failed step's one-line error, or
     :class:`Interrupted` when the job was stopped (the running steps checkpoint first)."""
     cluster = cluster or Cluster()
+    if workers is not None and (cluster.executor != "local" or workers.threads != threads):
+        raise ValueError("shared workers are local workers of the same --threads")
     root, logs = Path(root).absolute(), Path(logs).absolute()
     deps = dependencies(steps)
     width = len(str(len(steps)))
@@ -519,8 +575,8 @@ def run_parallel(
     ]  # fmt: skip
     for t in tasks:  # a stop request of an earlier attempt must not stop this one
         t.stop_file.unlink(missing_ok=True)
-    backend = make_backend(cluster, jobs, threads, logs)
-    pending = list(range(len(tasks)))
+    backend: Backend = workers or make_backend(cluster, jobs, threads, logs)
+    pending = start_order(steps)
     running: dict[int, tuple[Task, Any, float]] = {}
     done: set[int] = set()
     display = _Display(len(tasks), stage, min(jobs, len(tasks)))
@@ -539,10 +595,12 @@ def run_parallel(
                             pending.remove(i)
                     if pending and not running:  # cannot happen: dependencies point backwards
                         raise GlacierError(f"steps {pending} of stage {stage} wait for nothing")
+                finished = False
                 for i, (t, handle, t0) in list(running.items()):
                     status = backend.poll(handle)
                     if status is None:
                         continue
+                    finished = True
                     del running[i]
                     if status == 0:
                         done.add(i)
@@ -558,7 +616,8 @@ def run_parallel(
                         for other, h, _ in running.values():
                             backend.stop(other, h)
                 display.show({k: v[0] for k, v in running.items()})
-                time.sleep(POLL_S)
+                if not finished:  # a step just ended: hand out the next one first
+                    backend.wait(POLL_S)
         except KeyboardInterrupt as e:  # Interrupted (SIGTERM) or Ctrl-C: stop the workers
             _stop_all(backend, running, display)
             if isinstance(e, Interrupted):
@@ -566,7 +625,8 @@ def run_parallel(
             raise Interrupted(signal.SIGINT) from e
     finally:
         display.close()
-        backend.close()
+        if workers is None:
+            backend.close()
     if failure is not None:
         raise GlacierError(failure)
 

@@ -22,6 +22,7 @@ Experiments (docs/evaluation.md; runs and glaciers are named in ``study.py``):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
@@ -413,16 +414,27 @@ def run_steps(steps: list[Any], root: Path, threads: int | None = None) -> None:
         stages.run(step, Catalog(root), threads=threads)
 
 
-def run_stage(job: Job, name: str, steps: list[Any]) -> None:
+def run_stage(
+    job: Job, name: str, steps: list[Any], workers: executors.LocalBackend | None = None
+) -> None:
     """A stage's steps: in this process with ``--jobs 1`` and the local executor (a model
-    registered in-process is known there), else in ``--jobs`` workers (``executors.py``)."""
+    registered in-process is known there), else in ``--jobs`` workers (``executors.py``): the
+    job's ``workers`` when it keeps them from stage to stage."""
     if job.parallel == 1 and job.executor == "local":
         run_steps(steps, job.root, threads=job.threads)
         return
     executors.run_parallel(
         steps, job.root, jobs=job.parallel, threads=job.threads,
-        logs=job.results / "logs" / name, cluster=job.cluster(), stage=name,
+        logs=job.results / "logs" / name, cluster=job.cluster(), stage=name, workers=workers,
     )  # fmt: skip
+
+
+def job_workers(job: Job) -> contextlib.AbstractContextManager[executors.LocalBackend | None]:
+    """The local workers every stage of ``job`` shares (``--jobs`` > 1, local executor), else
+    none."""
+    if job.parallel > 1 and job.executor == "local":
+        return executors.local_workers(job.threads)
+    return contextlib.nullcontext()
 
 
 def state_path(job: Job) -> Path:
@@ -453,6 +465,25 @@ def reproduce(job: Job, start: str | None = None, stop: str | None = None) -> St
     first = names.index(start) if start else None
     last = names.index(stop) if stop else len(names) - 1
     t_job = time.perf_counter()
+    with job_workers(job) as workers:
+        _run_stages(job, state, names, first, last, workers)
+    total = sum(s.get("seconds", 0) for s in state.stages.values())
+    print(
+        f"\nreproduce ({job.preset}, {job.source}) finished: this run {time.perf_counter() - t_job:.0f} s, "
+        f"all stages {total:.0f} s; report in {job.results / 'README.md'}"
+    )
+    return state
+
+
+def _run_stages(
+    job: Job,
+    state: State,
+    names: list[str],
+    first: int | None,
+    last: int,
+    workers: executors.LocalBackend | None,
+) -> None:
+    """The stages ``names[: last + 1]`` of ``reproduce``, in order (see there)."""
     for i, name in enumerate(names[: last + 1]):
         if state.done(name) and (first is None or i < first):
             print(f"== {name}: done earlier in {state.stages[name]['seconds']:.0f} s, skipped")
@@ -465,7 +496,7 @@ def reproduce(job: Job, start: str | None = None, stop: str | None = None) -> St
         steps = STAGES[name](job)
         steps = steps if resuming else [_fresh(s) for s in steps]
         try:
-            run_stage(job, name, steps)
+            run_stage(job, name, steps, workers)
         except Interrupted as e:  # SIGTERM/SIGINT: a re-run resumes this stage
             state.stages[name] = {"status": "interrupted", "signal": e.signal_name}
             state.save()
@@ -482,12 +513,6 @@ def reproduce(job: Job, start: str | None = None, stop: str | None = None) -> St
             for later in names[i + 1 :]:
                 state.stages.pop(later, None)
             state.save()
-    total = sum(s.get("seconds", 0) for s in state.stages.values())
-    print(
-        f"\nreproduce ({job.preset}, {job.source}) finished: this run {time.perf_counter() - t_job:.0f} s, "
-        f"all stages {total:.0f} s; report in {job.results / 'README.md'}"
-    )
-    return state
 
 
 def run(job: Job, catalog: Catalog) -> State:

@@ -206,6 +206,49 @@ def test_default_jobs_is_one_per_core():
     assert executors.default_jobs(executors.usable_cores() * 2) == 1
 
 
+def test_the_longest_runs_start_first_in_dependency_order():
+    """Training before tests, the costlier model first, ties in list order; a step still waits
+    for the steps it reads."""
+
+    def train(model: str, name: str) -> TrainSettings:
+        return TrainSettings(glacier=("parvati",), model=model, preset="tiny", run_name=name)
+
+    steps = [
+        evaluation.TestSettings(run="lstm-parvati-tiny", glacier="parvati"),
+        train("lstm", "lstm-parvati-tiny"),
+        evaluation.TestSettings(run="convlstm+clim-parvati-tiny", glacier="parvati"),
+        train("convlstm", "convlstm-parvati-tiny"),
+        train("lstm", "lstm-parvati-tiny-seed1"),
+        evaluation.TestSettings(run="my-own-run", glacier="parvati"),  # unknown model: the least
+    ]
+    assert executors.start_order(steps) == [3, 1, 4, 2, 0, 5]
+    assert executors.cost(steps[2]) == executors.MODEL_COST["convlstm"]
+    assert executors.dependencies(steps)[0] == set()  # the test comes first in the list here
+    assert executors.dependencies([steps[1], steps[0]])[1] == {0}
+
+
+def test_a_jobs_workers_outlive_its_stages(tmp_path):
+    """Workers shared by two stages: the second stage's steps run in the first stage's
+    processes (no second start), which end with the job."""
+    from glacier_movement.models import ModelsSettings
+
+    with executors.local_workers(threads=1) as workers:
+        for stage in ("one", "two"):
+            executors.run_parallel(
+                [ModelsSettings(preset=p) for p in ("tiny", "demo", "paper")], tmp_path, jobs=2, threads=1,
+                logs=tmp_path / stage, stage=stage, workers=workers,
+            )  # fmt: skip
+            if stage == "one":
+                pids = sorted(w.proc.pid for w in workers.workers)
+        assert len(pids) == 2 and sorted(w.proc.pid for w in workers.workers) == pids
+        assert all(w.proc.poll() is None for w in workers.workers)
+        procs = [w.proc for w in workers.workers]
+    assert all(p.poll() is not None for p in procs)
+    assert all("salstm" in p.read_text() for p in (tmp_path / "two").glob("*.log"))
+    with pytest.raises(ValueError):  # shared workers are local workers of one thread count
+        executors.run_parallel([], tmp_path, jobs=2, threads=2, logs=tmp_path, workers=workers)
+
+
 # ------------------------------------------------------------------------------------ clusters
 def _slurm_up() -> bool:
     if shutil.which("sinfo") is None:
