@@ -5,9 +5,12 @@ a time (``--jobs 2``), and whether they end with the same weights.
 Both sides run every training run with one torch thread (``--threads 1``, the job's default):
 serially in this process, as the job does with ``--jobs 1`` (``reproduce.run_steps``), and in
 parallel in two worker processes through ``executors.run_parallel``, as with ``--jobs 2`` (each
-step sent as its command line; process start and torch import included). The data are drifting snow discs (``--frames`` frames of ``--size``² pixels);
-the runs are ``--runs`` trainings of the LSTM and SA-LSTM with different seeds, ``--steps``
-steps each at the ``--preset`` sizes (the demo's: 20×20 patches, batch 32, the job's models). The last line is
+step sent as its command line; process start and torch import included; the longest runs first,
+as the job orders them). The data are drifting snow discs (``--frames`` frames of ``--size``²
+pixels); the runs are ``--runs`` trainings with different seeds of the ``--models`` in turn (by
+default the job's four models, two runs each: the demo job's training stage is 25 runs of these
+four, of unequal length), ``--steps`` steps each at the ``--preset`` sizes (the demo's: 20×20
+patches, batch 32). The last line is
 ``parallel runs: <S> s serial, <P> s with 2 jobs, <R>x; results identical: yes|no``.
 """
 
@@ -56,12 +59,11 @@ def write_data(root: Path, t: int, size: int) -> None:
     io.write_frames(config.Paths(root, "parvati").frames, record)
 
 
-def steps(runs: int, preset: str, max_steps: int) -> list[TrainSettings]:
-    models = ("lstm", "salstm")
+def steps(runs: int, preset: str, max_steps: int, models: list[str]) -> list[TrainSettings]:
     return [
         TrainSettings(
             glacier=("parvati",),
-            model=models[k % 2],
+            model=models[k % len(models)],
             preset=preset,
             run_name=f"run{k}",
             seed=k,
@@ -85,18 +87,25 @@ def same(a: Path, b: Path, names: list[str]) -> bool:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", type=int, default=4, help="training runs (default 4)")
+    p.add_argument("--runs", type=int, default=8, help="training runs (default 8)")
+    p.add_argument(
+        "--models",
+        default="lstm,salstm,convlstm,unet",
+        help="models of the runs, in turn (default lstm,salstm,convlstm,unet; the earlier "
+        "default was --runs 4 --models lstm,salstm)",
+    )
     p.add_argument("--preset", default="demo", help="model and batch sizes (default demo)")
     p.add_argument("--steps", type=int, default=120, help="training steps per run (default 120)")
     p.add_argument("--frames", type=int, default=36, help="frames of the data (default 36)")
     p.add_argument("--size", type=int, default=80, help="frame side in pixels (default 80)")
     args = p.parse_args()
     print(
-        f"{args.runs} training runs ({args.preset} preset, {args.steps} steps, {args.frames} frames of "
+        f"{args.runs} training runs of {args.models} ({args.preset} preset, {args.steps} steps, "
+        f"{args.frames} frames of "
         f"{args.size}² px), 1 thread each; {usable_cores()} cores, load {os.getloadavg()[0]:.1f}",
         flush=True,
     )
-    todo = steps(args.runs, args.preset, args.steps)
+    todo = steps(args.runs, args.preset, args.steps, args.models.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         serial, parallel = Path(tmp) / "serial", Path(tmp) / "parallel"
         for root in (serial, parallel):
