@@ -14,6 +14,7 @@ Commands: ``glacier-movement test``, ``infer`` and ``loss-curves``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import math
@@ -544,8 +545,9 @@ def baseline_fingerprint(
     paths: config.Paths, glacier: config.GlacierConfig, patch: int, stride: int
 ) -> str:
     """What the baselines' rows on a glacier's test sequences depend on: the frames and truth
-    files' bytes, the glacier's training frames, patch, stride and the package's code."""
-    h = hashlib.sha256(f"{glacier.train_frames}|{patch}|{stride}|{_code_digest()}".encode())
+    files' bytes, the glacier's config (its training frames), patch, stride and the package's
+    code."""
+    h = hashlib.sha256(f"{glacier!r}|{patch}|{stride}|{_code_digest()}".encode())
     for f in (paths.frames, paths.truth):
         h.update(f.read_bytes() if f.is_file() else b"absent")
     return h.hexdigest()
@@ -557,8 +559,9 @@ def baseline_rows(
     """The baselines' rows of :func:`evaluate` on a glacier's test sequences. They are the same
     for every model tested on the same data, patch and stride, so they are computed once and kept
     in ``paths.baseline_cache`` (npz, written atomically, no pickle) under their
-    :func:`baseline_fingerprint`: the demo job's 169 tests on 7 glaciers compute them 7 times, in
-    whichever worker comes first; a changed frame, truth or code file computes them again."""
+    :func:`baseline_fingerprint`: the demo job's 169 tests on 7 glaciers compute them about 7
+    times, not once per worker and glacier (twice only where two workers start on a glacier at
+    the same moment); a changed frame, truth, config or code file computes them again."""
     fingerprint = baseline_fingerprint(paths, glacier, ds.patch, ds.stride)
     if fingerprint in _BASELINE_CACHE:
         return _BASELINE_CACHE[fingerprint]
@@ -569,7 +572,8 @@ def baseline_rows(
         rows = rows.loc[rows["predictor"] != "model"].reset_index(drop=True)
         arrays = {f"c{k}": _npz_column(rows[c]) for k, c in enumerate(rows.columns)}
         arrays |= {"fingerprint": np.array(fingerprint), "names": np.array(rows.columns, dtype=str)}
-        save_npz(cache, False, **arrays)
+        with contextlib.suppress(GlacierError, OSError):  # a full disk: no cache, same rows
+            save_npz(cache, False, **arrays)
     while len(_BASELINE_CACHE) >= 8:
         del _BASELINE_CACHE[next(iter(_BASELINE_CACHE))]
     _BASELINE_CACHE[fingerprint] = rows

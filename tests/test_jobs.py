@@ -26,6 +26,7 @@ from glacier_movement import evaluation, executors
 from glacier_movement.checkpoints import load_checkpoint
 from glacier_movement.cli import main
 from glacier_movement.errors import GlacierError
+from glacier_movement.models import ModelsSettings
 from glacier_movement.reproduce import Job, reproduce, stage_experiment2, stage_experiment3
 from glacier_movement.stages import command_of
 from glacier_movement.training import TrainSettings
@@ -118,10 +119,18 @@ def test_a_failed_run_stops_the_stage_with_its_one_line_error(runs, tmp_path):
         wandb="disabled", device="cpu", max_steps=4000,
     )  # fmt: skip
     bad = evaluation.TestSettings(run="no-such-run", glacier="parvati", device="cpu")
-    with pytest.raises(GlacierError) as e:
+    with executors.local_workers(threads=1) as workers:
+        # the job's workers are up before its stage: the stop reaches the run, not an import
+        # that has yet to set the run's signal handlers (then SIGTERM just ends the process)
+        warm = [ModelsSettings(preset="tiny"), ModelsSettings(preset="tiny")]
         executors.run_parallel(
-            [train, bad], job.root, jobs=2, threads=1, logs=tmp_path / "logs", stage="test"
+            warm, job.root, jobs=2, threads=1, logs=tmp_path / "warm", workers=workers
         )
+        with pytest.raises(GlacierError) as e:
+            executors.run_parallel(
+                [train, bad], job.root, jobs=2, threads=1, logs=tmp_path / "logs", stage="test",
+                workers=workers,
+            )  # fmt: skip
     msg = str(e.value)
     assert len(msg.splitlines()) == 1
     assert msg.startswith("test no-such-run failed: glacier-movement test: error:")
@@ -230,8 +239,6 @@ def test_the_longest_runs_start_first_in_dependency_order():
 def test_a_jobs_workers_outlive_its_stages(tmp_path):
     """Workers shared by two stages: the second stage's steps run in the first stage's
     processes (no second start), which end with the job."""
-    from glacier_movement.models import ModelsSettings
-
     with executors.local_workers(threads=1) as workers:
         for stage in ("one", "two"):
             executors.run_parallel(
