@@ -4,7 +4,7 @@
 :func:`run_parallel`. It works out which steps wait for which (:func:`dependencies`: a test, an
 inference or a fine-tuning run waits for the training run it reads, a scene's optical flow for
 its inference, a summary such as ``scene-scores`` for every earlier step of its stage), and keeps
-up to N of the others running at once.
+up to N of the others running at once, the longest first (:func:`cost`).
 
 A step travels as its command line (``stages.command_line``, what a user would type to run it
 alone), never as a Python object: ``glacier-movement _worker`` runs it exactly as the command
@@ -14,8 +14,8 @@ threads, so a run's numbers do not depend on N or on the worker that ran it. Its
 worker's last line. Where the process runs is the executor's business:
 
 - ``local``: N worker processes of the job (``_worker --serve``: each runs one step after
-  another, paying Python's and torch's start once); they get SIGTERM when the job dies, even by
-  ``kill -9``;
+  another, stage after stage, paying Python's and torch's start once: :func:`local_workers`);
+  they get SIGTERM when the job dies, even by ``kill -9``;
 - ``slurm``: one SLURM job per step, submitted with ``submitit`` (``CommandFunction`` of the
   step's command line; partition, CPUs, memory and time from the job's settings);
 - ``dask``: one task per step on a ``dask.distributed`` cluster (``--scheduler tcp://…``, or a
