@@ -21,7 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import metrics
-from .baselines import BASELINES, forecast, glacier_sequences, scene_take
+from .baselines import BASELINES, ORACLE, attach_truth, forecast, glacier_sequences, scene_take
 from .checkpoints import resolve_device
 from .config import SCENE_META
 from .errors import DataError, GlacierError
@@ -178,6 +178,8 @@ def save_scene(scene: Scene, out_dir: Path, frames: Frames, pdf: bool = False) -
         written.append(save_array(getattr(scene, name), out_dir / f"{name}.npy"))
     for name, arr in scene.baselines.items():
         written.append(save_array(arr, out_dir / f"baseline_{name}.npy"))
+    for stale in set(out_dir.glob("baseline_*.npy")) - set(written):  # from an earlier scene
+        stale.unlink()
     for name in ("targets", "predictions"):
         arr = getattr(scene, name)
         for k in range(arr.shape[0]):
@@ -259,12 +261,15 @@ def infer(
         file=sys.stderr,
     )
     _, ref = glacier_sequences(fr, sel.glacier.train_frames, sel.patch, sel.stride)
+    # synthetic data: the truth gives advect its glacier (as in `test`) and adds the oracle
+    ref = attach_truth(ref, fr, sel.paths.truth)
+    refs = (*BASELINES, ORACLE) if ref.velocity is not None else BASELINES
     pred = predict_scene(
         model, window, sel.patch, batch_size, device, progress=True, climatology=ref.clim[idx]
     )
     take = scene_take(ref)
     scene = Scene(
-        baselines={b: forecast(b, ref, idx[:1], take)[0] for b in BASELINES},
+        baselines={b: forecast(b, ref, idx[:1], take)[0] for b in refs},
         inputs=window[:N_IN],
         targets=window[N_IN:],
         predictions=pred,

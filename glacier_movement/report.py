@@ -392,7 +392,7 @@ def _scene_md(df: pd.DataFrame) -> str:
     header = ["prediction", "MSE", "MSE 95 % CI", "MAE", "MAE 95 % CI", "SSIM", "PSNR (dB)"]
     rows = (
         [
-            str(r["model"]),
+            f"{r['model']} (ceiling, not ranked)" if r["model"] == ORACLE else str(r["model"]),
             _fmt(r["MSE"]),
             _ci(r, "MSE"),
             _fmt(r["MAE"]),

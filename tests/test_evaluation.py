@@ -353,6 +353,18 @@ def test_cli_infer_and_flow(trained, capsys):
     np.testing.assert_array_equal(np.load(out_dir / "inputs.npy"), frames[-8:-4])
     pred = np.load(out_dir / "predictions.npy")
     assert pred.shape == (4, 60, 80) and np.isfinite(pred).all()
+    # a synthetic glacier (truth.npz) gets the oracle beside the baselines; without truth, none
+    oracle = np.load(out_dir / "baseline_oracle.npy")
+    assert oracle.shape == (4, 60, 80) and np.isfinite(oracle).all()
+    assert not np.array_equal(oracle, np.load(out_dir / "baseline_climatology.npy"))
+    truth = root / "parvati" / "truth.npz"
+    truth.rename(truth.with_suffix(".away"))
+    try:
+        assert cli(root, "infer", "--run", run, "--batch-size", "7") == 0
+        assert not (out_dir / "baseline_oracle.npy").exists()
+    finally:
+        truth.with_suffix(".away").rename(truth)
+    assert cli(root, "infer", "--run", run, "--batch-size", "7") == 0
     with rasterio.open(out_dir / "predictions.tif") as src:
         assert (
             src.crs.to_epsg() == EPSG and tuple(src.transform)[:6] == TRANSFORM and src.count == 4
