@@ -19,7 +19,7 @@ LAYERS = (
     "errors", "config", "io", "settings", "catalog", "locks", "signals", "presets", "registry",
     "plotting", "motion", "metrics", "skill", "models",
     # data stages
-    "sequences", "advection", "baselines", "framestats", "preprocessing", "landscape", "synthetic",
+    "sequences", "advection", "baselines", "framestats", "preprocessing", "synthetic",
     "acquisition",
     # training and the trained model a command works on
     "checkpoints", "selection", "training",
