@@ -59,7 +59,7 @@ FOLDER_FILES = (
 )  # fmt: skip
 #: Modules other work is changing at the moment; their names move to the catalog next (issue 18
 #: item 5). The test fails when one of them no longer spells a name, so the list only shrinks.
-NOT_YET = {"report.py"}
+NOT_YET = {"report/tables.py"}
 
 
 def _spelled(path: Path) -> list[str]:
