@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from glacier_movement import config, synthetic, training
+from glacier_movement.cli.reproduce import STAGES, Job, reproduce, state_path
 from glacier_movement.errors import GlacierError
-from glacier_movement.reproduce import STAGES, Job, reproduce, state_path
 from glacier_movement.study import EXP5_MODELS, WORLDS, world_glacier
 
 

@@ -15,8 +15,8 @@ from scipy.ndimage import median_filter
 from .. import config, settings
 from ..catalog import Catalog
 from ..errors import GlacierError
-from ..inference import N_IN, Scene, load_scene
-from ..inference import scene_scores as scene_forecast_scores
+from ..evaluation.inference import N_IN, Scene, load_scene
+from ..evaluation.inference import scene_scores as scene_forecast_scores
 from ..io import write_csv
 from ..motion import threshold
 from ..plotting import scene_panels_figure

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import config, metrics
+from .. import config
 from .. import evaluation as ev
 from ..baselines import REFERENCES
 from ..errors import GlacierError
+from ..evaluation import metrics
+from ..evaluation.skill import SKILL_COLUMNS, skill_rows
 from ..presets import Preset
-from ..skill import SKILL_COLUMNS, skill_rows
 
 RESULT_COLUMNS = [
     "experiment", "glacier", "model", "split", "test_set", "targets",

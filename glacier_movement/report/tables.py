@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import config, metrics
+from .. import config
 from .. import evaluation as ev
 from ..baselines import ORACLE, REFERENCES
 from ..catalog import Catalog
 from ..errors import GlacierError
-from ..inference import load_scene, structure_scores
+from ..evaluation import metrics
+from ..evaluation.inference import load_scene, structure_scores
 from ..io import atomic_path, markdown_table
 from ..motion import load_flow_errors
 from .scores import _read_json
