@@ -1,8 +1,8 @@
 """The pipeline's commands: each a name, a settings class and the function that runs it.
 
-The command line (``cli/__init__.py``) offers them as subcommands and the job (reproduce.py) runs their
-settings in order; both read this one table, so a command's name, settings and function cannot
-come apart. ``reproduce`` itself is the command line's only addition.
+The command line (``cli/__init__.py``) offers them as subcommands and the job (reproduce.py)
+runs their settings in order; both read this one table, so a command's name, settings and
+function cannot come apart. ``reproduce`` itself is the command line's only addition.
 """
 
 from __future__ import annotations
