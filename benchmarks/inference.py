@@ -26,7 +26,7 @@ import time
 import numpy as np
 import torch
 
-from glacier_movement.inference import predict_scene
+from glacier_movement.evaluation.inference import predict_scene
 from glacier_movement.models import build_model, count_parameters
 from glacier_movement.presets import get_preset
 from glacier_movement.sequences import extract_patches

@@ -28,8 +28,8 @@ import torch
 
 from glacier_movement import config, io
 from glacier_movement.checkpoints import load_checkpoint
-from glacier_movement.executors import run_parallel, usable_cores
-from glacier_movement.reproduce import run_steps
+from glacier_movement.cli.executors import run_parallel, usable_cores
+from glacier_movement.cli.reproduce import run_steps
 from glacier_movement.training import TrainSettings
 
 

@@ -2,31 +2,35 @@
 
 Data flows one way through the stages: ``synthetic`` / ``acquisition`` (scenes) →
 ``preprocessing`` (NDSI frames) → ``sequences`` (patch sequences) → ``training`` (runs of the
-``models``) → ``evaluation`` (test scores against ``baselines``, with ``metrics``), ``inference``
-(full scenes) and ``flow`` (optical flow, scored against the true ``motion``) → ``report``.
-``reproduce`` runs them in order as a list of stage settings; ``cli`` is the command line over it.
+``models``) → ``evaluation`` (test scores against ``baselines`` with ``evaluation.metrics``,
+full scenes with ``evaluation.inference``, optical flow scored against the true ``motion`` with
+``evaluation.flow``) → ``report``. ``cli.reproduce`` runs them in order as a list of stage
+settings; ``cli`` is the command line over it.
 
 Every stage is a settings dataclass plus a function ``run(settings, catalog)`` (``settings``
 builds the command line and the config files from the dataclass fields; ``catalog`` names every
-output path). A module imports only modules of lower layers (:data:`LAYERS`; a test checks it).
+output path). A module imports only modules of lower layers (:data:`LAYERS`, where a folder is
+one layer; a test checks it).
 """
 
 __version__ = "0.1.0"
 
-#: The layers of the package, lowest first: a module imports only modules listed before it.
+#: The layers of the package, lowest first: a module imports only modules listed before it (a
+#: folder is one layer: its modules import each other freely).
 LAYERS = (
     # foundations: errors, configuration, files, settings and paths, process safety
     "errors", "config", "io", "settings", "catalog", "locks", "signals", "presets", "registry",
-    "plotting", "motion", "metrics", "skill", "models",
-    # data stages
-    "sequences", "advection", "baselines", "framestats", "preprocessing", "landscape", "synthetic",
+    "plotting", "motion", "models",
+    # data stages (baselines and advection sit here: training's climatology loss forecasts with
+    # the baselines, and the advect baseline is one of them)
+    "sequences", "advection", "baselines", "framestats", "preprocessing", "synthetic",
     "acquisition",
     # training and the trained model a command works on
     "checkpoints", "selection", "training",
-    # evaluation stages
-    "inference", "flow", "evaluation",
-    # the study, its report and the job
-    "study", "report", "stages", "executors", "reproduce",
-    # the command line
+    # evaluation/: metrics, skill, full-scene inference, flow and the test / infer stages
+    "evaluation",
+    # the study and its report
+    "study", "report",
+    # cli/: the command line, its command table, the job and its executors
     "cli", "__main__",
 )  # fmt: skip

@@ -9,7 +9,7 @@ On synthetic data the true motion is known (``truth.npz``: velocity in px/day on
 so the flow gets a number the paper could not give: the **endpoint error** (EPE), the mean
 length of (estimated − true displacement) over the glacier, in pixels per window. Persistence
 (no change) has zero flow, so its EPE is the mean true displacement. The motion share says how
-much of the frames' change the known motion explains. The ``flow`` stage (flow.py) and the
+much of the frames' change the known motion explains. The ``flow`` stage (evaluation/flow.py) and the
 motion scores of ``test`` use this module.
 """
 

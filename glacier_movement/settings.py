@@ -1,7 +1,7 @@
 """Typed stage settings: one frozen dataclass per command, the single source of truth.
 
 Every stage is a settings dataclass plus a plain function ``run(settings, catalog)``. The command
-line (``cli.py``), the config files (``--config FILE``, TOML or YAML) and the resolved-settings file
+line (``cli/``), the config files (``--config FILE``, TOML or YAML) and the resolved-settings file
 each run writes beside its outputs are all generated from the dataclass fields declared with
 :func:`option`: its help text, flag, metavar and choices live next to the field and its default
 (docs/cli.md says why this is a small generator and not jsonargparse or tyro).

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from . import config, settings
 from .catalog import Catalog
-from .landscape import PERSISTENCE
 from .models import EXP4_MODELS, PAPER_MODELS
 from .presets import Preset, get_preset
 from .settings import SettingsError, option
+from .synthetic.landscape import PERSISTENCE
 
 #: The four models of the paper, in the paper's table order (the registry's ``paper`` flag).
 MODELS = PAPER_MODELS

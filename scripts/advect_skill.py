@@ -16,7 +16,7 @@ an in-sample upper bound, never a forecast).
         --regime motion
 
 Several data roots (replicates of one world, e.g. other seeds) are pooled: the skill then gets a
-95 % paired interval over the forecast starts (clusters), from skill.py.
+95 % paired interval over the forecast starts (clusters), from evaluation/skill.py.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ import numpy as np
 from glacier_movement import advection, config
 from glacier_movement import baselines as bl
 from glacier_movement.baselines import glacier_sequences
+from glacier_movement.evaluation.skill import skill_scores
 from glacier_movement.io import read_frames
 from glacier_movement.motion import advect, load_truth
 from glacier_movement.preprocessing import preprocess
 from glacier_movement.sequences import split_indices
-from glacier_movement.skill import skill_scores
 from glacier_movement.synthetic import synthesize
 
 N_IN = N_OUT = 4

@@ -8,7 +8,7 @@ import torch
 
 from glacier_movement import baselines as bl
 from glacier_movement.evaluation import persistence_forecast
-from glacier_movement.inference import persistence_scene
+from glacier_movement.evaluation.inference import persistence_scene
 from glacier_movement.models import ClimatologyInput, LinearExtrapolation, Persistence, build_model
 from glacier_movement.presets import get_preset, override
 from glacier_movement.sequences import SequenceDataset, split_indices

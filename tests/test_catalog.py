@@ -57,9 +57,6 @@ FOLDER_FILES = (
     "alignment.npz", "sequences.json", "sequence_examples.png", "frames.png", "scene.json",
     "flow.npz", "flow_epe.csv", "flow_epe.json",
 )  # fmt: skip
-#: Modules other work is changing at the moment; their names move to the catalog next (issue 18
-#: item 5). The test fails when one of them no longer spells a name, so the list only shrinks.
-NOT_YET = {"report.py"}
 
 
 def _spelled(path: Path) -> list[str]:
@@ -78,4 +75,4 @@ def test_file_names_come_from_the_catalog():
         for p in sorted(package.rglob("*.py"))
         if str(p.relative_to(package)) not in ("catalog.py", "config.py") and (names := _spelled(p))
     }
-    assert set(spelled) == NOT_YET, spelled
+    assert spelled == {}

@@ -13,8 +13,8 @@ from PIL import Image
 from torch import nn
 
 from glacier_movement import evaluation as ev
-from glacier_movement import metrics
 from glacier_movement.baselines import REFERENCES
+from glacier_movement.evaluation import metrics
 from glacier_movement.sequences import SequenceDataset
 from tests.helpers import Echo, LastFrame, frames
 

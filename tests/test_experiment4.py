@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from glacier_movement import config
+from glacier_movement.cli.reproduce import Job, reproduce, state_path
 from glacier_movement.errors import GlacierError
 from glacier_movement.presets import get_preset
-from glacier_movement.reproduce import Job, reproduce, state_path
 from glacier_movement.study import EXP4_MODELS, MOTION_GLACIER, Study, parse_experiments, run_name
 
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from glacier_movement import config, synthetic, training
+from glacier_movement.cli.reproduce import STAGES, Job, reproduce, state_path
 from glacier_movement.errors import GlacierError
-from glacier_movement.reproduce import STAGES, Job, reproduce, state_path
 from glacier_movement.study import EXP5_MODELS, WORLDS, world_glacier
 
 
@@ -125,7 +125,7 @@ def test_results_figure_and_words(job):
 
 def test_the_words_follow_the_share_intervals(tmp_path, monkeypatch):
     """The section names a world for a model only where its share's interval lies above 0."""
-    from glacier_movement import report
+    from glacier_movement.report import experiments  # where the section looks its helpers up
     from glacier_movement.study import Study
 
     share = {  # world → lstm+clim's share interval; unet+clim never takes a share
@@ -155,11 +155,11 @@ def test_the_words_follow_the_share_intervals(tmp_path, monkeypatch):
             )  # fmt: skip
         return pd.DataFrame(rows), pd.DataFrame()
 
-    monkeypatch.setattr(report, "pooled_scores", fake_pooled)
-    monkeypatch.setattr(report, "_score_section", lambda *a, **k: [])
-    monkeypatch.setattr(report, "_advect_epe", lambda *a, **k: None)
+    monkeypatch.setattr(experiments, "pooled_scores", fake_pooled)
+    monkeypatch.setattr(experiments, "_score_section", lambda *a, **k: [])
+    monkeypatch.setattr(experiments, "_advect_epe", lambda *a, **k: None)
     rs = Study(preset="tiny", experiments=(5,), heldout=6, bootstrap=0).resolved()
-    md, rows = report._experiment5_md(tmp_path, tmp_path, rs)
+    md, rows = experiments._experiment5_md(tmp_path, tmp_path, rs)
     text = "\n".join(md)
     assert "- lstm+clim: rho90." in text  # motion's interval includes 0, rho0's is undefined
     assert "- unet+clim: in no world." in text

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from glacier_movement import inference, metrics
 from glacier_movement.errors import GlacierError
+from glacier_movement.evaluation import inference, metrics
 from glacier_movement.io import Frames
 from tests.helpers import Echo, LastFrame, frames, frames_record
 

@@ -22,13 +22,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from glacier_movement import evaluation, executors
+from glacier_movement import evaluation
 from glacier_movement.checkpoints import load_checkpoint
-from glacier_movement.cli import main
+from glacier_movement.cli import executors, main
+from glacier_movement.cli.reproduce import Job, reproduce, stage_experiment2, stage_experiment3
+from glacier_movement.cli.stages import command_of
 from glacier_movement.errors import GlacierError
 from glacier_movement.models import ModelsSettings
-from glacier_movement.reproduce import Job, reproduce, stage_experiment2, stage_experiment3
-from glacier_movement.stages import command_of
 from glacier_movement.training import TrainSettings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,8 +12,8 @@ PACKAGE = Path(glacier_movement.__file__).parent
 
 
 def _module(path: Path) -> str:
-    """The layer of ``path``: its module, or the package folder it lies in (the model zoo and
-    preprocessing/ are one layer each)."""
+    """The layer of ``path``: its module, or the package folder it lies in (every folder, e.g.
+    models/, evaluation/ or cli/, is one layer)."""
     return path.relative_to(PACKAGE).with_suffix("").parts[0]
 
 
@@ -35,8 +35,8 @@ def _imports_in(source: str, base: tuple[str, ...]) -> list[tuple[str, bool]]:
             names = [node.module] if node.module else [a.name for a in node.names]
             for name in names:
                 full = [*pkg, *name.split(".")]
-                target = "models" if full[0] == "models" else full[0]
-                # a module file, or a package folder (models/, preprocessing/): one layer each
+                target = full[0]
+                # a module file, or a package folder (models/, evaluation/, ...): one layer each
                 if target != "__init__" and (
                     (PACKAGE / f"{target}.py").exists() or (PACKAGE / target).is_dir()
                 ):
@@ -100,3 +100,10 @@ def test_the_checker_sees_an_upward_import(tmp_path):
     # read as a module at the package's top level; nothing is written into the package
     found = sorted(_imports_in(src.read_text(), base=()))
     assert found == [("cli", False), ("io", True), ("report", True), ("training", True)]
+    # read as a module of a folder: its own folder, the package above and absolute imports
+    inside = (
+        "from . import metrics\nfrom ..cli.reproduce import Job\nfrom .. import io\n"
+        "from glacier_movement.report import tables\n"
+    )
+    found = sorted(_imports_in(inside, base=("evaluation",)))
+    assert found == [("cli", True), ("evaluation", True), ("io", True), ("report", True)]

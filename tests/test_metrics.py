@@ -7,9 +7,9 @@ import pytest
 from scipy import stats
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from glacier_movement import metrics
 from glacier_movement.errors import GlacierError
-from glacier_movement.metrics import (
+from glacier_movement.evaluation import metrics
+from glacier_movement.evaluation.metrics import (
     Interval,
     bootstrap_distribution,
     cluster_bootstrap,

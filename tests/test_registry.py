@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from glacier_movement import models, study
+from glacier_movement.cli.reproduce import Job, reproduce
 from glacier_movement.errors import GlacierError
 from glacier_movement.models import (
     EXP4_MODELS,
@@ -26,7 +27,6 @@ from glacier_movement.models import (
     unregister,
 )
 from glacier_movement.presets import PRESETS, TrainConfig, get_preset
-from glacier_movement.reproduce import Job, reproduce
 from glacier_movement.training import TrainSettings
 
 

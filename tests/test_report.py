@@ -105,7 +105,7 @@ def test_scene_table_right_aligns_numbers():
         [{"model": "exp2-after", "MSE": 0.01234, "MSE_low": 0.01, "MSE_high": 0.015,
           "MAE": 0.05, "MAE_low": np.nan, "MAE_high": np.nan, "SSIM": 0.7, "PSNR": 19.0}]
     )  # fmt: skip
-    assert report._scene_md(df).splitlines() == [
+    assert report.tables._scene_md(df).splitlines() == [
         "| prediction | MSE | MSE 95 % CI | MAE | MAE 95 % CI | SSIM | PSNR (dB) |",
         "|---|---:|---|---:|---|---:|---:|",
         "| exp2-after | 0.0123 | [0.0100, 0.0150] | 0.0500 | – | 0.700 | 19.00 |",

@@ -14,8 +14,8 @@ from PIL import Image
 from glacier_movement import config, io
 from glacier_movement.baselines import BASELINES
 from glacier_movement.cli import main
+from glacier_movement.cli.reproduce import MODELS, STAGES, Job, reproduce
 from glacier_movement.report import RESULT_COLUMNS
-from glacier_movement.reproduce import MODELS, STAGES, Job, reproduce
 from glacier_movement.sequences import SequenceDataset, split_indices
 from glacier_movement.training import load_sequences
 

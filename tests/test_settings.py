@@ -1,5 +1,5 @@
 """Typed settings: conversion, config files, resolved-settings files and equivalent command lines,
-and the command line generated from them (cli.py)."""
+and the command line generated from them (cli/)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from glacier_movement import cli, settings
+from glacier_movement.cli.reproduce import Job
 from glacier_movement.errors import GlacierError
 from glacier_movement.preprocessing import PreprocessSettings
-from glacier_movement.reproduce import Job
 from glacier_movement.settings import SettingsError, option
 from glacier_movement.synthetic import SynthesizeSettings
 from glacier_movement.training import TrainSettings
@@ -123,8 +123,8 @@ def test_the_job_prints_command_lines_that_run_its_steps(tmp_path):
     """Every step of the demo job (all five experiments, with training replicates): the command
     line ``reproduce`` prints parses back to the settings the job runs (the workers of --jobs
     run the command lines)."""
-    from glacier_movement import stages
-    from glacier_movement.reproduce import STAGES
+    from glacier_movement.cli import stages
+    from glacier_movement.cli.reproduce import STAGES
 
     job = Job(preset="demo", experiments=(1, 2, 3, 4, 5), root=tmp_path, train_glaciers=2)
     job = job.resolved()

@@ -1,4 +1,4 @@
-"""Skill against climatology and share of the available skill (skill.py)."""
+"""Skill against climatology and share of the available skill (evaluation/skill.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glacier_movement import metrics
 from glacier_movement.errors import GlacierError
-from glacier_movement.evaluation import score_rows
-from glacier_movement.skill import (
+from glacier_movement.evaluation import metrics, score_rows
+from glacier_movement.evaluation.skill import (
     SKILL_COLUMNS,
     add_skill_columns,
     skill_parts,
@@ -225,7 +224,7 @@ def test_skill_rows_need_the_climatology():
 def test_share_is_undefined_against_almost_no_available_skill():
     """An oracle a hair better than climatology (available skill < MIN_AVAILABLE) gives no share:
     the ratio would be noise."""
-    from glacier_movement.skill import MIN_AVAILABLE
+    from glacier_movement.evaluation.skill import MIN_AVAILABLE
 
     clim = np.full(8, 1.0)
     s = skill_scores(np.full(8, 1.2), clim, np.arange(8), clim * (1 - MIN_AVAILABLE / 2))

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from glacier_movement.cli import Command, script
-from glacier_movement.reproduce import ScriptSettings, experiment_step, stage_experiment2
+from glacier_movement.cli.reproduce import ScriptSettings, experiment_step, stage_experiment2
 
 CONFIG = Path(__file__).with_suffix(".toml")
 STEP = Command(

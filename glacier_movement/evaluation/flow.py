@@ -13,11 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import settings
-from .catalog import Catalog
-from .inference import N_IN, N_OUT, infer, load_scene, predict_scene
-from .io import read_frames, save_npz, write_csv, write_text
-from .motion import (
+from .. import settings
+from ..catalog import Catalog
+from ..io import read_frames, save_npz, write_csv, write_text
+from ..motion import (
     FARNEBACK_SETTINGS,
     QUIVER_GRID,
     Truth,
@@ -28,9 +27,10 @@ from .motion import (
     threshold,
     window_days,
 )
-from .plotting import flow_quiver_figure
-from .selection import ModelChoice, select
-from .settings import SettingsError, option
+from ..plotting import flow_quiver_figure
+from ..selection import ModelChoice, select
+from ..settings import SettingsError, option
+from .inference import N_IN, N_OUT, infer, load_scene, predict_scene
 
 
 def motion_errors(

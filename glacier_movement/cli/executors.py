@@ -49,9 +49,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import settings, stages
-from .errors import GlacierError
-from .signals import Interrupted
+from .. import settings
+from ..errors import GlacierError
+from ..signals import Interrupted
+from . import stages
 
 __all__ = [
     "EXECUTORS",

@@ -1,8 +1,8 @@
 """The pipeline's commands: each a name, a settings class and the function that runs it.
 
-The command line (cli.py) offers them as subcommands and the job (reproduce.py) runs their
-settings in order; both read this one table, so a command's name, settings and function cannot
-come apart. ``reproduce`` itself is the command line's only addition.
+The command line (``cli/__init__.py``) offers them as subcommands and the job (reproduce.py)
+runs their settings in order; both read this one table, so a command's name, settings and
+function cannot come apart. ``reproduce`` itself is the command line's only addition.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from typing import Any
 
 import torch
 
-from . import (
+from .. import (
     acquisition,
     evaluation,
-    flow,
     framestats,
     models,
     preprocessing,
@@ -29,7 +28,8 @@ from . import (
     synthetic,
     training,
 )
-from .catalog import Catalog
+from ..catalog import Catalog
+from ..evaluation import flow
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,12 @@
 * **Checkpoint selection** — :func:`select` resolves ``--run``/``--checkpoint``.
 
 Commands: ``glacier-movement test``, ``infer`` and ``loss-curves``.
+
+The folder's other modules are what these stages score and predict with: ``metrics`` (per-pixel
+and per-frame scores; clustered, paired and two-way bootstrap intervals, verdicts), ``skill``
+(skill against climatology, available skill, share), ``inference`` (batched full-scene prediction,
+stitching, scene files) and ``flow`` (the ``flow`` stage: optical flow of forecasts, scored
+against the true motion).
 """
 
 from __future__ import annotations
@@ -29,8 +35,8 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import advection, config, metrics, settings
-from .baselines import (
+from .. import advection, config, settings
+from ..baselines import (
     BASELINES,
     ORACLE,
     REFERENCES,
@@ -40,26 +46,20 @@ from .baselines import (
     glacier_mask,
     glacier_sequences,
 )
-from .catalog import Catalog, RunPaths
-from .checkpoints import resolve_device
-from .errors import DataError, GlacierError
+from ..catalog import Catalog, RunPaths
+from ..checkpoints import resolve_device
+from ..errors import DataError, GlacierError
+from ..io import load_npz, markdown_table, read_frames, save_npz, write_csv, write_text
+from ..models import Persistence
+from ..models.baselines import persist
+from ..motion import FARNEBACK_SETTINGS, Truth, load_truth, window_days
+from ..plotting import loss_curves_figure
+from ..selection import ModelChoice, Selected, select
+from ..sequences import extract_patches, make_loader, split_indices
+from ..settings import SettingsError, option
+from . import metrics
 from .flow import motion_errors
-from .inference import (
-    N_IN,
-    N_OUT,
-    PERSISTENCE,
-    Scene,
-    infer,
-    scene_scores,
-)
-from .io import load_npz, markdown_table, read_frames, save_npz, write_csv, write_text
-from .models import Persistence
-from .models.baselines import persist
-from .motion import FARNEBACK_SETTINGS, Truth, load_truth, window_days
-from .plotting import loss_curves_figure
-from .selection import ModelChoice, Selected, select
-from .sequences import extract_patches, make_loader, split_indices
-from .settings import SettingsError, option
+from .inference import N_IN, N_OUT, PERSISTENCE, Scene, infer, scene_scores
 
 #: Split modes of ``sequences.split_indices`` (docs/preprocessing.md).
 SPLITS = ("paper", "strict")

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .errors import GlacierError
+from ..errors import GlacierError
 from .metrics import Interval, cluster_codes
 
 #: The columns :func:`add_skill_columns` adds to a results table (the whole-sequence MSE); the

@@ -6,6 +6,11 @@ field, see ``settings.option``), reads ``--config FILE`` (TOML or YAML; the comm
 the file), builds the settings and calls the function. It also holds the error policy: user errors
 are one line on stderr and exit 2, internal errors one line and exit 3, a stop by signal 130/143 with
 the command that resumes; tracebacks only with ``--debug``.
+
+The folder holds what runs the commands: ``stages`` (the table of every command: name, settings
+class, function), ``reproduce`` (the job: the stages' settings in order, resumable) and
+``executors`` (a stage's independent runs in local workers, SLURM jobs or dask tasks). Only
+``python -m glacier_movement`` (``__main__``) imports this layer.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from . import __version__, reproduce, settings, signals, stages
-from .catalog import Catalog
-from .errors import GlacierError
-from .settings import MissingSetting, Option, SettingsError
+from .. import __version__, settings, signals
+from ..catalog import Catalog
+from ..errors import GlacierError
+from ..settings import MissingSetting, Option, SettingsError
+from . import reproduce, stages
 from .stages import Command
 
 EXIT_USER_ERROR = 2
@@ -337,10 +343,6 @@ def script(
     ns = parser.parse_args(["--config", str(config), *argv])
     full = [*cmd.name.split(), "--config", str(config), *argv]  # what --resume continues
     return execute(cmd, lambda: settings_from(parser, cmd.settings, ns), ns, full)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 # ------------------------------------------------------------------------------------- workers

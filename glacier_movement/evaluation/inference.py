@@ -20,16 +20,16 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from ..baselines import BASELINES, ORACLE, attach_truth, forecast, glacier_sequences, scene_take
+from ..checkpoints import resolve_device
+from ..config import SCENE_META
+from ..errors import DataError, GlacierError
+from ..io import Frames, read_frames, save_array, save_grayscale, write_geotiff, write_text
+from ..models.baselines import persist
+from ..plotting import scene_panels_figure
+from ..selection import Selected
+from ..sequences import extract_patches, stitch_patches
 from . import metrics
-from .baselines import BASELINES, ORACLE, attach_truth, forecast, glacier_sequences, scene_take
-from .checkpoints import resolve_device
-from .config import SCENE_META
-from .errors import DataError, GlacierError
-from .io import Frames, read_frames, save_array, save_grayscale, write_geotiff, write_text
-from .models.baselines import persist
-from .plotting import scene_panels_figure
-from .selection import Selected
-from .sequences import extract_patches, stitch_patches
 
 #: Frames of one full-scene test window: 4 inputs, then 4 targets.
 N_IN = N_OUT = 4

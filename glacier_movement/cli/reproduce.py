@@ -32,27 +32,25 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import (
+from .. import (
     acquisition,
     checkpoints,
     config,
     evaluation,
-    executors,
-    flow,
     preprocessing,
     report,
     sequences,
     settings,
-    stages,
     synthetic,
     training,
 )
-from .catalog import Catalog
-from .errors import GlacierError
-from .io import atomic_path
-from .settings import SettingsError, device_option, option, wandb_option
-from .signals import Interrupted
-from .study import (
+from ..catalog import Catalog
+from ..errors import GlacierError
+from ..evaluation import flow
+from ..io import atomic_path
+from ..settings import SettingsError, device_option, option, wandb_option
+from ..signals import Interrupted
+from ..study import (
     EXP4_MODELS,
     MODELS,
     MOTION_GLACIER,
@@ -71,6 +69,7 @@ from .study import (
     world_glacier,
     world_of,
 )
+from . import executors, stages
 
 __all__ = ["Job", "STAGES", "reproduce", "run", "run_steps"]
 

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage, stats
 
-from .errors import GlacierError
+from ..errors import GlacierError
 
 #: The words of :func:`verdict` (for a difference model − baseline of an error metric).
 BETTER, WORSE, NOT_DISTINGUISHABLE = "better", "worse", "not distinguishable"
