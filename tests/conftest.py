@@ -24,3 +24,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The tiny job with ``--jobs 1`` run once per test run, shared by tests/test_reproduce.py
+    and tests/test_jobs.py (and by the xdist workers): (job, wall seconds, its state file as the
+    run left it). Tests that run stages again on it must leave its results byte for byte."""
+    from tests.helpers import shared_tiny_job
+
+    return shared_tiny_job(tmp_path_factory)

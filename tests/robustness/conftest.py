@@ -18,7 +18,6 @@ first (:func:`copy_root`). Also here: :func:`file_size_limit` (a full disk for o
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import resource
@@ -33,6 +32,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+
+from tests.helpers import built_once
 
 REPO = Path(__file__).resolve().parents[2]
 #: The tiny checkpoint of the session's trained root (``models/<RUN>/last.pt``).
@@ -229,28 +230,6 @@ def copy(tmp_path: Path) -> Callable[[Path], Path]:
         return copy_root(src, tmp_path / name)
 
     return _copy
-
-
-def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
-    """``<shared tmp>/<name>/data`` made by ``build(root)`` once per test run.
-
-    Under pytest-xdist every worker has its own temporary folder; the data go one level up, in the
-    run's common folder, and a blocking ``flock`` lets the first worker build them while the others
-    wait (a finished build is marked by a ``.done`` file, so a failed one is retried). Without
-    xdist this is a plain session folder."""
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent
-    folder = base / f"shared-{name}"
-    root = folder / "data"
-    with open(base / f"shared-{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if not (folder / ".done").is_file():
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir()
-            build(root)
-            (folder / ".done").touch()
-    return root
 
 
 @pytest.fixture(scope="session")
