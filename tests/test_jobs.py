@@ -263,12 +263,15 @@ def _slurm_up() -> bool:
 @pytest.mark.cluster
 @pytest.mark.timeout(1800)
 @pytest.mark.parametrize("executor", ["dask", "slurm"])
-def test_cluster_executor_gives_the_local_results(serial, executor, tmp_path):
+def test_cluster_executor_gives_the_local_results(executor, tmp_path, request):
     """The tiny job end to end on a real dask LocalCluster / the local SLURM daemon: the same
-    results.csv as the local executor (one machine: pytest's temporary folder is "shared")."""
+    results.csv as the local executor (one machine: pytest's temporary folder is "shared").
+    The two are independent (own folders, own cluster): `make test-cluster` runs them at once."""
     if executor == "slurm" and not _slurm_up():
         pytest.skip("no SLURM daemon answers (scripts/start_slurm.sh starts one)")
     job = tiny_job(tmp_path, 2, executor=executor)
     reproduce(job)
+    # the --jobs 1 run after: built once, by whichever of the two tests gets here first
+    serial = request.getfixturevalue("serial")
     for name in OUTPUTS:
         assert _sha(job.results / name) == _sha(serial.results / name), name
