@@ -7,9 +7,11 @@ BIN    := $(VENV)/bin
 PRESET ?= demo
 STAMP  := $(VENV)/.installed
 # test workers: one per core (pytest-xdist); each test file runs whole on one worker, so a
-# module's shared fixture (e.g. test_reproduce's job) is built once
+# module's shared fixture (e.g. experiment 4's job) is built once; files are handed out in
+# collection order, the longest first (tests/conftest.py: LONGEST_FIRST), not xdist's
+# most-tests-first order, which left the whole-job files for last
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
-PYTEST := $(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile
+PYTEST := $(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile --no-loadscope-reorder
 
 .PHONY: install reproduce reproduce-motion reproduce-predictability test test-slow test-cluster lint typecheck bench clean
 
@@ -41,9 +43,10 @@ test-slow: $(STAMP)
 	$(PYTEST) -m "slow and not cluster"
 
 # `reproduce --executor slurm|dask` end to end: needs a SLURM daemon (scripts/start_slurm.sh
-# starts one on this machine, as root) and a dask LocalCluster
+# starts one on this machine, as root) and a dask LocalCluster; the two tests are independent
+# and run at once (-n 2), the --jobs 1 run they compare with is built once for both
 test-cluster: $(STAMP)
-	$(BIN)/python -m pytest -q -n 0 -m cluster tests/test_jobs.py
+	$(BIN)/python -m pytest -q -n 2 -m cluster tests/test_jobs.py
 
 lint: typecheck
 	$(BIN)/ruff check .

@@ -1,7 +1,8 @@
 """`reproduce --jobs N`: a stage's independent runs in worker processes, with the same numbers.
 
-The tiny job runs twice in this module (``--jobs 1`` in-process, ``--jobs 2`` in two local
-workers) and the two must give byte-identical results.csv and results_per_seed.csv. The failure
+The tiny job runs twice (``--jobs 1`` in-process, shared with tests/test_reproduce.py through the
+``tiny_run`` fixture, and ``--jobs 2`` in two local workers) and the two must give byte-identical
+results.csv and results_per_seed.csv. The failure
 path, SIGTERM → resume and the dependency order run on the data those runs left. The SLURM and
 dask executors' end-to-end runs carry the ``cluster`` marker (``.ci/run`` runs them when a
 SLURM daemon can start: ``scripts/start_slurm.sh``).
@@ -30,14 +31,10 @@ from glacier_movement.cli.stages import command_of
 from glacier_movement.errors import GlacierError
 from glacier_movement.models import ModelsSettings
 from glacier_movement.training import TrainSettings
+from tests.helpers import tiny_job
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = dict(preset="tiny", bootstrap=200, wandb="disabled", years="2013-2021", seeds=1, heldout=1)
 OUTPUTS = ("results.csv", "results_per_seed.csv")
-
-
-def _job(base: Path, jobs: int, **kw) -> Job:
-    return Job(root=base / "data", results=base / "results", jobs=jobs, **{**TINY, **kw})
 
 
 def _sha(path: Path) -> str:
@@ -57,19 +54,18 @@ def _same_weights(a: dict, b: dict) -> bool:
 
 
 @pytest.fixture(scope="module")
-def serial(tmp_path_factory):
-    """The tiny job with --jobs 1 (every step in this process)."""
-    job = _job(tmp_path_factory.mktemp("jobs1"), 1)
-    reproduce(job)
-    return job
+def serial(tiny_run):
+    """The tiny job with --jobs 1 (every step in this process; shared with test_reproduce.py)."""
+    return tiny_run[0]
 
 
 @pytest.fixture(scope="module")
-def runs(serial, tmp_path_factory):
+def runs(tmp_path_factory, request):
     """The tiny job with --jobs 1 and with --jobs 2 (two local workers): {1: job, 2: job}."""
-    job = _job(tmp_path_factory.mktemp("jobs2"), 2)
+    job = tiny_job(tmp_path_factory.mktemp("jobs2"), 2)
     reproduce(job)
-    return {1: serial, 2: job}
+    # --jobs 1 after: under xdist another worker may be running it for test_reproduce.py meanwhile
+    return {1: request.getfixturevalue("serial"), 2: job}
 
 
 def test_jobs_1_and_2_give_identical_results(runs):
@@ -157,7 +153,7 @@ def test_sigterm_stops_the_workers_and_a_rerun_resumes_with_the_same_results(run
     """SIGTERM to the job during training: each worker's run checkpoints, the stage is recorded
     interrupted (exit 143), and the re-run finishes with the weights of the uninterrupted run."""
     src = runs[2]
-    job = _job(tmp_path, 2)
+    job = tiny_job(tmp_path, 2)
     shutil.copytree(src.root, job.root, ignore=shutil.ignore_patterns("models", ".lock"))
     shutil.copytree(src.results, job.results, ignore=shutil.ignore_patterns("logs"))
     argv = _reproduce_cli(job, "--jobs", "2", "--from", "train", "--until", "train")
@@ -267,12 +263,15 @@ def _slurm_up() -> bool:
 @pytest.mark.cluster
 @pytest.mark.timeout(1800)
 @pytest.mark.parametrize("executor", ["dask", "slurm"])
-def test_cluster_executor_gives_the_local_results(serial, executor, tmp_path):
+def test_cluster_executor_gives_the_local_results(executor, tmp_path, request):
     """The tiny job end to end on a real dask LocalCluster / the local SLURM daemon: the same
-    results.csv as the local executor (one machine: pytest's temporary folder is "shared")."""
+    results.csv as the local executor (one machine: pytest's temporary folder is "shared").
+    The two are independent (own folders, own cluster): `make test-cluster` runs them at once."""
     if executor == "slurm" and not _slurm_up():
         pytest.skip("no SLURM daemon answers (scripts/start_slurm.sh starts one)")
-    job = _job(tmp_path, 2, executor=executor)
+    job = tiny_job(tmp_path, 2, executor=executor)
     reproduce(job)
+    # the --jobs 1 run after: built once, by whichever of the two tests gets here first
+    serial = request.getfixturevalue("serial")
     for name in OUTPUTS:
         assert _sha(job.results / name) == _sha(serial.results / name), name

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import re
-import time
 
 import numpy as np
 import pandas as pd
@@ -14,31 +12,17 @@ from PIL import Image
 from glacier_movement import config, io
 from glacier_movement.baselines import BASELINES
 from glacier_movement.cli import main
-from glacier_movement.cli.reproduce import MODELS, STAGES, Job, reproduce
+from glacier_movement.cli.reproduce import MODELS, STAGES, reproduce
 from glacier_movement.report import RESULT_COLUMNS
 from glacier_movement.sequences import SequenceDataset, split_indices
 from glacier_movement.training import load_sequences
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
-    """The job run once: (job, its wall time in seconds, the state file it left)."""
-    base = tmp_path_factory.mktemp("reproduce")
-    job = Job(
-        preset="tiny",
-        root=base / "data",
-        results=base / "results",
-        bootstrap=200,
-        wandb="disabled",
-        years="2013-2021",
-        seeds=1,
-        heldout=1,
-        jobs=1,  # in this process, as before --jobs (tests/test_jobs.py runs --jobs 2)
-    )
-    t0 = time.perf_counter()
-    reproduce(job)
-    seconds = time.perf_counter() - t0
-    return job, seconds, json.loads((job.results / "reproduce.json").read_text())
+def first_run(tiny_run):
+    """The job run once (shared with tests/test_jobs.py): (job, its wall time in seconds, the
+    state file it left)."""
+    return tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -132,10 +116,14 @@ def test_rerun_skips_finished_stages(job, capsys):
 
 
 def test_from_stage_reruns_only_that_stage_and_later(job, capsys):
+    tables = ("results.csv", "results_per_seed.csv")
+    before = [(job.results / name).read_bytes() for name in tables]
     reproduce(job, start="report")
     out = capsys.readouterr().out
     assert out.count("skipped") == len(STAGES) - 1
     assert "$ glacier-movement report" in out
+    # the report is deterministic: the same tables again (tests/test_jobs.py compares them)
+    assert [(job.results / name).read_bytes() for name in tables] == before
 
 
 def test_mixed_training_excludes_both_test_sets(job):

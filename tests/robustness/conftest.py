@@ -1,7 +1,11 @@
 """Shared fixtures of the robustness suite: the command line run as a user runs it, and small data.
 
-Every case runs ``python -m glacier_movement …`` in a subprocess (the interpreter running the
-tests, so any venv works) and checks the error policy of the command line:
+Every case runs a ``glacier-movement`` command and checks the error policy of the command line.
+The ``cli`` fixture runs the command's ``main()`` in this process, in the environment, working
+folder and warning filters a fresh process would have (a process start costs about 4 s of CPU);
+``cli_process`` runs ``python -m glacier_movement …`` in a subprocess (the interpreter running
+the tests, so any venv works), for what only a process shows: signals, kills, a full disk
+(``ulimit -f``), the entry point's exit status and traceback. Both check:
 
 * a non-zero exit (2: a user error, not 3: an internal error);
 * exactly ONE line on stderr that says ``error:``, naming the problem and the fix;
@@ -18,14 +22,17 @@ first (:func:`copy_root`). Also here: :func:`file_size_limit` (a full disk for o
 
 from __future__ import annotations
 
-import fcntl
+import contextlib
 import hashlib
+import io
 import os
 import resource
 import shutil
 import signal
 import subprocess
 import sys
+import traceback
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +40,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+
+from tests.helpers import built_once
 
 REPO = Path(__file__).resolve().parents[2]
 #: The tiny checkpoint of the session's trained root (``models/<RUN>/last.pt``).
@@ -78,16 +87,29 @@ def temp_files(*dirs: Path) -> list[Path]:
     return [p for d in dirs if Path(d).exists() for p in Path(d).rglob("*") if ".tmp" in p.name]
 
 
+#: The warning filters of a fresh interpreter (``python -W`` unset): pytest's own filters show
+#: warnings that a user's process would not, and record instead of print them.
+FRESH_WARNING_FILTERS: list[tuple[str, type[Warning], str]] = [
+    ("default", DeprecationWarning, "__main__"),
+    ("ignore", DeprecationWarning, ""),
+    ("ignore", PendingDeprecationWarning, ""),
+    ("ignore", ImportWarning, ""),
+    ("ignore", ResourceWarning, ""),
+]
+
+
 class Cli:
-    """Runs ``glacier-movement`` in a subprocess in a clean environment.
+    """Runs ``glacier-movement`` in a clean environment: in a subprocess (``process=True``), or
+    its ``main()`` in this process with that environment, working folder, stdout and stderr.
 
     The data root comes only from ``root`` (set as ``$GLACIER_DATA_ROOT``) or an explicit
     ``--data-root`` in the arguments; the working directory is the test's own folder, so the
     default ``./data`` can never be the repository's. One CPU thread: runs are deterministic.
     """
 
-    def __init__(self, cwd: Path):
+    def __init__(self, cwd: Path, process: bool = True):
         self.cwd = cwd
+        self.process = process
 
     def env(self, root: Path | None = None, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GLACIER_", "WANDB_"))}
@@ -116,9 +138,13 @@ class Cli:
         preexec_fn: Callable[[], None] | None = None,
         env: dict[str, str] | None = None,
     ) -> Result:
-        argv = self.argv(args)
+        shown = ["glacier-movement", *map(str, args)]
+        if not self.process:
+            if preexec_fn is not None:
+                raise TypeError("preexec_fn needs a process: use the cli_process fixture")
+            return Result(shown, *self._main(list(map(str, args)), env or self.env(root)))
         p = subprocess.run(
-            argv,
+            self.argv(args),
             cwd=self.cwd,
             env=env or self.env(root),
             capture_output=True,
@@ -126,13 +152,51 @@ class Cli:
             timeout=timeout,
             preexec_fn=preexec_fn,
         )
-        return Result(["glacier-movement", *map(str, args)], p.returncode, p.stdout, p.stderr)
+        return Result(shown, p.returncode, p.stdout, p.stderr)
+
+    def _main(self, args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+        """``python -m glacier_movement *args`` in this process: (exit status, stdout, stderr).
+        An exception that escapes ``main()`` ends as it would end the process: its traceback on
+        stderr, exit 1."""
+        from glacier_movement.cli import main
+
+        out, err = io.StringIO(), io.StringIO()
+
+        def show(message, category, filename, lineno, file=None, line=None) -> None:
+            err.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+        saved_env, saved_cwd = dict(os.environ), os.getcwd()
+        os.environ.clear()
+        os.environ.update(env)
+        os.chdir(self.cwd)
+        try:
+            with (
+                contextlib.redirect_stdout(out),
+                contextlib.redirect_stderr(err),
+                warnings.catch_warnings(),
+            ):
+                warnings.resetwarnings()
+                for action, category, module in FRESH_WARNING_FILTERS:
+                    warnings.filterwarnings(action, category=category, module=module, append=True)
+                warnings.showwarning = show
+                try:
+                    rc = main(args)
+                except SystemExit as e:  # the parser's own errors, --help, --version
+                    rc = e.code if isinstance(e.code, int) else int(e.code is not None)
+                except Exception:
+                    traceback.print_exc()
+                    rc = 1
+        finally:
+            os.chdir(saved_cwd)
+            os.environ.clear()
+            os.environ.update(saved_env)
+        return rc, out.getvalue(), err.getvalue()
 
     def popen(
         self, *args: str | Path, root: Path | None = None, stderr: Any = subprocess.PIPE
     ) -> subprocess.Popen:
-        """Start a command (stdout piped, binary) to kill it in the middle. ``stderr`` may be a
-        file: progress bars must not fill a pipe nobody reads."""
+        """Start a command (stdout piped, binary) to kill it in the middle, always a process.
+        ``stderr`` may be a file: progress bars must not fill a pipe nobody reads."""
         return subprocess.Popen(
             self.argv(args),
             cwd=self.cwd,
@@ -211,7 +275,13 @@ def file_size_limit(limit: int) -> Callable[[], None]:
 # ----------------------------------------------------------------------------------- fixtures
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
-    """A command-line runner working in this test's own folder."""
+    """A command-line runner working in this test's own folder, ``main()`` in this process."""
+    return Cli(tmp_path, process=False)
+
+
+@pytest.fixture
+def cli_process(tmp_path: Path) -> Cli:
+    """A command-line runner working in this test's own folder, each command a process."""
     return Cli(tmp_path)
 
 
@@ -229,28 +299,6 @@ def copy(tmp_path: Path) -> Callable[[Path], Path]:
         return copy_root(src, tmp_path / name)
 
     return _copy
-
-
-def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
-    """``<shared tmp>/<name>/data`` made by ``build(root)`` once per test run.
-
-    Under pytest-xdist every worker has its own temporary folder; the data go one level up, in the
-    run's common folder, and a blocking ``flock`` lets the first worker build them while the others
-    wait (a finished build is marked by a ``.done`` file, so a failed one is retried). Without
-    xdist this is a plain session folder."""
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent
-    folder = base / f"shared-{name}"
-    root = folder / "data"
-    with open(base / f"shared-{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if not (folder / ".done").is_file():
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir()
-            build(root)
-            (folder / ".done").touch()
-    return root
 
 
 @pytest.fixture(scope="session")

@@ -111,20 +111,20 @@ def test_unknown_names(cli, copy, frames_root, command, args, words):
     cli.expect_error(command, args, words, root=root)
 
 
-def test_unknown_command(cli):
-    before = cli.snapshot()
-    res = cli.run("frobnicate")
+def test_unknown_command(cli_process):
+    before = cli_process.snapshot()
+    res = cli_process.run("frobnicate")
     assert res.rc == 2 and "Traceback" not in res.stderr, res
     lines = [ln for ln in res.stderr_lines if ln.strip()]
     assert len(lines) == 1, res
     assert lines[0].startswith("glacier-movement: error: "), res
     assert "invalid choice: 'frobnicate'" in lines[0] and "synthesize" in lines[0], res
-    cli.assert_untouched(before)
+    cli_process.assert_untouched(before)
 
 
-def test_debug_shows_the_traceback(cli, tmp_path):
+def test_debug_shows_the_traceback(cli_process, tmp_path):
     """The same error with --debug: the full traceback, ending in the same message."""
-    res = cli.run("synthesize", "--glacier", "everest", "--debug", root=tmp_path / "data")
+    res = cli_process.run("synthesize", "--glacier", "everest", "--debug", root=tmp_path / "data")
     assert res.rc != 0
     assert "Traceback (most recent call last)" in res.stderr, res
     assert "GlacierError: unknown glacier 'everest'" in res.stderr, res

@@ -16,11 +16,19 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from glacier_movement import io
 from glacier_movement.checkpoints import load_checkpoint
 from tests.robustness.conftest import temp_files
+
+
+@pytest.fixture
+def cli(cli_process):
+    """Kills and resumes: each command a process."""
+    return cli_process
+
 
 TRAIN = [
     *("train", "--glacier", "parvati", "--model", "salstm", "--preset", "tiny"),

@@ -214,9 +214,9 @@ def test_stage_before_preprocessing(cli, copy, raw_root, command, args, words):
 
 
 # ------------------------------------------------------------------------------ disk full
-def test_disk_full_while_synthesizing(cli, tmp_path):
+def test_disk_full_while_synthesizing(cli_process, tmp_path):
     root = tmp_path / "data"
-    cli.expect_error(
+    cli_process.expect_error(
         "synthesize",
         ["--glacier", "parvati", "--size", "48", "48", "--years", "2013-2015", "--no-quicklook"],
         [f"cannot write {root}/parvati/raw/2013.npz", "File too large", "free disk space"],
@@ -225,11 +225,11 @@ def test_disk_full_while_synthesizing(cli, tmp_path):
     )
 
 
-def test_disk_full_while_preprocessing_keeps_the_old_outputs(cli, copy, frames_root):
+def test_disk_full_while_preprocessing_keeps_the_old_outputs(cli_process, copy, frames_root):
     """frames.npz (113 kB) does not fit, alignment.npz (18 kB) would: neither is replaced, so the
     old pair stays consistent, and no temporary file is left."""
     root = copy(frames_root)
-    cli.expect_error(
+    cli_process.expect_error(
         "preprocess",
         [*PREPROCESS[1:], "--on-ecc-failure", "drop"],  # other settings: other outputs
         [f"cannot write {root}/parvati/frames.npz", "File too large", "free disk space"],
@@ -240,12 +240,12 @@ def test_disk_full_while_preprocessing_keeps_the_old_outputs(cli, copy, frames_r
 
 
 @pytest.mark.parametrize("limit, what", [(100_000, "best.pt"), (70, "losses.csv")])
-def test_disk_full_while_training(cli, copy, frames_root, limit, what):
+def test_disk_full_while_training(cli_process, copy, frames_root, limit, what):
     """A checkpoint (torch.save) or a log row (appended) that does not fit: one line, no
     checkpoint, no temporary file; nothing outside the run folder changes."""
     root = copy(frames_root)
-    before = cli.snapshot(root)
-    res = cli.run(
+    before = cli_process.snapshot(root)
+    res = cli_process.run(
         "train",
         *("--glacier", "parvati", "--model", "salstm", "--preset", "tiny", "--run-name", "full"),
         *("--wandb", "disabled", "--no-progress", "--device", "cpu"),
@@ -253,8 +253,10 @@ def test_disk_full_while_training(cli, copy, frames_root, limit, what):
         preexec_fn=file_size_limit(limit),
     )
     run_dir = root / "models" / "full"
-    cli.error_line(res, "train", f"cannot write {run_dir}/{what}", "File too large", "free disk")
+    cli_process.error_line(
+        res, "train", f"cannot write {run_dir}/{what}", "File too large", "free disk"
+    )
     assert not temp_files(root)
     assert not list(run_dir.glob("*.pt"))
-    after = cli.snapshot(root)
+    after = cli_process.snapshot(root)
     assert {p: h for p, h in after.items() if run_dir not in p.parents} == before

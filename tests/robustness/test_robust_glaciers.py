@@ -189,9 +189,9 @@ def test_bad_glacier_add(tmp_path, capsys, args, words):
     assert not root.exists()
 
 
-def test_bad_glacier_add_process(cli, tmp_path):
+def test_bad_glacier_add_process(cli_process, tmp_path):
     """The same through a real process: exit 2, one line, no traceback, nothing written."""
-    cli.expect_error(
+    cli_process.expect_error(
         "glacier", ["add", "x", "--bbox", *RHONE, "--roi", "0,5000,0,10"],
         ["ROI rows 0:5000, cols 0:10 lies outside the", "leave it out for the whole grid"],
         root=tmp_path / "data",

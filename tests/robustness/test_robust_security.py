@@ -23,6 +23,13 @@ import torch
 from tests.robustness.conftest import REPO, RUN
 from tests.stac_server import RustacServer
 
+
+@pytest.fixture
+def cli(cli_process):
+    """A hostile checkpoint, were it ever run, runs in a throw-away process."""
+    return cli_process
+
+
 #: The package and every experiment script (the original's entry points, now thin wrappers).
 SOURCES = sorted(
     [*(REPO / "glacier_movement").rglob("*.py"), *REPO.glob("experiment*/**/*.py")],

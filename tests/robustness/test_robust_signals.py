@@ -28,6 +28,13 @@ from glacier_movement.checkpoints import load_checkpoint
 from tests.robustness.conftest import Cli, copy_root, temp_files
 from tests.robustness.test_robust_crash import _assert_same_state, _rows
 
+
+@pytest.fixture
+def cli(cli_process):
+    """Signals, kills and the lock of a live process: each command a process."""
+    return cli_process
+
+
 STEPS_PER_EPOCH = 15  # tiny preset, batch 4, 57 training sequences
 EPOCHS = 6
 TOTAL_STEPS = EPOCHS * STEPS_PER_EPOCH

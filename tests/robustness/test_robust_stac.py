@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from glacier_movement import io
 from tests.stac_server import FlakyProxy, RustacServer
+
+
+@pytest.fixture
+def cli(cli_process):
+    """A server failing or down, the command's own timeouts: each command a process."""
+    return cli_process
 
 
 def _acquire_args(catalog, url: str, *extra: str) -> list[str]:
