@@ -4,7 +4,7 @@
 Same model (SA-LSTM, the paper's best), same input: an 8-frame 800×800 sequence of masked NDSI,
 whose first 4 frames are cut into non-overlapping P×P patches (paper preset: P = 50, 256 patches).
 
-* batched — :func:`glacier_movement.evaluation.predict_scene`: all patches as (B, 4, P, P)
+* batched — :func:`glacier_movement.evaluation.inference.predict_scene`: all patches as (B, 4, P, P)
   batches under ``torch.no_grad()``, stitched back with ``sequences.stitch_patches``.
 * original loop — the original ``inferenceScenes``: one ``model.forward`` per patch on a
   (1, 4, P, P) tensor, autograd left on (the original had no ``no_grad``), patches written back
