@@ -64,7 +64,9 @@ class Generator(Renderer):
     """
 
     # -------------------------------------------------------------------------------- truth
-    def truth(self, plans: list[ScenePlan], written: np.ndarray) -> dict[str, np.ndarray]:
+    def truth(
+        self, plans: list[ScenePlan], written: np.ndarray
+    ) -> dict[str, np.ndarray | np.generic]:
         """The truth.npz arrays (see the module docstring) for the generated ``plans``."""
         g = self.geom
         hg, wg = self.shape

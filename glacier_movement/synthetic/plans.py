@@ -58,7 +58,7 @@ class Planner(Terrain):
     """:class:`~.terrain.Terrain` plus the per-year scene plans and their nodata masks."""
 
     # ----------------------------------------------------------------------------------- plans
-    def t_days(self, times: np.ndarray) -> np.ndarray:
+    def t_days(self, times: np.ndarray | np.datetime64) -> np.ndarray:
         return (np.asarray(times, dtype="datetime64[ns]") - EPOCH) / _DAY
 
     def plan_year(self, year: int) -> list[ScenePlan]:

@@ -46,7 +46,7 @@ class Renderer(Planner):
         ice = np.clip(p.ice_cloud + 0.35 * _noise(rng, (hp, wp), 30), 0.0, 1.0)
         # the shadow falls away from the sun, a cloud height's worth of pixels
         offset = min(40.0, 0.1 * min(self.size)) / max(np.hypot(sun[0], sun[1]), 1e-3)
-        m = np.float32([[1, 0, -sun[0] * offset], [0, 1, -sun[1] * offset]])
+        m = np.array([[1, 0, -sun[0] * offset], [0, 1, -sun[1] * offset]], dtype=np.float32)
         shadow = cv2.warpAffine(alpha, m, (wp, hp), flags=cv2.INTER_LINEAR, borderValue=0.0)
         return alpha, ice.astype(np.float32), shadow, cover
 

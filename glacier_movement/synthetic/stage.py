@@ -121,7 +121,9 @@ def synthesize(
             for j, p in enumerate(year_plans):
                 is_summer = _month(p.time) in SUMMER_MONTHS
                 data[j], cloudy, clean = gen.render_full(p, cloud_mask=is_summer, clean=True)
-                if is_summer:
+                if clean is None:  # asked for: None would be a renderer bug
+                    raise GlacierError(f"scene {p.time}: the renderer returned no clean surface")
+                if cloudy is not None:  # asked for (and returned) in summer only
                     summer.add(data[j], gen.roi, cloudy)
                 if round(p.cloud_cover, 2) <= MAX_CLOUD and p.missing < MAX_MISSING:
                     motion.add(p, clean)  # the scenes preprocessing would average
@@ -152,8 +154,11 @@ def synthesize(
     truth["summer_ndsi_pixels"] = np.int64(summer.n)
     truth["motion_share"] = np.float64(motion.share())
     truth["regime"] = np.array(regime)
-    truth["cloud_cover"] = np.round(truth["cloud_cover"], 2)
-    truth["kept"] = (truth["cloud_cover"] <= MAX_CLOUD) & (truth["missing_fraction"] < MAX_MISSING)
+    # float64 arrays (the truth also holds numpy scalars): asarray returns them as they are
+    cc = truth["cloud_cover"] = np.round(np.asarray(truth["cloud_cover"], dtype=np.float64), 2)
+    truth["kept"] = (cc <= MAX_CLOUD) & (
+        np.asarray(truth["missing_fraction"], dtype=np.float64) < MAX_MISSING
+    )
     out.append(io.save_npz(paths.truth, compress=True, **truth))
     return out
 

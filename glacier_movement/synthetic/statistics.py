@@ -52,7 +52,7 @@ class SnowNdsiHistogram:
 
 
 def _month(time: np.datetime64) -> int:
-    return int(np.datetime64(time, "M").astype(int) % 12) + 1
+    return int(time.astype("datetime64[M]").astype(int) % 12) + 1
 
 
 class WindowMotionShare:
@@ -88,7 +88,7 @@ class WindowMotionShare:
 
     def add(self, p: ScenePlan, clean: np.ndarray) -> None:
         """Add a scene's clean surface: green/swir16 reflectance (2, Hg, Wg) in the TRUE frame."""
-        year = int(np.datetime64(p.time, "Y").astype(int)) + 1970
+        year = int(p.time.astype("datetime64[Y]").astype(int)) + 1970
         key = (year, (_month(p.time) - 1) // self.months)
         if key != self.key:
             self._close()
