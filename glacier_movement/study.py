@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from . import config, settings
 from .catalog import Catalog
@@ -19,6 +20,8 @@ from .models import EXP4_MODELS, PAPER_MODELS
 from .presets import Preset, get_preset
 from .settings import SettingsError, option
 from .synthetic.landscape import PERSISTENCE
+
+_T = TypeVar("_T")
 
 #: The four models of the paper, in the paper's table order (the registry's ``paper`` flag).
 MODELS = PAPER_MODELS
@@ -170,6 +173,21 @@ class Study:
         )
 
     @property
+    def n_seeds(self) -> int:
+        """``seeds`` of a :meth:`resolved` study."""
+        return _resolved(self.seeds, "seeds")
+
+    @property
+    def n_heldout(self) -> int:
+        """``heldout`` of a :meth:`resolved` study."""
+        return _resolved(self.heldout, "heldout")
+
+    @property
+    def glacier_name(self) -> str:
+        """``glacier`` of a :meth:`resolved` study."""
+        return _resolved(self.glacier, "glacier")
+
+    @property
     def settings(self) -> Preset:
         return get_preset(self.preset)
 
@@ -177,6 +195,12 @@ class Study:
     def glaciers(self) -> tuple[str, ...]:
         """The glaciers whose data the paper's experiments need."""
         return ("parvati", "aletsch") if self.glacier in (None, "parvati") else (self.glacier,)
+
+
+def _resolved(value: _T | None, name: str) -> _T:
+    if value is None:  # the defaults are filled in by Study.resolved
+        raise SettingsError(name, "is unset: read it from Study.resolved()")
+    return value
 
 
 # ------------------------------------------------------------------------------- run names

@@ -33,10 +33,10 @@ def _experiment4_md(root: Path, rs: Study) -> tuple[list[str], list[dict]]:
     """Experiment 4's section (the motion benchmark) and its rows of ``results.csv``."""
     glaciers = [
         MOTION_GLACIER,
-        *(config.heldout_name(MOTION_GLACIER, k) for k in range(1, rs.heldout + 1)),
+        *(config.heldout_name(MOTION_GLACIER, k) for k in range(1, rs.n_heldout + 1)),
     ]
     runs = {
-        m: [run_name(4, m, rs.preset, seed_index=k) for k in range(rs.seeds)] for m in EXP4_MODELS
+        m: [run_name(4, m, rs.preset, seed_index=k) for k in range(rs.n_seeds)] for m in EXP4_MODELS
     }
     t4, _ = pooled_scores(root, glaciers, runs, rs.bootstrap)
     pre = get_preset(rs.preset)
@@ -88,7 +88,7 @@ def _experiment4_md(root: Path, rs: Study) -> tuple[list[str], list[dict]]:
             f"{epe['zero_epe_px_window'].mean():.2f}; {len(epe)} starts).",
             "",
         ]
-    sk = skill_table(t4[t4["targets"] == "observed"])
+    sk = skill_table(t4.loc[t4["targets"] == "observed"])
     if sk:
         md += [
             "Skill against climatology per lead and on / off the glacier (observed targets), "
@@ -144,9 +144,9 @@ def _experiment5_md(root: Path, results: Path, rs: Study) -> tuple[list[str], li
     table = []
     for w in WORLDS:
         g = world_glacier(w)
-        glaciers = [config.heldout_name(g, k) for k in range(1, rs.heldout + 1)]
+        glaciers = [config.heldout_name(g, k) for k in range(1, rs.n_heldout + 1)]
         runs = {
-            m: [run_name(5, m, rs.preset, seed_index=k, glacier=g) for k in range(rs.seeds)]
+            m: [run_name(5, m, rs.preset, seed_index=k, glacier=g) for k in range(rs.n_seeds)]
             for m in EXP5_MODELS
         }
         t, _ = pooled_scores(root, glaciers, runs, rs.bootstrap) if glaciers else (None, None)
@@ -154,7 +154,7 @@ def _experiment5_md(root: Path, results: Path, rs: Study) -> tuple[list[str], li
             md += [f"### {w} ({world_label(w)})", "", "Not run yet.", ""]
             continue
         rows += results_rows(5, f"{g}+heldout", w, t)
-        obs = t[t["targets"] == "observed"]
+        obs = t.loc[t["targets"] == "observed"]
         if obs.empty:
             continue
         clusters += int(obs["n_clusters"].iloc[0])

@@ -50,7 +50,7 @@ PAPER_SCORES = pd.DataFrame(
             0.1147,
         ),
     ],
-    columns=["key", "model", "MSE", "MAE"],
+    columns=pd.Index(["key", "model", "MSE", "MAE"]),
 )
 
 
@@ -80,9 +80,9 @@ class _PaperTables:
 def _paper_tables(root: Path, rs: Study) -> _PaperTables:
     """Pool the test scores of experiments 1–3 (GlacierError when experiment 1 has none)."""
     labels = [*MODELS, *([f"{m}+clim" for m in MODELS] if rs.clim_variants else [])]
-    g1 = rs.glacier
+    g1 = rs.glacier_name
     runs = {
-        m: [run_name(1, m, rs.preset, seed_index=k, glacier=g1) for k in range(rs.seeds)]
+        m: [run_name(1, m, rs.preset, seed_index=k, glacier=g1) for k in range(rs.n_seeds)]
         for m in labels
     }
     boot = rs.bootstrap
@@ -96,7 +96,7 @@ def _paper_tables(root: Path, rs: Study) -> _PaperTables:
         f"{m} (strict)": [run_name(1, m, rs.preset, "strict", glacier=g1)] for m in rs.strict_models
     }
     t1s, _ = pooled_scores(root, [g1], strict, boot)
-    heldout = [config.heldout_name(g1, k) for k in range(1, rs.heldout + 1)]
+    heldout = [config.heldout_name(g1, k) for k in range(1, rs.n_heldout + 1)]
     th, seedsh = (
         pooled_scores(root, heldout, runs, boot) if heldout else (pd.DataFrame(), pd.DataFrame())
     )
@@ -116,13 +116,13 @@ def _write_paper_csv(results: Path, p: _PaperTables, extra_rows: list[dict]) -> 
         1,
         g1,
         f"{g1}-test",
-        t1s[~t1s["model"].isin(REFERENCES)] if len(t1s) else t1s,
+        t1s.loc[~t1s["model"].isin(REFERENCES)] if len(t1s) else t1s,
         "strict",
     )
     if len(th):
         csv_rows += results_rows(1, "heldout", "heldout", th)
     csv_rows += results_rows(
-        3, "parvati", "parvati-test", t3[~t3["model"].isin(REFERENCES)] if len(t3) else t3
+        3, "parvati", "parvati-test", t3.loc[~t3["model"].isin(REFERENCES)] if len(t3) else t3
     )
     for exp, df in ((2, p.s2), (3, p.s3)):
         if df is not None:  # each experiment's own predictions, and the baselines
@@ -132,7 +132,7 @@ def _write_paper_csv(results: Path, p: _PaperTables, extra_rows: list[dict]) -> 
             )
     csv_rows += extra_rows  # experiments 4 and 5
     csv_path = write_csv(
-        pd.DataFrame(csv_rows, columns=RESULT_COLUMNS), results / "results.csv", "%.6g"
+        pd.DataFrame(csv_rows, columns=pd.Index(RESULT_COLUMNS)), results / "results.csv", "%.6g"
     )
     per_seed = pd.concat(
         [
@@ -217,16 +217,16 @@ def _experiment1_md(root: Path, p: _PaperTables, rs: Study) -> list[str]:
         *_score_section(t1, p.labels, g1),
     ]
     if len(t1s):
-        md += ["Strict split:", "", ev.results_markdown(t1s[t1s["targets"] == "observed"]), ""]
+        md += ["Strict split:", "", ev.results_markdown(t1s.loc[t1s["targets"] == "observed"]), ""]
     md += [
         "### Per lead time and on / off the glacier (observed targets)",
         "",
         f"{g1} test:",
         "",
-        lead_table(t1[t1["targets"] == "observed"]),
+        lead_table(t1.loc[t1["targets"] == "observed"]),
         "",
     ]
-    sk = skill_table(t1[t1["targets"] == "observed"])
+    sk = skill_table(t1.loc[t1["targets"] == "observed"])
     if sk:
         md += [
             f"Skill against climatology (1 − MSE / MSE of climatology), {g1} test, with clustered "
@@ -237,8 +237,8 @@ def _experiment1_md(root: Path, p: _PaperTables, rs: Study) -> list[str]:
             "",
         ]
     if len(th):
-        md += ["Held-out glaciers:", "", lead_table(th[th["targets"] == "observed"]), ""]
-        sk = skill_table(th[th["targets"] == "observed"])
+        md += ["Held-out glaciers:", "", lead_table(th.loc[th["targets"] == "observed"]), ""]
+        sk = skill_table(th.loc[th["targets"] == "observed"])
         md += ["Skill, held-out glaciers:", "", sk, ""] if sk else []
     structure = _structure_md(
         root, {m: run_name(1, m, rs.preset, glacier=g1) for m in p.labels}, g1
@@ -350,7 +350,12 @@ def _paper_numbers_md(rs: Study, pre: Preset) -> list[str]:
         "",
         markdown_table(
             ["model", "MSE", "MAE"],
-            ([r.model, f"{r.MSE:.4f}", f"{r.MAE:.4f}"] for r in PAPER_SCORES.itertuples()),
+            (
+                [model, f"{mse:.4f}", f"{mae:.4f}"]
+                for model, mse, mae in zip(
+                    PAPER_SCORES["model"], PAPER_SCORES["MSE"], PAPER_SCORES["MAE"], strict=True
+                )
+            ),
             "lrr",
         ),
         "",
@@ -371,7 +376,7 @@ def _paper_numbers_md(rs: Study, pre: Preset) -> list[str]:
 
 def _figures_md(root: Path, results: Path, rs: Study, labels: list[str]) -> list[str]:
     """The figures section: copies every figure that exists next to the report and links it."""
-    g1 = rs.glacier
+    g1 = rs.glacier_name
     g, al = config.Paths(root, g1), config.Paths(root, "aletsch")
     figs = [
         (g.frames_figure, f"{g1}: preprocessed NDSI frames"),

@@ -5,6 +5,7 @@ glacier against their targets, beside persistence, and the figure targets / pred
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,9 @@ def generalization_panels(scene: Scene) -> np.ndarray:
     )
 
 
-def scene_scores(root: Path, glacier: str, labels: list[str]) -> tuple[pd.DataFrame, list[Scene]]:
+def scene_scores(
+    root: Path, glacier: str, labels: Sequence[str]
+) -> tuple[pd.DataFrame, list[Scene]]:
     """Scores of each saved full-scene prediction ``labels`` (written by ``infer``) and, once, of
     persistence. All scenes must share the same target frames."""
     paths = config.Paths(root, glacier)

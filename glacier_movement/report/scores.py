@@ -73,7 +73,7 @@ def pooled_scores(
     allrows = pd.concat(parts, ignore_index=True)
     tables, seeds = [], []
     for targets in ("observed", "all"):
-        sel = allrows[allrows["observed"]] if targets == "observed" else allrows
+        sel = allrows.loc[allrows["observed"]] if targets == "observed" else allrows
         if sel.empty:
             continue
         scores = ev.score_rows(sel, n_bootstrap, seed)

@@ -62,7 +62,7 @@ def _write_motion_only(
     root: Path, results: Path, rs: Study, md: list[str], rows: list[dict]
 ) -> tuple[Path, Path]:
     csv_path = write_csv(
-        pd.DataFrame(rows, columns=RESULT_COLUMNS), results / "results.csv", "%.6g"
+        pd.DataFrame(rows, columns=pd.Index(RESULT_COLUMNS)), results / "results.csv", "%.6g"
     )
     head = [
         "# Results: glacier movement prediction",

@@ -22,7 +22,7 @@ from ..motion import load_flow_errors
 from .scores import _read_json
 
 
-def _fmt(v: float, digits: int = 4) -> str:
+def _fmt(v: float | None, digits: int = 4) -> str:
     return "–" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
 
 
@@ -175,12 +175,12 @@ def _scene_md(df: pd.DataFrame) -> str:
     rows = (
         [
             f"{r['model']} (ceiling, not ranked)" if r["model"] == ORACLE else str(r["model"]),
-            _fmt(r["MSE"]),
+            _fmt(r.get("MSE")),
             _ci(r, "MSE"),
-            _fmt(r["MAE"]),
+            _fmt(r.get("MAE")),
             _ci(r, "MAE"),
-            _fmt(r["SSIM"], 3),
-            _fmt(r["PSNR"], 2),
+            _fmt(r.get("SSIM"), 3),
+            _fmt(r.get("PSNR"), 2),
         ]
         for _, r in df.iterrows()
     )
@@ -254,7 +254,7 @@ def _score_section(table: pd.DataFrame, models: list[str], what: str) -> list[st
         ("observed", "**Observed targets** (headline: no target window was interpolated)"),
         ("all", "All targets, interpolated target windows included (not observations)"),
     ):
-        t = table[table["targets"] == targets] if len(table) else table
+        t = table.loc[table["targets"] == targets] if len(table) else table
         if t.empty:
             continue
         md += [f"{words} — {what}:", "", ev.results_markdown(t), ""]
