@@ -30,8 +30,8 @@ reproduce: $(STAMP)
 reproduce-motion: $(STAMP)
 	$(BIN)/glacier-movement reproduce --preset $(PRESET) --experiments 4
 
-# experiment 5, the predictability sweep (beyond the paper; 31.6 min measured at the demo preset on
-# 2 cores with other work beside it: docs/evaluation.md); adds its section and figure to
+# experiment 5, the predictability sweep (beyond the paper; 12.8 min measured at the demo preset on
+# a quiet 2-core machine, install included: docs/evaluation.md); adds its section and figure to
 # results/README.md
 reproduce-predictability: $(STAMP)
 	$(BIN)/glacier-movement reproduce --preset $(PRESET) --experiments 5
