@@ -31,6 +31,16 @@ def test_every_stage_registers_and_help_lists_all_commands(capsys):
     assert all(c in out for c in COMMANDS)
 
 
+@pytest.mark.parametrize("module", ["glacier_movement", "glacier_movement.cli"])
+def test_python_dash_m_runs_the_command_line(module, monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["glacier-movement", "--help"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert all(c in out for c in COMMANDS)
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_each_command_help_explains_itself(command, capsys):
     with pytest.raises(SystemExit) as done:

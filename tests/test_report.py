@@ -110,3 +110,14 @@ def test_scene_table_right_aligns_numbers():
         "|---|---:|---|---:|---|---:|---:|",
         "| exp2-after | 0.0123 | [0.0100, 0.0150] | 0.0500 | – | 0.700 | 19.00 |",
     ]
+
+
+def test_scene_table_lists_models_then_baselines_then_the_oracle():
+    # scene-score files come in file-name order; the table must not
+    names = ["exp2-before", "advect", "climatology", "oracle", "persistence", "exp2-after"]
+    df = pd.DataFrame({"model": names, "MSE": 0.01, "MAE": 0.05, "SSIM": 0.7, "PSNR": 19.0})
+    rows = [line.split(" | ")[0].lstrip("| ") for line in report.tables._scene_md(df).splitlines()]
+    assert rows[2:] == [
+        "exp2-before", "exp2-after", "persistence", "climatology", "advect",
+        "oracle (ceiling, not ranked)",
+    ]  # fmt: skip

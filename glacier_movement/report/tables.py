@@ -170,8 +170,11 @@ def skill_sentences(table: pd.DataFrame, models: list[str]) -> list[str]:
 
 def _scene_md(df: pd.DataFrame) -> str:
     """Markdown table of full-scene scores (``scene-scores`` rows): MSE, MAE with their tile
-    intervals, SSIM and PSNR per prediction."""
+    intervals, SSIM and PSNR per prediction: the models in their order, then the baselines in
+    ``REFERENCES`` order, the oracle (a ceiling, not ranked) last, as in the sequence tables."""
     header = ["prediction", "MSE", "MSE 95 % CI", "MAE", "MAE 95 % CI", "SSIM", "PSNR (dB)"]
+    rank = {name: i for i, name in enumerate(REFERENCES, start=1)}
+    df = df.iloc[sorted(range(len(df)), key=lambda i: rank.get(str(df["model"].iloc[i]), 0))]
     rows = (
         [
             f"{r['model']} (ceiling, not ranked)" if r["model"] == ORACLE else str(r["model"]),
