@@ -179,6 +179,34 @@ def test_teacher_forcing_feeds_the_targets(name):
         torch.testing.assert_close(m(x, y), m(x))
 
 
+@pytest.mark.parametrize("name", ["lstm", "convlstm"])
+def test_one_pass_teacher_forcing_is_the_step_by_step_one(name, monkeypatch):
+    """The teacher-forced decoder in one pass (a speed-up, benchmarks/models.py) gives the
+    outputs and gradients of running it step by step."""
+    torch.manual_seed(1)
+    m = build_model(name, "tiny").train()  # tiny: one LSTM layer, so no dropout
+    seq = blobs(4, m.patch, seed=3)
+    x, y = seq[:, :4], seq[:, 4:]
+
+    def run(one_pass: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        monkeypatch.setattr(type(m), "one_pass_teacher", one_pass)
+        m.zero_grad()
+        out = m(x, y)
+        out.square().mean().backward()
+        return out.detach(), [p.grad.clone() for p in m.parameters()]
+
+    (one, g1), (steps, g2) = run(True), run(False)
+    torch.testing.assert_close(one, steps, rtol=1e-5, atol=1e-6)
+    for a, b in zip(g1, g2, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_unet_weights_are_channels_last():
+    m = build_model("unet", "tiny")
+    convs = [c for c in m.modules() if isinstance(c, torch.nn.Conv2d)]
+    assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs)
+
+
 # --------------------------------------------------------------------------- parameter counts
 @pytest.mark.parametrize("name", list(PAPER_COUNTS))
 def test_paper_parameter_counts(name):

@@ -13,8 +13,10 @@ from glacier_movement import config, io
 from glacier_movement.baselines import BASELINES
 from glacier_movement.cli import main
 from glacier_movement.cli.reproduce import MODELS, STAGES, reproduce
+from glacier_movement.evaluation import TestSettings
 from glacier_movement.report import RESULT_COLUMNS
 from glacier_movement.sequences import SequenceDataset, split_indices
+from glacier_movement.settings import SettingsError
 from glacier_movement.training import load_sequences
 
 
@@ -45,6 +47,14 @@ def test_every_stage_finished_with_its_time_and_commands(first_run):
     assert listed == earlier
     assert all(s["commands"] for s in state["stages"].values())
     assert all(c.startswith("glacier-movement ") for c in listed)
+
+
+def test_heldout_glaciers_are_scored_on_non_overlapping_patches(first_run):
+    job, _, state = first_run
+    heldout = [c for c in state["stages"]["test"]["commands"] if "-heldout-" in c]
+    assert heldout and all(c.endswith(f"--stride {job.settings.patch}") for c in heldout)
+    with pytest.raises(SettingsError, match="stride must be ≥ 1"):
+        TestSettings(run="any", stride=0)
 
 
 def test_results_csv_has_every_experiment_with_the_baselines(job):

@@ -273,11 +273,15 @@ def stage_train(job: Job) -> list[Any]:
 
 def stage_test(job: Job) -> list[Any]:
     """Every experiment-1 run on its glacier's test sequences, and on each held-out glacier's
-    (the report pools those with clustered intervals: no per-run bootstrap there)."""
+    (the report pools those with clustered intervals: no per-run bootstrap there).
+
+    Held-out glaciers are scored on non-overlapping patches (stride = patch): every pixel once,
+    a third of the sequences of the training stride, the same clusters (docs/evaluation.md)."""
     boot = {"bootstrap": job.bootstrap, "seed": job.seed}
+    heldout = {"bootstrap": 0, "stride": job.settings.patch}
     steps = [_test(job, r.name, _glacier(job), split=r.split, **boot) for r in exp1_runs(job)]
     steps += [
-        _test(job, r.name, g, bootstrap=0)
+        _test(job, r.name, g, **heldout)
         for g in heldout_glaciers(job)
         for r in exp1_runs(job)
         if r.split == "paper"
@@ -288,7 +292,7 @@ def stage_test(job: Job) -> list[Any]:
         for r in exp4_runs(job)
     ]
     steps += [  # experiment 5: each world's runs on its held-out replicates (pooled in the report)
-        _test(job, r.name, g, bootstrap=0)
+        _test(job, r.name, g, **heldout)
         for w, runs in exp5_runs(job).items()
         for g in heldout_glaciers(job, world_glacier(w))
         for r in runs

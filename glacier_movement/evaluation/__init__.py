@@ -181,12 +181,22 @@ class TestSettings(ModelChoice):
         "writes <name>_motion_epe.csv (default none)",
     )
 
+    stride: int | None = option(
+        None,
+        metavar="PX",
+        help="patch stride of the test sequences (default: the run's, its training stride); the "
+        "patch size gives non-overlapping patches that score every pixel once, as reproduce does "
+        "on held-out glaciers",
+    )
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.bootstrap < 0:
             raise SettingsError(
                 "bootstrap", f"must be 0 (none) or a number of resamples, got {self.bootstrap}"
             )
+        if self.stride is not None and self.stride < 1:
+            raise SettingsError("stride", f"must be ≥ 1 px, got {self.stride}")
 
 
 @dataclass(frozen=True)
@@ -228,12 +238,14 @@ def test_scores(
     n_bootstrap: int = 1000,
     seed: int = 0,
     progress: bool = True,
+    stride: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score a selected checkpoint and every baseline on ``glacier``'s test sequences.
 
     The sequences are those a run on that glacier trains on (Aletsch: its first 19 frames), with
-    the test part of the chronological split (the same for the paper and strict splits). Returns
-    (per-sequence rows of :func:`evaluate`, :func:`summarize` table).
+    the test part of the chronological split (the same for the paper and strict splits), cut at
+    ``stride`` px (default: the run's training stride). Returns (per-sequence rows of
+    :func:`evaluate`, :func:`summarize` table).
     """
     paths = config.Paths(sel.paths.root, glacier.name)
     if not paths.frames.is_file():
@@ -243,7 +255,11 @@ def test_scores(
     fr = read_frames(paths.frames)
     model = sel.load_model(device)
     ds, ref = glacier_sequences(
-        fr, glacier.train_frames, sel.patch, sel.stride, getattr(model, "clim_input", False)
+        fr,
+        glacier.train_frames,
+        sel.patch,
+        stride or sel.stride,
+        getattr(model, "clim_input", False),
     )
     test = split_indices(ds, "paper").test
     mask, _ = glacier_mask(fr, ref, paths.truth)
@@ -407,7 +423,9 @@ def run_test(s: TestSettings, catalog: Catalog) -> pd.DataFrame:
             "the same for both splits",
             file=sys.stderr,
         )
-    per, results = test_scores(sel, sel.glacier, s.device, s.batch_size, s.bootstrap, s.seed)
+    per, results = test_scores(
+        sel, sel.glacier, s.device, s.batch_size, s.bootstrap, s.seed, stride=s.stride
+    )
     results.insert(1, "trained_split", sel.train_split)
     out = {
         k: sel.paths.result_file(sel.label, k)

@@ -95,6 +95,11 @@ class ConvLSTM(Forecaster):
     parameters are exactly the original's: ``big`` has 1,554,593.)
     """
 
+    #: under teacher forcing every window is known, so the decoder runs over all of them in one
+    #: batch (:meth:`_teacher_forced`): the same sums as step by step (False), fewer and larger
+    #: convolutions (benchmarks/models.py)
+    one_pass_teacher = True
+
     def __init__(
         self,
         patch: int = 50,
@@ -112,6 +117,8 @@ class ConvLSTM(Forecaster):
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, 4, P, P) → (B, 4, P, P); y (B, 4, P, P) for teacher forcing in training mode."""
         teacher = self._check(x, y)
+        if teacher is not None and self.one_pass_teacher:
+            return self._teacher_forced(x, teacher)
         window, enc_state = self.encoder(x[:, :, None])  # (B, 4, C, P, P)
         preds = []
         for i in range(self.n_out):
@@ -124,3 +131,16 @@ class ConvLSTM(Forecaster):
             feat, enc_state = self.encoder(nxt[:, None], enc_state)  # (B, 1, C, P, P)
             window = torch.cat([window[:, 1:], feat], dim=1)
         return torch.cat(preds, dim=1)
+
+    def _teacher_forced(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The teacher-forced forward in two passes: the encoder over the 4 inputs and the first
+        n_out − 1 targets, then the decoder over all n_out windows at once, stacked on the batch
+        axis (B·n_out, 4, C, P, P). The same sums as step by step."""
+        b, n = x.shape[0], self.n_in
+        feats, _ = self.encoder(torch.cat([x, y[:, :-1]], dim=1)[:, :, None])  # (B, 4+3, C, P, P)
+        windows = torch.stack(
+            [feats[:, i : i + n] for i in range(self.n_out)]
+        )  # (4, B, 4, C, P, P)
+        dec, _ = self.decoder(windows.flatten(0, 1))
+        frames = self.head(dec[:, -1])  # (n_out·B, 1, P, P)
+        return frames.reshape(self.n_out, b, *frames.shape[-2:]).transpose(0, 1)
