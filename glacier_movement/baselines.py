@@ -342,6 +342,13 @@ BASELINES: tuple[str, ...] = tuple(BASELINE_FORECASTS)
 REFERENCES: tuple[str, ...] = (*BASELINES, ORACLE)
 
 
+def table_rank(name: str) -> int:
+    """Where a predictor goes in every table, as a sort key: the models first (0, in their own
+    order under a stable sort), then the baselines in :data:`BASELINES` order, the oracle (a
+    ceiling, not ranked) last."""
+    return REFERENCES.index(name) + 1 if name in REFERENCES else 0
+
+
 def forecast(name: str, ref: Reference, starts: np.ndarray, take: Take) -> np.ndarray:
     """Baseline ``name``'s forecast of the sequences starting at ``starts`` (B,) → (B, n_out, …).
 

@@ -26,7 +26,14 @@ import torch
 from glacier_movement import evaluation
 from glacier_movement.checkpoints import load_checkpoint
 from glacier_movement.cli import executors, main
-from glacier_movement.cli.reproduce import Job, reproduce, stage_experiment2, stage_experiment3
+from glacier_movement.cli.reproduce import (
+    Job,
+    exp3_training,
+    reproduce,
+    stage_experiment2,
+    stage_experiment3,
+    stage_train,
+)
 from glacier_movement.cli.stages import command_of
 from glacier_movement.errors import GlacierError
 from glacier_movement.models import ModelsSettings
@@ -97,9 +104,13 @@ def test_dependencies_keep_training_before_its_readers(runs):
     deps = executors.dependencies(steps)
     assert deps[0] == set() and deps[1] == set()  # infer "before" reads experiment 1's run
     assert deps[2] == {0} and 0 in deps[3] and 2 in deps[3] and deps[4] == {0, 1, 2, 3}
+    # experiment 3's run trains in the train stage (beside the others); its readers come after
     steps3 = stage_experiment3(job)
-    deps3 = executors.dependencies(steps3)
-    assert deps3[1] == {0} and deps3[2] == {0} and deps3[3] == {0, 1, 2}
+    assert [command_of(s).name for s in steps3] == ["test", "infer", "scene-scores"]
+    assert executors.dependencies(steps3) == [set(), set(), {0, 1}]
+    assert [s.run_name for s in exp3_training(job)] == [
+        s.run_name for s in stage_train(job) if "+aletsch" in str(s.run_name)
+    ]
     # and in the --jobs 2 run, the fine-tuning finished before its inference started
     logs = runs[2].results / "logs" / "experiment2"
     train, after = sorted(logs.glob("1-*.log"))[0], sorted(logs.glob("3-*.log"))[0]

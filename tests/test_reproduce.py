@@ -12,7 +12,15 @@ from PIL import Image
 from glacier_movement import config, io
 from glacier_movement.baselines import BASELINES
 from glacier_movement.cli import main
-from glacier_movement.cli.reproduce import MODELS, STAGES, reproduce
+from glacier_movement.cli.reproduce import (
+    DEMO_ONE_EPOCH,
+    MODELS,
+    STAGES,
+    Job,
+    reproduce,
+    stage_data,
+    stage_train,
+)
 from glacier_movement.evaluation import TestSettings
 from glacier_movement.report import RESULT_COLUMNS
 from glacier_movement.sequences import SequenceDataset, split_indices
@@ -55,6 +63,19 @@ def test_heldout_glaciers_are_scored_on_non_overlapping_patches(first_run):
     assert heldout and all(c.endswith(f"--stride {job.settings.patch}") for c in heldout)
     with pytest.raises(SettingsError, match="stride must be ≥ 1"):
         TestSettings(run="any", stride=0)
+
+
+def test_demo_job_budget_choices(tmp_path):
+    """At the demo preset: the two +clim variants whose second epoch did not help on validation
+    train one epoch (every seed, experiment 1 only), and replicates get no quick-look figures."""
+    job = Job(preset="demo", root=tmp_path).resolved(tmp_path)
+    epochs = {s.run_name: s.epochs for s in stage_train(job)}
+    one = {n for n, e in epochs.items() if e == 1}
+    assert one == {n for n in epochs if n.startswith(DEMO_ONE_EPOCH)} and len(one) == 6
+    assert all(e is None for n, e in epochs.items() if n not in one)
+    looks = {s.glacier: s.quicklook for s in stage_data(job)}
+    assert looks["parvati"] and looks["aletsch"]
+    assert not any(v for g, v in looks.items() if "-heldout-" in g)
 
 
 def test_results_csv_has_every_experiment_with_the_baselines(job):

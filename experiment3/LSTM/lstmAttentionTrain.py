@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 
 from glacier_movement.cli import Command, script
-from glacier_movement.cli.reproduce import ScriptSettings, experiment_step, stage_experiment3
+from glacier_movement.cli.reproduce import ScriptSettings, exp3_training, experiment_step
 
 CONFIG = Path(__file__).with_suffix(".toml")
-STEP = Command("lstmAttentionTrain", ScriptSettings, experiment_step(stage_experiment3, "train"))
+STEP = Command("lstmAttentionTrain", ScriptSettings, experiment_step(exp3_training, "train"))
 
 if __name__ == "__main__":
     sys.exit(script(CONFIG, STEP, __doc__))

@@ -16,9 +16,9 @@ from tqdm.auto import tqdm
 from ..baselines import (
     BASELINES,
     ORACLE,
-    REFERENCES,
     Reference,
     forecast,
+    table_rank,
 )
 from ..checkpoints import resolve_device
 from ..errors import GlacierError
@@ -292,8 +292,7 @@ def results_markdown(results: pd.DataFrame, versus: Sequence[str] = REFERENCE_BA
     if skill:
         header += ["skill vs climatology [95 % CI]", "share of available skill [95 % CI]"]
     records = results.to_dict(orient="records")
-    # the models first, then the baselines, the oracle (a ceiling, not ranked) last
-    records.sort(key=lambda r: (r["model"] in REFERENCES) + (r["model"] == ORACLE))
+    records.sort(key=lambda r: table_rank(r["model"]))
     rows = []
     for r in records:
         cells = [

@@ -12,7 +12,7 @@ import pandas as pd
 
 from .. import config
 from .. import evaluation as ev
-from ..baselines import ORACLE, REFERENCES
+from ..baselines import ORACLE, table_rank
 from ..catalog import Catalog
 from ..errors import GlacierError
 from ..evaluation import metrics
@@ -106,7 +106,7 @@ def skill_table(table: pd.DataFrame) -> str:
            "skill_climatology_off": "share off glacier"}[c] for c in parts],
     ]  # fmt: skip
     records = table.to_dict(orient="records")
-    records.sort(key=lambda r: (r["model"] in REFERENCES) + (r["model"] == ORACLE))
+    records.sort(key=lambda r: table_rank(r["model"]))
     rows = []
     for r in records:
         name = f"{r['model']} (ceiling)" if r["model"] == ORACLE else str(r["model"])
@@ -170,11 +170,10 @@ def skill_sentences(table: pd.DataFrame, models: list[str]) -> list[str]:
 
 def _scene_md(df: pd.DataFrame) -> str:
     """Markdown table of full-scene scores (``scene-scores`` rows): MSE, MAE with their tile
-    intervals, SSIM and PSNR per prediction: the models in their order, then the baselines in
-    ``REFERENCES`` order, the oracle (a ceiling, not ranked) last, as in the sequence tables."""
+    intervals, SSIM and PSNR per prediction, in table order (``baselines.table_rank``): the
+    models, the baselines, the oracle (a ceiling, not ranked) last."""
     header = ["prediction", "MSE", "MSE 95 % CI", "MAE", "MAE 95 % CI", "SSIM", "PSNR (dB)"]
-    rank = {name: i for i, name in enumerate(REFERENCES, start=1)}
-    df = df.iloc[sorted(range(len(df)), key=lambda i: rank.get(str(df["model"].iloc[i]), 0))]
+    df = df.sort_values("model", key=lambda m: m.astype(str).map(table_rank), kind="stable")
     rows = (
         [
             f"{r['model']} (ceiling, not ranked)" if r["model"] == ORACLE else str(r["model"]),
@@ -307,7 +306,7 @@ def _structure_md(root: Path, labels: dict[str, str], glacier: str = "parvati") 
     if not frames:
         return ""
     df = pd.concat(frames, ignore_index=True)
-    df = df.sort_values("predictor", key=lambda p: p.isin(REFERENCES), kind="stable")
+    df = df.sort_values("predictor", key=lambda p: p.astype(str).map(table_rank), kind="stable")
     header = [
         "forecast",
         "spatial sd (target sd)",
