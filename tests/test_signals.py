@@ -137,3 +137,25 @@ def test_lock_names_the_holder_and_is_reentrant(tmp_path):
     with locks.hold(folder, "run 'r'") as path, locks.hold(folder, "run 'r'"):
         assert path.read_text().startswith(f"{os.getpid()}\n")
     assert not path.exists()
+
+
+def test_a_worker_step_stopped_before_its_command_starts_says_so(tmp_path, monkeypatch, capfd):
+    """A job's worker step that gets SIGTERM while it still parses its settings (before the
+    command sets its own handlers) writes the stop into its log and returns the stop's status,
+    instead of ending the worker without a word."""
+    from glacier_movement import cli
+
+    real = cli._parse_args
+
+    def parse(argv):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(argv)
+
+    monkeypatch.setattr(cli, "_parse_args", parse)
+    before = signal.getsignal(signal.SIGTERM)
+    log = tmp_path / "step.log"
+    with capfd.disabled():  # the step's stderr is file descriptor 2, as in a worker
+        code = cli._run_logged(["models", "--preset", "tiny"], 1, str(log))
+    assert code == 128 + signal.SIGTERM
+    assert "models: stopped by SIGTERM before it started" in log.read_text()
+    assert signal.getsignal(signal.SIGTERM) == before

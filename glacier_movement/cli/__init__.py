@@ -360,8 +360,18 @@ def _run_logged(argv: list[str], threads: int, log: str) -> int:
         os.dup2(f.fileno(), 1)
         os.dup2(f.fileno(), 2)
         try:
-            with stages.torch_threads(threads):
+            # a stop that comes before the command set its own handlers (while it parses its
+            # settings) must not end the worker without a word in the step's log
+            with stages.torch_threads(threads), signals.raising():
                 return main(argv)
+        except signals.Interrupted as e:
+            print(
+                f"glacier-movement {argv[0] if argv else ''}: stopped by {e.signal_name} before "
+                "it started; nothing was written",
+                file=sys.stderr,
+                flush=True,
+            )
+            return e.exit_code
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
