@@ -59,7 +59,7 @@ class LSTMEncDec(Forecaster):
     """
 
     #: under teacher forcing every decoder input is known, so the decoder runs over all steps in
-    #: one call: the same recurrence as step by step (False), a 1.5x faster demo training step
+    #: one call: the same recurrence as step by step (False), a 1.4x faster demo training step
     #: (benchmarks/models.py); dropout between layers draws its masks in another order
     one_pass_teacher = True
 

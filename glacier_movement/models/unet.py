@@ -72,7 +72,7 @@ class UNet(Forecaster):
     """
 
     #: weights in channels-last order: oneDNN's NHWC convolutions run the demo U-Net's training
-    #: step about 1.4x and its inference about 1.6x faster on the CPU than NCHW
+    #: step about 1.3x and its inference about 1.45x faster on the CPU than NCHW
     #: (benchmarks/models.py); the same sums, rounded in another order
     channels_last = True
 
@@ -87,7 +87,8 @@ class UNet(Forecaster):
             )
         self.net = UNetCore(1, 1, base, depth)
         if self.channels_last:
-            self.net.to(memory_format=torch.channels_last)  # pyright: ignore[reportCallIssue] - memory_format is a documented keyword of Module.to, missing from its stubs
+            # memory_format is a documented keyword of Module.to that its type stubs lack
+            self.net.to(memory_format=torch.channels_last)  # pyright: ignore[reportCallIssue]
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, 4, P, P) → (B, 4, P, P); y (B, 4, P, P) for teacher forcing in training mode."""
